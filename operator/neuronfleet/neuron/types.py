@@ -1,0 +1,89 @@
+"""Plain data exchanged between the API layer, the planner and the renderer.
+
+The planner is a pure function `plan(request, catalog) -> Plan`; it never sees pydantic or
+Kubernetes objects, so the simulator, the CLI and the controller can all call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ModelArch", "Plan", "PlanRequest", "SpeculativeRequest"]
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    """What the planner needs to know about a model's shape to size weights and KV cache."""
+
+    name: str
+    params_billions: float
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    max_position_embeddings: int = 131072
+    # Mixture-of-experts models: all experts are resident, so params_billions is the total.
+    is_moe: bool = False
+
+
+@dataclass(frozen=True)
+class SpeculativeRequest:
+    """EAGLE speculative decoding with a draft model."""
+
+    model: str
+    num_speculative_tokens: int = 3
+    method: str = "eagle3"
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything the planner reads from a ModelDeployment spec. None means: the planner chooses."""
+
+    model: str  # a built-in model id (e.g. "meta-llama/Llama-3.1-8B-Instruct") or any name with `arch`
+    source: str  # what `vllm serve` loads: an HF id or a local path inside the pod
+    served_name: str
+    arch: ModelArch | None = None  # explicit shape; overrides the built-in table
+    instance_type: str | None = None
+    tensor_parallel_size: int | None = None
+    logical_core_size: int | None = None  # LNC, trn2/trn3 only
+    runtime: str | None = None  # "vllm-neuron" | "nxdi"; None: by instance family
+    dtype: str = "bfloat16"
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    max_model_len: int = 8192
+    max_num_seqs: int = 32
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    enable_prefix_caching: bool | None = None  # None: the runtime profile's default
+    speculative: SpeculativeRequest | None = None
+    extra_args: tuple[str, ...] = ()
+    extra_env: tuple[tuple[str, str], ...] = ()
+    port: int = 8000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sharding plan for one replica: what the renderer turns into a pod."""
+
+    model: str
+    instance_type: str
+    instance_family: str  # inf2 | trn1 | trn2 | trn3
+    runtime: str  # "vllm-neuron" | "nxdi"
+    tensor_parallel_size: int
+    logical_core_size: int  # 1 on inf2/trn1
+    cores_per_replica: int  # logical NeuronCores one replica uses (= TP)
+    devices_per_replica: int  # Neuron devices (chips) one replica spans
+    resource_name: str  # "aws.amazon.com/neuroncore" or "aws.amazon.com/neuron"
+    resource_count: int
+    replicas_per_node: int
+    needs_contiguous_cores: bool  # >1 core: the Neuron scheduler extension must place the pod
+    weights_bytes: int
+    kv_cache_bytes: int
+    memory_needed_bytes: int  # weights + KV + overhead
+    memory_available_bytes: int  # TP x memory per core
+    host_memory_bytes: int  # suggested pod memory request
+    host_cpus: int  # suggested pod CPU request
+    expected_startup_seconds: int  # download + compile + load, from the cache policy
+    args: tuple[str, ...]  # `vllm serve` arguments after the model
+    env: tuple[tuple[str, str], ...]
+    reasons: tuple[str, ...] = field(default=())  # why each choice was made, for `neuronfleet plan`
