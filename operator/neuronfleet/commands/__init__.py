@@ -1,0 +1,1 @@
+"""Sub-commands of the `neuronfleet` CLI, one module each (see neuronfleet.cli)."""
