@@ -1,0 +1,396 @@
+"""ModelDeployment spec: what a user writes. Reads like a kubebuilder `_types.go`.
+
+Every field carries its meaning, default and unit in the docstring below it. Admission rules
+that a schema can say (enums, ranges, CEL cross-field rules) sit here and reach the CRD;
+what needs the planner (does the model fit, is TP legal on this instance) does not.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from neuronfleet.api.base import ApiModel, Replicas, cel
+
+__all__ = [
+    "AutoscalingBehavior",
+    "AutoscalingMetrics",
+    "AutoscalingSpec",
+    "EnvVar",
+    "HPAScalingPolicy",
+    "INSTANCE_TYPES",
+    "ModelArchSpec",
+    "ModelDeploymentSpec",
+    "ModelSpec",
+    "MonitoringSpec",
+    "NeuronSpec",
+    "PrometheusSpec",
+    "RolloutSpec",
+    "ScalingRulesSpec",
+    "SchedulingSpec",
+    "SecretKeyRef",
+    "ServingSpec",
+    "SpeculativeDecodingSpec",
+    "Toleration",
+]
+
+# The admission vocabulary of instance types; a unit test keeps it equal to the planner's catalog.
+INSTANCE_TYPES: tuple[str, ...] = (
+    "inf2.xlarge",
+    "inf2.8xlarge",
+    "inf2.24xlarge",
+    "inf2.48xlarge",
+    "trn1.2xlarge",
+    "trn1.32xlarge",
+    "trn1n.32xlarge",
+    "trn2.48xlarge",
+    "trn2u.48xlarge",
+)
+InstanceTypeName = Literal[
+    "inf2.xlarge",
+    "inf2.8xlarge",
+    "inf2.24xlarge",
+    "inf2.48xlarge",
+    "trn1.2xlarge",
+    "trn1.32xlarge",
+    "trn1n.32xlarge",
+    "trn2.48xlarge",
+    "trn2u.48xlarge",
+]
+# Tensor-parallel degrees any Neuron instance documents; the planner checks the instance's own list.
+TensorParallelSize = Literal[1, 2, 4, 8, 16, 24, 32, 64, 128]
+DNSLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret in the ModelDeployment's namespace."""
+
+    name: DNSLabel
+    """Name of the Secret."""
+    key: str = "token"
+    """Key inside the Secret. Default: `token`."""
+
+
+class ModelArchSpec(ApiModel):
+    """The model's shape, for models missing from the built-in table. Sizes weights and KV cache."""
+
+    params_billions: float = Field(gt=0, le=10000)
+    """Total parameters in billions (all experts for mixture-of-experts models)."""
+    num_layers: int = Field(ge=1, le=1000)
+    """Transformer layers (`num_hidden_layers` in the HF config)."""
+    num_attention_heads: int = Field(ge=1, le=1024)
+    """Query heads (`num_attention_heads`)."""
+    num_key_value_heads: int = Field(ge=1, le=1024)
+    """KV heads (`num_key_value_heads`); replicated up to the TP degree on Neuron."""
+    head_dim: int = Field(ge=1, le=1024)
+    """Dimension of one attention head."""
+    max_position_embeddings: int = Field(default=131072, ge=128, le=4194304)
+    """Longest context the model supports, in tokens. Default: 131072."""
+    is_moe: bool = False
+    """Mixture-of-experts model. Default: false."""
+
+
+class ModelSpec(ApiModel):
+    """Which model to serve and where its weights come from."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.source.startsWith('hf://') || has(self.id) || has(self.arch)",
+                "model.id or model.arch is required when model.source is not an hf:// reference",
+            ),
+        )
+    }
+
+    source: str = Field(min_length=6, max_length=512, pattern=r"^(hf://|s3://|pvc://|file:///).+")
+    """Where the weights are: `hf://org/name`, `s3://bucket/prefix`, `pvc://claim/path` or `file:///path`."""
+    id: str | None = Field(default=None, max_length=256)
+    """Model id for the built-in shape table (e.g. `meta-llama/Llama-3.1-8B-Instruct`). Default: the hf:// path."""
+    revision: str | None = Field(default=None, max_length=128)
+    """Hugging Face revision (branch, tag or commit). Default: the hub's default branch."""
+    served_name: str | None = Field(default=None, max_length=256)
+    """Name clients use in the OpenAI API `model` field. Default: the ModelDeployment's name."""
+    token_secret_ref: SecretKeyRef | None = None
+    """Secret holding a Hugging Face token (exposed as HF_TOKEN). Secrets are never written inline."""
+    arch: ModelArchSpec | None = None
+    """Explicit model shape; overrides the built-in table."""
+
+
+class CompiledArtifactsSpec(ApiModel):
+    """Where compiled Neuron artifacts (NEFFs) live and whether a replica may compile on start."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.policy == 'compileOnStart' || has(self.pvc) || has(self.path)",
+                "compiledArtifacts.pvc or compiledArtifacts.path is required unless policy is compileOnStart",
+            ),
+        )
+    }
+
+    policy: Literal["compileOnStart", "precompile", "require"] = "compileOnStart"
+    """compileOnStart: each replica compiles on a cache miss (5-20 min). precompile: the operator runs a
+    compile Job once per artifact key, replicas start in strict no-compile mode. require: never compile,
+    wait for artifacts. Default: compileOnStart."""
+    pvc: str | None = Field(default=None, max_length=253)
+    """PersistentVolumeClaim (shared filesystem such as FSx for Lustre or EFS) holding the artifacts."""
+    path: str | None = Field(default=None, max_length=1024, pattern=r"^/.*")
+    """Path of the artifact cache inside the pod. Default: /var/cache/neuronfleet on the PVC."""
+
+
+class NeuronSpec(ApiModel):
+    """How each replica is placed and sharded on Neuron hardware."""
+
+    instance_type: InstanceTypeName | None = None
+    """EC2 instance type of the Neuron nodes. Default: the planner picks the smallest that fits."""
+    tensor_parallel_size: TensorParallelSize | None = None
+    """NeuronCores (logical, at the current LNC) per replica. Default: the smallest legal degree that fits."""
+    logical_core_size: Literal[1, 2] | None = None
+    """Logical NeuronCore config (LNC), trn2/trn3 only. Default: the instance's default (2 on trn2)."""
+    scheduler_name: str = Field(default="my-scheduler", max_length=253)
+    """Scheduler of the Neuron scheduler extension, used for pods needing more than one core. Default: my-scheduler."""
+    compiled_artifacts: CompiledArtifactsSpec = Field(default_factory=CompiledArtifactsSpec, json_schema_extra={"default": {}})
+    """Compiled-artifact cache and policy."""
+
+
+class SpeculativeDecodingSpec(ApiModel):
+    """EAGLE speculative decoding with a draft model."""
+
+    draft_model: str = Field(min_length=1, max_length=512)
+    """Draft model (HF id or path inside the pod)."""
+    num_speculative_tokens: int = Field(default=3, ge=1, le=16)
+    """Tokens proposed per step. Default: 3."""
+    method: Literal["eagle", "eagle3"] = "eagle3"
+    """EAGLE variant. vLLM Neuron (trn2/trn3) supports eagle3 only. Default: eagle3."""
+
+
+class EnvVar(ApiModel):
+    """An extra environment variable for the vLLM container (escape hatch)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Variable name."""
+    value: str = Field(default="", max_length=32768)
+    """Value."""
+
+
+class ServingSpec(ApiModel):
+    """vLLM serving options. Defaults follow the runtime profile."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!has(self.maxNumBatchedTokens) || self.maxNumBatchedTokens >= self.maxNumSeqs",
+                "serving.maxNumBatchedTokens must be >= serving.maxNumSeqs",
+            ),
+        )
+    }
+
+    runtime: Literal["vllm-neuron", "nxdi"] | None = None
+    """Runtime profile: vllm-neuron (the vLLM Neuron plugin, trn2/trn3) or nxdi (vLLM + NxD Inference,
+    inf2/trn1/trn2). Default: by instance family."""
+    image: str | None = Field(default=None, max_length=512)
+    """Container image. Default: the operator's image for the runtime profile."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Image pull policy. Default: IfNotPresent."""
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    """Weight and activation dtype. Default: bfloat16."""
+    quantization: Literal["fp8", "mxfp8", "mxfp4"] | None = None
+    """Weight quantization, where the runtime supports it. Default: none."""
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    """KV-cache dtype; fp8 halves KV memory. Default: auto (the model dtype)."""
+    max_model_len: int = Field(default=8192, ge=128, le=1048576)
+    """Longest sequence (prompt + output) in tokens. Default: 8192."""
+    max_num_seqs: int = Field(default=32, ge=1, le=1024)
+    """Decode batch = most concurrent sequences per replica. Default: 32."""
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, le=1048576)
+    """Prefill chunk in tokens. Default: the runtime profile's default."""
+    block_size: int | None = Field(default=None, ge=8, le=4096)
+    """KV-cache block size in tokens. Default: the runtime profile's default."""
+    enable_prefix_caching: bool | None = None
+    """Automatic prefix caching. Default: on for vllm-neuron, off for nxdi."""
+    speculative_decoding: SpeculativeDecodingSpec | None = None
+    """EAGLE speculative decoding. Default: off."""
+    extra_args: list[str] = Field(default_factory=list, max_length=64)
+    """Extra `vllm serve` arguments appended last (escape hatch)."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Extra environment variables for the vLLM container (escape hatch)."""
+
+
+class AutoscalingMetrics(ApiModel):
+    """Per-replica targets. Each is optional; desired replicas = the max over the targets set."""
+
+    tokens_per_second_per_replica: float | None = Field(default=None, gt=0, le=1e6)
+    """Generated tokens/s one replica should carry (rate of vllm:generation_tokens_total)."""
+    concurrency_per_replica: float | None = Field(default=None, gt=0, le=1e5)
+    """Running + waiting requests one replica should carry."""
+    waiting_per_replica: float | None = Field(default=None, gt=0, le=1e5)
+    """Waiting (queued) requests per replica before scaling up."""
+    kv_cache_usage: float | None = Field(default=None, gt=0, le=1)
+    """Mean KV-cache usage (0-1) to keep replicas at."""
+
+
+class HPAScalingPolicy(ApiModel):
+    """A rate limit: at most `value` pods (or percent of current) per `periodSeconds`."""
+
+    type: Literal["Pods", "Percent"]
+    """Pods or Percent."""
+    value: int = Field(ge=1, le=10000)
+    """Pods, or percent of the current replicas."""
+    period_seconds: int = Field(ge=1, le=1800)
+    """Window the limit applies to, in seconds."""
+
+
+class ScalingRulesSpec(ApiModel):
+    """One direction's behaviour, shaped like HPA's behavior.scaleUp / scaleDown."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    """Look-back window over recommendations. Default: 0 for scale-up, 300 for scale-down."""
+    select_policy: Literal["Max", "Min", "Disabled"] | None = None
+    """Which policy wins when several apply; Disabled stops this direction. Default: Max."""
+    policies: list[HPAScalingPolicy] | None = Field(default=None, max_length=8)
+    """Rate limits. Default: scale-up max(100%, 4 pods) per 15 s; scale-down 100% per 15 s."""
+    tolerance: float | None = Field(default=None, ge=0, le=1)
+    """No change while the metric ratio is within this fraction of 1. Default: 0.1."""
+
+
+class AutoscalingBehavior(ApiModel):
+    """Scale-up and scale-down behaviour."""
+
+    scale_up: ScalingRulesSpec = Field(default_factory=ScalingRulesSpec, json_schema_extra={"default": {}})
+    """Scale-up behaviour."""
+    scale_down: ScalingRulesSpec = Field(default_factory=ScalingRulesSpec, json_schema_extra={"default": {}})
+    """Scale-down behaviour."""
+
+
+class PrometheusSpec(ApiModel):
+    """Where the operator reads vLLM metrics, and how to select this fleet's series."""
+
+    url: str | None = Field(default=None, max_length=512, pattern=r"^https?://.+")
+    """Prometheus base URL. Default: the operator's --prometheus-url."""
+    rate_window: str = Field(default="1m", pattern=r"^[0-9]+(s|m|h)$")
+    """Window of rate() over token counters. Default: 1m."""
+    selector: str | None = Field(default=None, max_length=1024)
+    """PromQL label matchers selecting this fleet's series (without braces), for clusters with other
+    relabeling. Default: namespace="<ns>",app_kubernetes_io_instance="<name>"."""
+    queries: dict[str, str] | None = None
+    """Full PromQL overrides by signal name (tokensPerSecond, concurrency, waiting, kvCacheUsage)."""
+
+
+class AutoscalingSpec(ApiModel):
+    """Built-in autoscaling on vLLM metrics from Prometheus. When enabled the operator alone sets replicas."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must be <= autoscaling.maxReplicas"),
+            (
+                "!self.enabled || has(self.metrics.tokensPerSecondPerReplica) || "
+                "has(self.metrics.concurrencyPerReplica) || has(self.metrics.waitingPerReplica) || "
+                "has(self.metrics.kvCacheUsage)",
+                "autoscaling.metrics needs at least one target when autoscaling is enabled",
+            ),
+        )
+    }
+
+    enabled: bool = False
+    """Turn built-in autoscaling on. Default: false (spec.replicas and the scale subresource rule)."""
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    """Fewest replicas. Default: 1."""
+    max_replicas: int = Field(default=4, ge=1, le=1000)
+    """Most replicas. Default: 4."""
+    interval_seconds: int = Field(default=15, ge=5, le=600)
+    """How often the operator decides, in seconds. Default: 15."""
+    metrics: AutoscalingMetrics = Field(default_factory=AutoscalingMetrics, json_schema_extra={"default": {}})
+    """Per-replica targets."""
+    behavior: AutoscalingBehavior = Field(default_factory=AutoscalingBehavior, json_schema_extra={"default": {}})
+    """Stabilization windows and rate limits."""
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec, json_schema_extra={"default": {}})
+    """Prometheus endpoint and series selection."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        # Mirrors the CEL rule, so offline tools (`neuronfleet render`) reject what the API server would.
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must be <= autoscaling.maxReplicas")
+        m = self.metrics
+        targets = (m.tokens_per_second_per_replica, m.concurrency_per_replica, m.waiting_per_replica, m.kv_cache_usage)
+        if self.enabled and all(t is None for t in targets):
+            raise ValueError("autoscaling.metrics needs at least one target when autoscaling is enabled")
+        return self
+
+
+IntOrPercent = Annotated[
+    int | str,
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+
+
+class RolloutSpec(ApiModel):
+    """Rolling-update parameters. Neuron capacity is scarce, so the default needs no spare node."""
+
+    max_surge: IntOrPercent = 0
+    """Extra pods during a rollout (count or percent). Default: 0, no spare Neuron capacity needed."""
+    max_unavailable: IntOrPercent = 1
+    """Pods that may be down during a rollout (count or percent). Default: 1."""
+
+
+class Toleration(ApiModel):
+    """A pod toleration (same fields as core/v1 Toleration)."""
+
+    key: str | None = None
+    """Taint key."""
+    operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal."""
+    value: str | None = None
+    """Taint value."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect; empty matches all."""
+    toleration_seconds: int | None = None
+    """For NoExecute: how long the pod stays bound after the taint appears."""
+
+
+class SchedulingSpec(ApiModel):
+    """Pod placement on top of what the planner sets (instance type selector, Neuron toleration)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Extra node labels to match."""
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    """Extra tolerations (aws.amazon.com/neuron:NoSchedule is always added)."""
+    affinity: dict[str, object] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """core/v1 Affinity, passed through unchanged."""
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    """PriorityClass of the pods."""
+    scheduler_name: str | None = Field(default=None, max_length=253)
+    """Scheduler for the pods; overrides neuron.schedulerName."""
+
+
+class MonitoringSpec(ApiModel):
+    """Prometheus Operator integration."""
+
+    pod_monitor: bool = False
+    """Create a PodMonitor (monitoring.coreos.com/v1) for the vLLM pods. Default: false."""
+    scrape_interval: str = Field(default="15s", pattern=r"^[0-9]+(ms|s|m)$")
+    """Scrape interval of the PodMonitor. Default: 15s."""
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a fleet of vLLM replicas of one model on Neuron."""
+
+    model: ModelSpec
+    """The model to serve."""
+    neuron: NeuronSpec = Field(default_factory=NeuronSpec, json_schema_extra={"default": {}})
+    """Instance type, tensor parallelism and LNC. Omitted fields are chosen by the planner."""
+    serving: ServingSpec = Field(default_factory=ServingSpec, json_schema_extra={"default": {}})
+    """vLLM serving options."""
+    replicas: Replicas = 1
+    """Replicas when autoscaling is off (the scale subresource writes this). Default: 1."""
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, json_schema_extra={"default": {}})
+    """Built-in autoscaling on Prometheus tokens/s and concurrency."""
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra={"default": {}})
+    """Rolling-update parameters."""
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec, json_schema_extra={"default": {}})
+    """Pod placement."""
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, json_schema_extra={"default": {}})
+    """Prometheus Operator integration."""

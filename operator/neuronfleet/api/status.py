@@ -1,0 +1,126 @@
+"""ModelDeployment status: what the operator observes and writes, every field declared.
+
+A real API server prunes undeclared status fields, so anything the operator (or kopf, under
+`status.kopf`) writes must be here; the contract tests patch a complete status and read it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from neuronfleet.api.base import ApiModel
+
+__all__ = ["Condition", "MetricsStatus", "ModelDeploymentStatus", "PlanStatus"]
+
+
+class Condition(ApiModel):
+    """A Kubernetes-shaped condition (metav1.Condition)."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    type: str = Field(max_length=316, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$")
+    """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable."""
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    """True, False or Unknown."""
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """CamelCase reason for the last transition."""
+    message: str = Field(default="", max_length=32768)
+    """Human-readable details."""
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+    """When the status last changed (RFC 3339)."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The spec generation this condition was computed from."""
+
+
+class PlanStatus(ApiModel):
+    """The sharding plan the planner chose for the current spec."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    model: str | None = None
+    """Model id the plan was sized for."""
+    instance_type: str | None = None
+    """Instance type of the nodes."""
+    runtime: str | None = None
+    """Runtime profile: vllm-neuron or nxdi."""
+    tensor_parallel_size: int | None = None
+    """NeuronCores per replica (tensor parallelism)."""
+    logical_core_size: int | None = None
+    """Logical NeuronCore config (LNC)."""
+    cores_per_replica: int | None = None
+    """Logical NeuronCores one replica uses."""
+    devices_per_replica: int | None = None
+    """Neuron devices (chips) one replica spans."""
+    resource_name: str | None = None
+    """Extended resource requested: aws.amazon.com/neuroncore or aws.amazon.com/neuron."""
+    resource_count: int | None = None
+    """Amount of that resource per pod."""
+    replicas_per_node: int | None = None
+    """Replicas that fit on one node."""
+    memory_needed_gi_b: float | None = Field(default=None, alias="memoryNeededGiB")
+    """Weights + KV cache + overhead per replica, GiB."""
+    memory_available_gi_b: float | None = Field(default=None, alias="memoryAvailableGiB")
+    """Device memory of the replica's cores, GiB."""
+    expected_startup_seconds: int | None = None
+    """Expected time from pod start to ready (download, compile, load)."""
+    artifact_key: str | None = None
+    """Content-addressed key of the compiled Neuron artifacts this plan needs."""
+    summary: str | None = None
+    """One-line summary of the plan."""
+
+
+class MetricsStatus(ApiModel):
+    """The last metric values the autoscaler read from Prometheus."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    tokens_per_second: float | None = None
+    """Fleet generation tokens/s."""
+    concurrency: float | None = None
+    """Fleet running + waiting requests."""
+    waiting: float | None = None
+    """Fleet waiting requests."""
+    kv_cache_usage: float | None = None
+    """Mean KV-cache usage, 0-1."""
+    sampled_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """Time of the newest sample (RFC 3339)."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state, reconstituted from the children and Prometheus on every pass."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    observed_generation: int | None = None
+    """The spec generation the operator last acted on."""
+    replicas: int | None = None
+    """Pods of the fleet (the child Deployment's status.replicas); the scale subresource reads it."""
+    ready_replicas: int | None = None
+    """Pods passing readiness."""
+    updated_replicas: int | None = None
+    """Pods running the current template."""
+    available_replicas: int | None = None
+    """Pods available for at least minReadySeconds."""
+    desired_replicas: int | None = None
+    """Replicas the operator asks for (spec.replicas, or the autoscaler's decision)."""
+    selector: str | None = None
+    """Label selector of the pods, for the scale subresource (HPA, KEDA, kubectl scale)."""
+    last_scale_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the autoscaler last changed the replica count."""
+    last_scale_reason: str | None = None
+    """Reason of the last autoscaling decision."""
+    plan: PlanStatus | None = None
+    """The current sharding plan."""
+    metrics: MetricsStatus | None = None
+    """Last metric values read for autoscaling."""
+    autoscaling_targets: dict[str, float] | None = None
+    """Per-replica targets in force (from spec or derived from an SLO)."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable."""
+    kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """Handler progress stored by the kopf framework (opaque)."""
