@@ -30,11 +30,12 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {
         "name": "Status",
         "type": "string",
-        "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
         "priority": 1,
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
+
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     """Inline `$ref`s; the wrapper's own keys (description, default) win over the target's."""

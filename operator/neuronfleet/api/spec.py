@@ -14,12 +14,12 @@ from pydantic import Field, model_validator
 from neuronfleet.api.base import ApiModel, Replicas, cel
 
 __all__ = [
+    "INSTANCE_TYPES",
     "AutoscalingBehavior",
     "AutoscalingMetrics",
     "AutoscalingSpec",
     "EnvVar",
     "HPAScalingPolicy",
-    "INSTANCE_TYPES",
     "ModelArchSpec",
     "ModelDeploymentSpec",
     "ModelSpec",
@@ -150,7 +150,9 @@ class NeuronSpec(ApiModel):
     """Logical NeuronCore config (LNC), trn2/trn3 only. Default: the instance's default (2 on trn2)."""
     scheduler_name: str = Field(default="my-scheduler", max_length=253)
     """Scheduler of the Neuron scheduler extension, used for pods needing more than one core. Default: my-scheduler."""
-    compiled_artifacts: CompiledArtifactsSpec = Field(default_factory=CompiledArtifactsSpec, json_schema_extra={"default": {}})
+    compiled_artifacts: CompiledArtifactsSpec = Field(
+        default_factory=CompiledArtifactsSpec, json_schema_extra={"default": {}}
+    )
     """Compiled-artifact cache and policy."""
 
 
@@ -282,7 +284,10 @@ class AutoscalingSpec(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
-            ("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must be <= autoscaling.maxReplicas"),
+            (
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+            ),
             (
                 "!self.enabled || has(self.metrics.tokensPerSecondPerReplica) || "
                 "has(self.metrics.concurrencyPerReplica) || has(self.metrics.waitingPerReplica) || "
@@ -313,7 +318,12 @@ class AutoscalingSpec(ApiModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError("autoscaling.minReplicas must be <= autoscaling.maxReplicas")
         m = self.metrics
-        targets = (m.tokens_per_second_per_replica, m.concurrency_per_replica, m.waiting_per_replica, m.kv_cache_usage)
+        targets = (
+            m.tokens_per_second_per_replica,
+            m.concurrency_per_replica,
+            m.waiting_per_replica,
+            m.kv_cache_usage,
+        )
         if self.enabled and all(t is None for t in targets):
             raise ValueError("autoscaling.metrics needs at least one target when autoscaling is enabled")
         return self

@@ -20,7 +20,10 @@ class Condition(ApiModel):
 
     model_config = ApiModel.model_config | {"frozen": False}
 
-    type: str = Field(max_length=316, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$")
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    )
     """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable."""
     status: str = Field(pattern=r"^(True|False|Unknown)$")
     """True, False or Unknown."""
