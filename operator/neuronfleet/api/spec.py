@@ -213,9 +213,9 @@ class ServingSpec(ApiModel):
     """Automatic prefix caching. Default: on for vllm-neuron, off for nxdi."""
     speculative_decoding: SpeculativeDecodingSpec | None = None
     """EAGLE speculative decoding. Default: off."""
-    extra_args: list[str] = Field(default_factory=list, max_length=64)
+    extra_args: list[str] = Field(default_factory=list, json_schema_extra={"default": []}, max_length=64)
     """Extra `vllm serve` arguments appended last (escape hatch)."""
-    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    env: list[EnvVar] = Field(default_factory=list, json_schema_extra={"default": []}, max_length=64)
     """Extra environment variables for the vLLM container (escape hatch)."""
 
 
@@ -362,9 +362,9 @@ class Toleration(ApiModel):
 class SchedulingSpec(ApiModel):
     """Pod placement on top of what the planner sets (instance type selector, Neuron toleration)."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict, json_schema_extra={"default": {}})
     """Extra node labels to match."""
-    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    tolerations: list[Toleration] = Field(default_factory=list, json_schema_extra={"default": []}, max_length=32)
     """Extra tolerations (aws.amazon.com/neuron:NoSchedule is always added)."""
     affinity: dict[str, object] | None = Field(
         default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
