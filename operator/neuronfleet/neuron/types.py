@@ -33,6 +33,8 @@ class SpeculativeRequest:
     model: str
     num_speculative_tokens: int = 3
     method: str = "eagle3"
+    # Shape of the draft model for memory sizing; None: estimated as a one-layer EAGLE head.
+    arch: ModelArch | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class PlanRequest:
     extra_args: tuple[str, ...] = ()
     extra_env: tuple[tuple[str, str], ...] = ()
     port: int = 8000
+    # True when compiled artifacts for this exact shape are known to exist (cache hit): startup
+    # is then download + load, without the multi-minute compile.
+    compiled_cache_hit: bool = False
 
 
 @dataclass(frozen=True)
