@@ -11,6 +11,8 @@ and base checkpoints share their shape), and accept the name without the organis
 
 from __future__ import annotations
 
+import dataclasses
+
 from neuronfleet.errors import PlanError
 from neuronfleet.neuron.types import ModelArch, PlanRequest
 
@@ -140,4 +142,5 @@ def resolve_arch(request: PlanRequest) -> ModelArch:
             f"model {request.model!r} is not in the built-in table; set spec.model.arch "
             f"(params, layers, attention heads, KV heads, head dim) to plan it. Built-in: {known}"
         )
-    return arch
+    # Messages should name the model as the user wrote it, not the table's canonical id.
+    return dataclasses.replace(arch, name=request.model)

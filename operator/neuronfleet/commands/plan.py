@@ -1,0 +1,146 @@
+"""`neuronfleet plan`: show the sharding plan for a model on a Neuron instance, and why.
+
+The same pure planner the controller runs, from the command line: an ML engineer can check that a
+model fits, which TP degree and resources a replica gets and which `vllm serve` flags it runs with,
+before writing a ModelDeployment. Impossible requests exit with code 2 and the planner's message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from typing import Any
+
+from neuronfleet.errors import PlanError
+
+__all__ = ["plan_to_dict", "register"]
+
+EXIT_PLAN_ERROR = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="plan TP degree, Neuron resources, env and vLLM args for a model",
+        description="Plan one replica of a model on AWS Inferentia/Trainium: instance type, tensor-parallel "
+        "degree, Neuron resources, environment and `vllm serve` arguments, with the reasons for each choice.",
+    )
+    parser.add_argument("--model", required=True, help="model id, e.g. meta-llama/Llama-3.1-8B-Instruct")
+    parser.add_argument("--instance-type", help="EC2 instance type, e.g. inf2.48xlarge (default: the planner picks)")
+    parser.add_argument("--tensor-parallel-size", type=int, help="TP degree (default: the smallest that fits)")
+    parser.add_argument("--logical-core-size", type=int, help="LNC on trn2/trn3 (default: the instance's)")
+    parser.add_argument("--max-model-len", type=int, default=8192, help="longest sequence in tokens (8192)")
+    parser.add_argument("--max-num-seqs", type=int, default=32, help="concurrent sequences per replica (32)")
+    parser.add_argument("--max-num-batched-tokens", type=int, help="prefill chunk (default: per runtime)")
+    parser.add_argument("--runtime", choices=("vllm-neuron", "nxdi"), help="runtime profile (default: by family)")
+    parser.add_argument("--dtype", default="bfloat16", help="weight dtype (bfloat16)")
+    parser.add_argument("--quantization", help="weight quantization (vllm-neuron: fp8, mxfp8, mxfp4; nxdi: int8, fp8)")
+    parser.add_argument("--kv-cache-dtype", help="KV cache dtype: auto or fp8 (vllm-neuron)")
+    parser.add_argument("--served-model-name", help="name clients use (default: the model id)")
+    parser.add_argument("--speculative-model", help="EAGLE draft model id")
+    parser.add_argument("--num-speculative-tokens", type=int, default=3, help="draft tokens per step (3)")
+    parser.add_argument(
+        "--compiled-cache-hit", action="store_true", help="assume compiled artifacts exist (shorter startup)"
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format")
+    parser.set_defaults(func=_run)
+
+
+def plan_to_dict(plan: Any) -> dict[str, Any]:
+    """A Plan as plain JSON-able data; env becomes a mapping, tuples become lists."""
+    data = dataclasses.asdict(plan)
+    data["args"] = list(plan.args)
+    data["env"] = dict(plan.env)
+    data["reasons"] = list(plan.reasons)
+    return data
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from neuronfleet.neuron.types import PlanRequest, SpeculativeRequest
+
+    speculative = None
+    if args.speculative_model:
+        method = "eagle3" if args.runtime != "nxdi" else "eagle"
+        speculative = SpeculativeRequest(
+            model=args.speculative_model, num_speculative_tokens=args.num_speculative_tokens, method=method
+        )
+    return PlanRequest(
+        model=args.model,
+        source=args.model,
+        served_name=args.served_model_name or args.model,
+        instance_type=args.instance_type,
+        tensor_parallel_size=args.tensor_parallel_size,
+        logical_core_size=args.logical_core_size,
+        runtime=args.runtime,
+        dtype=args.dtype,
+        quantization=args.quantization,
+        kv_cache_dtype=args.kv_cache_dtype,
+        max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        speculative=speculative,
+        compiled_cache_hit=args.compiled_cache_hit,
+    )
+
+
+def _gib(value: int) -> str:
+    return f"{value / 1024**3:.1f} GiB"
+
+
+def _table(plan: Any, source: str) -> str:
+    rows = [
+        ("model", plan.model),
+        ("instance type", f"{plan.instance_type} ({plan.instance_family})"),
+        ("runtime", plan.runtime),
+        ("tensor parallel", f"{plan.tensor_parallel_size} (LNC {plan.logical_core_size})"),
+        ("neuron memory", f"{_gib(plan.memory_needed_bytes)} needed of {_gib(plan.memory_available_bytes)}"),
+        ("  weights / KV", f"{_gib(plan.weights_bytes)} / {_gib(plan.kv_cache_bytes)}"),
+        ("resources", f"{plan.resource_name}: {plan.resource_count}"),
+        ("devices/replica", str(plan.devices_per_replica)),
+        ("replicas/node", str(plan.replicas_per_node)),
+        ("contiguous cores", "yes (Neuron scheduler extension)" if plan.needs_contiguous_cores else "no"),
+        ("host requests", f"cpu {plan.host_cpus}, memory {_gib(plan.host_memory_bytes)}"),
+        ("startup (est.)", f"{plan.expected_startup_seconds} s"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    lines = [f"{key.ljust(width)}  {value}" for key, value in rows]
+    lines.append("")
+    lines.append("env:")
+    lines += [f"  {key}={value}" for key, value in plan.env]
+    lines.append("")
+    lines.append("command:")
+    lines.append("  vllm serve " + shlex.quote(source) + " \\")
+    flags: list[str] = []
+    for arg in plan.args:
+        if arg.startswith("-") or not flags:
+            flags.append(shlex.quote(arg))
+        else:
+            flags[-1] += " " + shlex.quote(arg)
+    lines += [f"    {flag}" + (" \\" if i < len(flags) - 1 else "") for i, flag in enumerate(flags)]
+    lines.append("")
+    lines.append("why:")
+    lines += [f"  - {reason}" for reason in plan.reasons]
+    return "\n".join(lines) + "\n"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from neuronfleet.neuron import planner
+
+    try:
+        request = _request(args)
+        plan = planner.plan(request)
+    except PlanError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_PLAN_ERROR
+    if args.output == "json":
+        sys.stdout.write(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+    elif args.output == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(plan_to_dict(plan), sort_keys=False, width=1000))
+    else:
+        sys.stdout.write(_table(plan, request.source))
+    return 0
