@@ -1,0 +1,103 @@
+"""PromQL for one ModelDeployment's vLLM signals, built from its identity and overridable per cluster.
+
+The renderer labels every vLLM pod `app.kubernetes.io/instance=<ModelDeployment name>`. How that
+label reaches Prometheus depends on the scrape setup: the Prometheus Operator copies pod labels
+listed in a PodMonitor's `podTargetLabels` with dots and slashes turned into underscores
+(`app_kubernetes_io_instance`), and a hand-written `kubernetes_sd_configs` job usually does the same
+with `labelmap: __meta_kubernetes_pod_label_(.+)`; both add `namespace`. That is the default
+selector. Clusters that relabel differently set their own selector, or replace whole queries.
+
+Each query returns one series or none. An aggregation of no series is an empty result, which the
+caller reads as "signal missing", never as zero: a fleet with no ready replica has no data, not no
+load. Concurrency is `sum(running) + sum(waiting)`: binary `+` of two aggregations is empty when
+either side is, so a fleet that exports only one of the two gauges reads as missing rather than as
+half its load. vLLM exports both on every engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_SELECTOR_TEMPLATE", "OVERRIDE_KEYS", "Queries", "QueryConfig", "build", "selector"]
+
+DEFAULT_SELECTOR_TEMPLATE = 'namespace="{namespace}",app_kubernetes_io_instance="{name}"'
+"""Label matchers (without braces); `{namespace}` and `{name}` are the ModelDeployment's."""
+
+OVERRIDE_KEYS: Mapping[str, str] = {
+    "tokensPerSecond": "tokens_per_second",
+    "concurrency": "concurrency",
+    "waiting": "waiting",
+    "kvCacheUsage": "kv_cache_usage",
+    "sampledAt": "sampled_at",
+}
+"""Override keys as the API spells them (spec.autoscaling.prometheus.queries) -> Queries field."""
+
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """How to select one fleet's series; every field has a default that fits the renderer's labels."""
+
+    selector_template: str = DEFAULT_SELECTOR_TEMPLATE
+    selector: str | None = None  # literal label matchers, e.g. from spec; replaces the template
+    rate_window: str = "1m"  # rate() window: at least four scrape intervals, or rate() has too few points
+    # Whole-query overrides by OVERRIDE_KEYS key; `$selector` and `$window` are substituted.
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Queries:
+    """One PromQL expression per signal, plus the freshness probe that yields `Observation.sampled_at`."""
+
+    tokens_per_second: str
+    concurrency: str
+    waiting: str
+    kv_cache_usage: str
+    sampled_at: str  # max sample timestamp: the query's own timestamp is evaluation time, not sample time
+
+    def by_signal(self) -> dict[str, str]:
+        """Field name -> query, in a stable order."""
+        return {
+            "tokens_per_second": self.tokens_per_second,
+            "concurrency": self.concurrency,
+            "waiting": self.waiting,
+            "kv_cache_usage": self.kv_cache_usage,
+            "sampled_at": self.sampled_at,
+        }
+
+
+def selector(namespace: str, name: str, config: QueryConfig) -> str:
+    """The label matchers for this fleet, without braces."""
+    if config.selector is not None:
+        return config.selector
+    return config.selector_template.format(namespace=_escape(namespace), name=_escape(name))
+
+
+def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queries:
+    """The queries for ModelDeployment `namespace/name`; raises ValueError on a bad window or override key."""
+    config = config or QueryConfig()
+    if not _DURATION.match(config.rate_window):
+        raise ValueError(f"rate window {config.rate_window!r} is not a PromQL duration like 30s or 1m")
+    unknown = sorted(set(config.overrides) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown query override(s) {unknown}; known: {sorted(OVERRIDE_KEYS)}")
+    sel = "{" + selector(namespace, name, config) + "}"
+    window = config.rate_window
+    queries = {
+        "tokens_per_second": f"sum(rate(vllm:generation_tokens_total{sel}[{window}]))",
+        "concurrency": f"sum(vllm:num_requests_running{sel}) + sum(vllm:num_requests_waiting{sel})",
+        "waiting": f"sum(vllm:num_requests_waiting{sel})",
+        "kv_cache_usage": f"avg(vllm:kv_cache_usage_perc{sel})",
+        "sampled_at": f"max(timestamp(vllm:num_requests_running{sel}))",
+    }
+    for key, query in config.overrides.items():
+        queries[OVERRIDE_KEYS[key]] = query.replace("$selector", sel[1:-1]).replace("$window", window)
+    return Queries(**queries)
+
+
+def _escape(value: str) -> str:
+    """A label value safe inside double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,67 @@
+"""PromQL strings built from a ModelDeployment's identity (pure; the e2e tests run them on Prometheus)."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuronfleet.autoscale import promql
+
+
+def test_default_queries_select_the_fleet_by_namespace_and_instance_label() -> None:
+    queries = promql.build("ml", "llama3-8b")
+    sel = '{namespace="ml",app_kubernetes_io_instance="llama3-8b"}'
+    assert queries.tokens_per_second == f"sum(rate(vllm:generation_tokens_total{sel}[1m]))"
+    assert queries.concurrency == f"sum(vllm:num_requests_running{sel}) + sum(vllm:num_requests_waiting{sel})"
+    assert queries.waiting == f"sum(vllm:num_requests_waiting{sel})"
+    assert queries.kv_cache_usage == f"avg(vllm:kv_cache_usage_perc{sel})"
+    assert queries.sampled_at == f"max(timestamp(vllm:num_requests_running{sel}))"
+
+
+def test_a_selector_template_and_rate_window_can_be_changed() -> None:
+    config = promql.QueryConfig(selector_template='kubernetes_namespace="{namespace}",app="{name}"', rate_window="30s")
+    queries = promql.build("ml", "m", config)
+    assert (
+        queries.tokens_per_second == 'sum(rate(vllm:generation_tokens_total{kubernetes_namespace="ml",app="m"}[30s]))'
+    )
+
+
+def test_a_literal_selector_from_the_spec_replaces_the_template() -> None:
+    queries = promql.build("ml", "m", promql.QueryConfig(selector='job="vllm",model_name="llama"'))
+    assert queries.waiting == 'sum(vllm:num_requests_waiting{job="vllm",model_name="llama"})'
+
+
+def test_overrides_replace_whole_queries_and_substitute_selector_and_window() -> None:
+    config = promql.QueryConfig(
+        rate_window="2m",
+        overrides={"tokensPerSecond": "sum(rate(my:tokens{$selector}[$window]))", "kvCacheUsage": "max(my:kv)"},
+    )
+    queries = promql.build("ml", "m", config)
+    assert queries.tokens_per_second == 'sum(rate(my:tokens{namespace="ml",app_kubernetes_io_instance="m"}[2m]))'
+    assert queries.kv_cache_usage == "max(my:kv)"
+    assert queries.concurrency.startswith("sum(vllm:num_requests_running{")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        promql.QueryConfig(rate_window="1 minute"),
+        promql.QueryConfig(rate_window=""),
+        promql.QueryConfig(overrides={"tps": "x"}),
+    ],
+    ids=["a window with words is refused", "an empty window is refused", "an unknown override key is refused"],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(config: promql.QueryConfig) -> None:
+    with pytest.raises(ValueError, match=r"window|override"):
+        promql.build("ml", "m", config)
+
+
+def test_label_values_are_escaped() -> None:
+    assert (
+        promql.selector("ml", 'a"b\\c', promql.QueryConfig())
+        == 'namespace="ml",app_kubernetes_io_instance="a\\"b\\\\c"'
+    )
+
+
+def test_every_override_key_maps_to_a_query_field() -> None:
+    fields = set(promql.build("ml", "m").by_signal())
+    assert set(promql.OVERRIDE_KEYS.values()) == fields
