@@ -1,0 +1,100 @@
+"""Reading one fleet's signals from Prometheus into an `Observation` for `decide`.
+
+The imperative half of the autoscaler: it does the I/O and nothing else. Queries run concurrently;
+a signal whose query fails or returns no series becomes None (and `decide` never scales down on
+partial data), so one flaky query does not stop scaling on the others. Only when every query fails
+is Prometheus itself unavailable: `MetricsUnavailable` is raised, and the caller holds the fleet with
+`unavailable(...)` as the observation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable
+from typing import Protocol
+
+from neuronfleet import errors
+from neuronfleet.autoscale import prometheus, promql, types
+
+__all__ = ["QueryClient", "observe", "unavailable"]
+
+
+class QueryClient(Protocol):
+    """What `observe` needs of a client: `PrometheusClient` or anything answering the same way."""
+
+    async def query(self, promql: str, *, at: float | None = None) -> prometheus.QueryResult: ...
+
+
+async def observe(
+    client: QueryClient,
+    queries: promql.Queries,
+    *,
+    current_replicas: int,
+    ready_replicas: int,
+    starting_replicas: int | None = None,
+    signals: Iterable[str] | None = None,
+    at: float | None = None,
+    logger: logging.Logger | None = None,
+) -> types.Observation:
+    """Query the signals (all, or only `signals`) and the sample freshness; raise only if all fail."""
+    wanted = dict(queries.by_signal())
+    if signals is not None:
+        keep = set(signals) | {"sampled_at"}
+        wanted = {name: query for name, query in wanted.items() if name in keep}
+    names = list(wanted)
+    outcomes = await asyncio.gather(*(client.query(wanted[n], at=at) for n in names), return_exceptions=True)
+
+    values: dict[str, float | None] = {}
+    failures: list[BaseException] = []
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, asyncio.CancelledError):
+            raise outcome
+        if not isinstance(outcome, BaseException):
+            try:
+                values[name] = _value(outcome)
+                continue
+            except ValueError as error:  # several series: an override that does not aggregate
+                outcome = error
+        failures.append(outcome)
+        values[name] = None
+        if logger is not None:
+            logger.warning("Failed to query signal %s: %s", name, outcome, extra={"signal": name})
+    if len(failures) == len(names):
+        raise errors.MetricsUnavailable(f"every Prometheus query failed; first: {failures[0]}") from failures[0]
+
+    starting = max(0, current_replicas - ready_replicas) if starting_replicas is None else starting_replicas
+    return types.Observation(
+        tokens_per_second=values.get("tokens_per_second"),
+        concurrency=values.get("concurrency"),
+        waiting=values.get("waiting"),
+        kv_cache_usage=values.get("kv_cache_usage"),
+        sampled_at=values.get("sampled_at"),
+        current_replicas=current_replicas,
+        ready_replicas=ready_replicas,
+        starting_replicas=starting,
+    )
+
+
+def unavailable(
+    *, current_replicas: int, ready_replicas: int, starting_replicas: int | None = None
+) -> types.Observation:
+    """The observation to decide on when Prometheus cannot be read at all: every signal missing."""
+    starting = max(0, current_replicas - ready_replicas) if starting_replicas is None else starting_replicas
+    return types.Observation(
+        tokens_per_second=None,
+        concurrency=None,
+        sampled_at=None,
+        current_replicas=current_replicas,
+        ready_replicas=ready_replicas,
+        starting_replicas=starting,
+    )
+
+
+def _value(result: prometheus.QueryResult) -> float | None:
+    """The aggregated value, or None for no series or a non-finite value (NaN from 0/0, for one)."""
+    sample = result.single()
+    if sample is None or not math.isfinite(sample.value):
+        return None
+    return sample.value
