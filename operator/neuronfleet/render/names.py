@@ -1,0 +1,51 @@
+"""Deterministic names of a ModelDeployment's children.
+
+Names derive only from the ModelDeployment's name, never from the spec or a random suffix, so a
+re-run of reconcile finds the child it created before instead of creating a second one, and a
+`kubectl diff` of `neuronfleet render` output lines up with the live objects.
+
+Every child is named after its ModelDeployment (`llama3-8b` -> Deployment, Service, PDB and
+PodMonitor `llama3-8b`): clients reach the model at `http://<name>.<namespace>:8000`. A Service
+name must be a DNS-1035 label (<= 63 chars, starts with a letter, no dots), stricter than the
+DNS-1123 subdomain a ModelDeployment may use; such names are shortened with a stable hash suffix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from neuronfleet.api.resource import ModelDeployment
+
+__all__ = ["deployment_name", "dns_label", "pdb_name", "pod_monitor_name", "service_name"]
+
+_MAX_LABEL = 63
+
+
+def dns_label(name: str) -> str:
+    """`name` as a DNS-1035 label; unchanged when it already is one, else sanitised plus a hash of the original."""
+    if len(name) <= _MAX_LABEL and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    base = re.sub(r"[^-a-z0-9]", "-", name.lower())
+    if not base[:1].isalpha():
+        base = "md-" + base
+    base = base[: _MAX_LABEL - len(digest) - 1].strip("-")
+    return f"{base}-{digest}"
+
+
+def deployment_name(md: ModelDeployment) -> str:
+    # Pod names append "-<10 char hash>-<5 char suffix>" (17 chars) and must stay within 253.
+    return md.name if len(md.name) <= 253 - 17 else dns_label(md.name)
+
+
+def service_name(md: ModelDeployment) -> str:
+    return dns_label(md.name)
+
+
+def pdb_name(md: ModelDeployment) -> str:
+    return md.name
+
+
+def pod_monitor_name(md: ModelDeployment) -> str:
+    return md.name
