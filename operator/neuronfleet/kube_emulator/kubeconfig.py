@@ -1,0 +1,39 @@
+"""Kubeconfig files pointing at an emulator, for kubectl, the kubernetes client and kopf."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["kubeconfig", "write_kubeconfig"]
+
+
+def kubeconfig(url: str, *, namespace: str = "default", context: str = "neuronfleet-emulator") -> dict[str, Any]:
+    """A kubeconfig with one plain-HTTP cluster; the token is ignored by the emulator."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": context, "user": {"token": "emulator"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
+        "current-context": context,
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(
+    path: str | os.PathLike[str],
+    url: str,
+    *,
+    namespace: str = "default",
+    context: str = "neuronfleet-emulator",
+) -> Path:
+    """Write the kubeconfig (mode 0600, as kubectl expects) and return its path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(kubeconfig(url, namespace=namespace, context=context), sort_keys=False))
+    target.chmod(0o600)
+    return target

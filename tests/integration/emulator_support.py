@@ -1,0 +1,113 @@
+"""Helpers for tests that run against the in-process Kubernetes API emulator.
+
+Plain functions and context managers (no pytest magic), so sync tests, async tests and
+benchmarks can all use them; ``emulator_fixtures`` wraps them as fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+
+from neuronfleet.kube_emulator import (
+    LOGIN_HANDLER_FILE,
+    URL_ENV,
+    DeploymentController,
+    GarbageCollector,
+    ThreadedEmulator,
+    write_kubeconfig,
+)
+
+__all__ = [
+    "LOGIN_HANDLER_FILE",
+    "api_client",
+    "emulator_url_env",
+    "enable_controllers",
+    "kopf_run_args",
+    "running_emulator",
+    "wait_for",
+    "wait_for_async",
+]
+
+_T = TypeVar("_T")
+
+
+@contextlib.contextmanager
+def running_emulator(kubeconfig_path: Path | None = None) -> Iterator[ThreadedEmulator]:
+    """An emulator in a background thread; writes a kubeconfig to ``kubeconfig_path`` if given."""
+    with ThreadedEmulator() as emu:
+        if kubeconfig_path is not None:
+            write_kubeconfig(kubeconfig_path, emu.url)
+        yield emu
+
+
+def api_client(emu: ThreadedEmulator) -> kubernetes.client.ApiClient:
+    """An official-client ApiClient for the emulator, independent of any KUBECONFIG."""
+    config = kubernetes.client.Configuration()
+    config.host = emu.url
+    config.verify_ssl = False
+    return kubernetes.client.ApiClient(config)
+
+
+@contextlib.contextmanager
+def emulator_url_env(emu: ThreadedEmulator) -> Iterator[None]:
+    """Set the variable that the kopf login handler file reads, and restore it afterwards."""
+    previous = os.environ.get(URL_ENV)
+    os.environ[URL_ENV] = emu.url
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(URL_ENV, None)
+        else:
+            os.environ[URL_ENV] = previous
+
+
+def kopf_run_args(*operator_files: str | os.PathLike[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """``kopf run`` arguments for KopfRunner: standalone, all namespaces, emulator login."""
+    return ["run", "--standalone", "-A", *extra, *map(str, operator_files), str(LOGIN_HANDLER_FILE)]
+
+
+def enable_controllers(
+    emu: ThreadedEmulator,
+    *,
+    garbage_collector: bool = True,
+    deployments: bool = True,
+    gc_delay: float = 0.0,
+    ready_delay: float = 0.0,
+) -> tuple[GarbageCollector | None, DeploymentController | None]:
+    """Switch on the OPTIONAL controller stand-ins (say so in the test that uses them)."""
+    gc = emu.call(lambda: GarbageCollector(emu.store, delay=gc_delay).start()) if garbage_collector else None
+    dc = emu.call(lambda: DeploymentController(emu.store, ready_delay=ready_delay).start()) if deployments else None
+    return gc, dc
+
+
+def wait_for(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
+    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def wait_for_async(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
+    """``wait_for`` for async tests: never blocks the event loop."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
