@@ -18,6 +18,10 @@ from neuronfleet.neuron.types import ModelArch, PlanRequest
 
 __all__ = ["BUILTIN_MODELS", "lookup_model", "resolve_arch"]
 
+# gpt-oss recipes exist for Trainium2/3 only (vllm-neuron tutorial-gpt-oss.md,
+# nxd-inference trn3-gpt-oss-120b-tutorial.rst); none for inf2/trn1.
+_GPT_OSS_FAMILIES = ("trn2", "trn3")
+
 BUILTIN_MODELS: tuple[ModelArch, ...] = (
     # huggingface.co/meta-llama/Llama-3.1-8B(-Instruct)/config.json: 32 layers, 32 heads,
     # 8 KV heads, hidden 4096 -> head_dim 128, 131072 positions; 8.03B parameters.
@@ -95,6 +99,7 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         head_dim=64,
         max_position_embeddings=131072,
         is_moe=True,
+        supported_families=_GPT_OSS_FAMILIES,
     ),
     # huggingface.co/openai/gpt-oss-120b/config.json: 36 layers, 64 heads, 8 KV heads,
     # head_dim 64 (the same shape vllm-neuron's kv-cache-quantization design doc quotes),
@@ -108,6 +113,7 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         head_dim=64,
         max_position_embeddings=131072,
         is_moe=True,
+        supported_families=_GPT_OSS_FAMILIES,
     ),
 )
 

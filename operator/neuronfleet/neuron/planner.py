@@ -25,8 +25,9 @@ Choices:
   vllm-neuron also needs attention heads divisible by TP (vLLM's own check; the NxDI plugin skips it
   and pads heads). A replica never spans nodes.
 - Instance type, when not given: among the catalogued types that are not variants or inferred,
-  the one whose replica ties up the least Neuron memory (a cost proxy that works where prices are
-  unpublished), then the lowest published hourly price per replica, then the smaller node.
+  and in the model's documented families (gpt-oss: trn2/trn3), the one whose replica ties up the
+  least Neuron memory (a cost proxy that works where prices are unpublished), then the lowest
+  published hourly price per replica, then the smaller node.
 - Runtime profile, when not given: vllm-neuron on trn2/trn3, nxdi on inf2/trn1.
 - Resources: a replica that covers whole chips asks for `aws.amazon.com/neuron` devices, rounded up
   to a device set the scheduler extension can allocate (trn1/trn2: 1, 4, 8, 16); that keeps two
@@ -581,8 +582,12 @@ def _fit(arch: ModelArch, request: PlanRequest, instance: InstanceType) -> _Fit:
 def _pick_instance(arch: ModelArch, request: PlanRequest, catalog: Sequence[InstanceType]) -> tuple[_Fit, str]:
     fits: list[_Fit] = []
     misses: list[str] = []
+    families = arch.supported_families
     for instance in catalog:
         if instance.inferred or instance.variant_of is not None:
+            continue
+        if families is not None and instance.family not in families:
+            misses.append(f"{instance.name}: no documented {arch.name} recipe on {instance.family}")
             continue
         try:
             fits.append(_fit(arch, request, instance))
@@ -622,6 +627,12 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
     ]
     if request.instance_type:
         fit = _fit(arch, request, lookup(request.instance_type, tuple(catalog)))
+        families = arch.supported_families
+        if families is not None and fit.instance.family not in families:
+            reasons.append(
+                f"warning: {arch.name} has documented Neuron recipes on {', '.join(families)} only, not "
+                f"{fit.instance.family}; the memory plan holds, but the runtime may not support the model there"
+            )
     else:
         fit, pick_reason = _pick_instance(arch, request, catalog)
         reasons.append(pick_reason)

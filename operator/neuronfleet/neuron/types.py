@@ -24,6 +24,9 @@ class ModelArch:
     max_position_embeddings: int = 131072
     # Mixture-of-experts models: all experts are resident, so params_billions is the total.
     is_moe: bool = False
+    # Instance families with a documented Neuron recipe for this model; None: any family. The
+    # planner only picks an instance in these families on its own, and warns when told otherwise.
+    supported_families: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -423,3 +423,10 @@ def test_without_an_instance_the_planner_picks_one_that_a_direct_request_confirm
     direct = planner.plan(replace(request, instance_type=plan.instance_type))
     assert direct.tensor_parallel_size == plan.tensor_parallel_size
     assert not lookup(plan.instance_type).inferred
+
+
+def test_gpt_oss_is_only_auto_placed_on_trainium2_and_warned_about_elsewhere():
+    # On memory alone gpt-oss-120b would fit inf2.48xlarge at TP 24; there is no recipe there.
+    assert planner.plan(make_request("openai/gpt-oss-120b")).instance_family == "trn2"
+    forced = planner.plan(make_request("openai/gpt-oss-120b", instance_type="inf2.48xlarge"))
+    assert any(reason.startswith("warning: openai/gpt-oss-120b has documented") for reason in forced.reasons)
