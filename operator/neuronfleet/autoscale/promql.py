@@ -7,6 +7,13 @@ listed in a PodMonitor's `podTargetLabels` with dots and slashes turned into und
 with `labelmap: __meta_kubernetes_pod_label_(.+)`; both add `namespace`. That is the default
 selector. Clusters that relabel differently set their own selector, or replace whole queries.
 
+vLLM names its series `vllm:...`, but they do not always reach Prometheus under that name:
+prometheus-client (which vLLM uses) answers a scrape that negotiates OpenMetrics, as Prometheus does
+by default, with `escaping=underscores` and, in the versions current in 2026 (0.26), writes the sample
+lines as `vllm_num_requests_running` while HELP/TYPE keep the colon (prometheus/client_python issue
+#1177, reproduced by tests/e2e). So every query matches the metric name by the regex
+`vllm[:_]<name>`: either spelling works, and a fleet never reads as empty because of the wire format.
+
 Each query returns one series or none. An aggregation of no series is an empty result, which the
 caller reads as "signal missing", never as zero: a fleet with no ready replica has no data, not no
 load. Concurrency is `sum(running) + sum(waiting)`: binary `+` of two aggregations is empty when
@@ -43,6 +50,7 @@ class QueryConfig:
 
     selector_template: str = DEFAULT_SELECTOR_TEMPLATE
     selector: str | None = None  # literal label matchers, e.g. from spec; replaces the template
+    metric_prefix: str = "vllm[:_]"  # regex before each vLLM metric name (see the module docstring)
     rate_window: str = "1m"  # rate() window: at least four scrape intervals, or rate() has too few points
     # Whole-query overrides by OVERRIDE_KEYS key; `$selector` and `$window` are substituted.
     overrides: Mapping[str, str] = field(default_factory=dict)
@@ -84,17 +92,21 @@ def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queri
     unknown = sorted(set(config.overrides) - set(OVERRIDE_KEYS))
     if unknown:
         raise ValueError(f"unknown query override(s) {unknown}; known: {sorted(OVERRIDE_KEYS)}")
-    sel = "{" + selector(namespace, name, config) + "}"
+    matchers = selector(namespace, name, config)
     window = config.rate_window
+
+    def series(metric: str) -> str:
+        return f'{{__name__=~"{config.metric_prefix}{metric}",{matchers}}}'
+
     queries = {
-        "tokens_per_second": f"sum(rate(vllm:generation_tokens_total{sel}[{window}]))",
-        "concurrency": f"sum(vllm:num_requests_running{sel}) + sum(vllm:num_requests_waiting{sel})",
-        "waiting": f"sum(vllm:num_requests_waiting{sel})",
-        "kv_cache_usage": f"avg(vllm:kv_cache_usage_perc{sel})",
-        "sampled_at": f"max(timestamp(vllm:num_requests_running{sel}))",
+        "tokens_per_second": f"sum(rate({series('generation_tokens_total')}[{window}]))",
+        "concurrency": f"sum({series('num_requests_running')}) + sum({series('num_requests_waiting')})",
+        "waiting": f"sum({series('num_requests_waiting')})",
+        "kv_cache_usage": f"avg({series('kv_cache_usage_perc')})",
+        "sampled_at": f"max(timestamp({series('num_requests_running')}))",
     }
     for key, query in config.overrides.items():
-        queries[OVERRIDE_KEYS[key]] = query.replace("$selector", sel[1:-1]).replace("$window", window)
+        queries[OVERRIDE_KEYS[key]] = query.replace("$selector", matchers).replace("$window", window)
     return Queries(**queries)
 
 

@@ -9,25 +9,29 @@ from neuronfleet.autoscale import promql
 
 def test_default_queries_select_the_fleet_by_namespace_and_instance_label() -> None:
     queries = promql.build("ml", "llama3-8b")
-    sel = '{namespace="ml",app_kubernetes_io_instance="llama3-8b"}'
-    assert queries.tokens_per_second == f"sum(rate(vllm:generation_tokens_total{sel}[1m]))"
-    assert queries.concurrency == f"sum(vllm:num_requests_running{sel}) + sum(vllm:num_requests_waiting{sel})"
-    assert queries.waiting == f"sum(vllm:num_requests_waiting{sel})"
-    assert queries.kv_cache_usage == f"avg(vllm:kv_cache_usage_perc{sel})"
-    assert queries.sampled_at == f"max(timestamp(vllm:num_requests_running{sel}))"
+    sel = 'namespace="ml",app_kubernetes_io_instance="llama3-8b"'
+
+    def series(metric: str) -> str:
+        return f'{{__name__=~"vllm[:_]{metric}",{sel}}}'
+
+    assert queries.tokens_per_second == f"sum(rate({series('generation_tokens_total')}[1m]))"
+    assert queries.concurrency == f"sum({series('num_requests_running')}) + sum({series('num_requests_waiting')})"
+    assert queries.waiting == f"sum({series('num_requests_waiting')})"
+    assert queries.kv_cache_usage == f"avg({series('kv_cache_usage_perc')})"
+    assert queries.sampled_at == f"max(timestamp({series('num_requests_running')}))"
 
 
 def test_a_selector_template_and_rate_window_can_be_changed() -> None:
     config = promql.QueryConfig(selector_template='kubernetes_namespace="{namespace}",app="{name}"', rate_window="30s")
     queries = promql.build("ml", "m", config)
-    assert (
-        queries.tokens_per_second == 'sum(rate(vllm:generation_tokens_total{kubernetes_namespace="ml",app="m"}[30s]))'
+    assert queries.tokens_per_second == (
+        'sum(rate({__name__=~"vllm[:_]generation_tokens_total",kubernetes_namespace="ml",app="m"}[30s]))'
     )
 
 
 def test_a_literal_selector_from_the_spec_replaces_the_template() -> None:
     queries = promql.build("ml", "m", promql.QueryConfig(selector='job="vllm",model_name="llama"'))
-    assert queries.waiting == 'sum(vllm:num_requests_waiting{job="vllm",model_name="llama"})'
+    assert queries.waiting == 'sum({__name__=~"vllm[:_]num_requests_waiting",job="vllm",model_name="llama"})'
 
 
 def test_overrides_replace_whole_queries_and_substitute_selector_and_window() -> None:
@@ -38,7 +42,12 @@ def test_overrides_replace_whole_queries_and_substitute_selector_and_window() ->
     queries = promql.build("ml", "m", config)
     assert queries.tokens_per_second == 'sum(rate(my:tokens{namespace="ml",app_kubernetes_io_instance="m"}[2m]))'
     assert queries.kv_cache_usage == "max(my:kv)"
-    assert queries.concurrency.startswith("sum(vllm:num_requests_running{")
+    assert queries.concurrency.startswith('sum({__name__=~"vllm[:_]num_requests_running",')
+
+
+def test_the_metric_name_prefix_can_be_pinned_to_one_spelling() -> None:
+    queries = promql.build("ml", "m", promql.QueryConfig(metric_prefix="vllm:"))
+    assert queries.waiting.startswith('sum({__name__=~"vllm:num_requests_waiting",')
 
 
 @pytest.mark.parametrize(
