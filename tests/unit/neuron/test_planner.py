@@ -430,3 +430,27 @@ def test_gpt_oss_is_only_auto_placed_on_trainium2_and_warned_about_elsewhere():
     assert planner.plan(make_request("openai/gpt-oss-120b")).instance_family == "trn2"
     forced = planner.plan(make_request("openai/gpt-oss-120b", instance_type="inf2.48xlarge"))
     assert any(reason.startswith("warning: openai/gpt-oss-120b has documented") for reason in forced.reasons)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    instance=st.sampled_from(INSTANCES),
+    seqs=st.integers(min_value=1, max_value=63),
+    extra=st.integers(min_value=1, max_value=64),
+)
+def test_more_concurrent_sequences_never_need_a_smaller_tp(model, instance, seqs, extra):
+    fewer, _ = _plan_or_error(make_request(model, instance_type=instance, max_num_seqs=seqs, max_model_len=4096))
+    more, _ = _plan_or_error(make_request(model, instance_type=instance, max_num_seqs=seqs + extra, max_model_len=4096))
+    if more is not None:
+        assert fewer is not None
+        assert fewer.tensor_parallel_size <= more.tensor_parallel_size
+        assert fewer.kv_cache_bytes <= more.kv_cache_bytes
+
+
+@pytest.mark.parametrize("module", ["catalog", "models", "planner", "vllm_args"])
+def test_every_exported_name_exists(module):
+    import importlib
+
+    mod = importlib.import_module(f"neuronfleet.neuron.{module}")
+    assert all(hasattr(mod, name) for name in mod.__all__)
