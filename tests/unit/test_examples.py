@@ -123,6 +123,10 @@ def test_examples_plan_and_render(path: Path):
     if md.spec.neuron.tensor_parallel_size:
         assert plan.tensor_parallel_size == md.spec.neuron.tensor_parallel_size
     assert ("PodMonitor" in {o["kind"] for o in objects}) == md.spec.monitoring.pod_monitor
+    args = list(plan.args)
+    if "--port" in args:  # the planner's port must be the one the probes, Service and PodMonitor use
+        (container,) = pod["containers"]
+        assert int(args[args.index("--port") + 1]) == container["ports"][0]["containerPort"]
 
 
 def test_the_invalid_set_covers_the_cases_the_issue_lists():
