@@ -1,0 +1,85 @@
+"""`neuronfleet run`: the operator itself (kopf embedded), configured by flags.
+
+The Helm chart passes exactly these flags; keep their names stable. kopf is imported only when
+the command runs, so the other commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from neuronfleet.controller.settings import DEFAULT_PEERING, OperatorConfig
+
+__all__ = ["config_from_args", "register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the operator against a cluster",
+        description="Run the neuronfleet operator: reconcile ModelDeployments into vLLM Neuron fleets. "
+        "Connects with --kubeconfig, else the in-cluster service account, else $KUBECONFIG or ~/.kube/config.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="serve only this namespace (repeatable)",
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="serve every namespace (the default)")
+    parser.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port (/healthz); 0 = off")
+    parser.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics port (/metrics); 0 = off")
+    parser.add_argument(
+        "--bind-address", default="0.0.0.0", help="address of the health and metrics endpoints (default 0.0.0.0)"
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help=f"kopf peering object, so only one of several replicas acts (default: {DEFAULT_PEERING}, "
+        "used if it exists; naming one makes it required)",
+    )
+    peering.add_argument("--standalone", action="store_true", help="no peering: the only replica")
+    parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
+    parser.add_argument("--image-vllm-neuron", default=None, help="default image of the vllm-neuron runtime")
+    parser.add_argument("--image-nxdi", default=None, help="default image of the nxdi runtime")
+    parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="kubeconfig file")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.set_defaults(func=_run)
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    """The flags as one OperatorConfig (tests build it from the real parser)."""
+    return OperatorConfig(
+        namespaces=tuple(dict.fromkeys(args.namespace or ())),
+        health_port=args.health_port or None,
+        metrics_port=args.metrics_port or None,
+        bind_address=args.bind_address,
+        log_format=args.log_format,
+        peering=None if args.standalone else (args.peering or DEFAULT_PEERING),
+        peering_explicit=args.peering is not None,
+        standalone=args.standalone,
+        prometheus_url=args.prometheus_url,
+        image_vllm_neuron=args.image_vllm_neuron,
+        image_nxdi=args.image_nxdi,
+        kubeconfig=args.kubeconfig,
+        verbose=args.verbose,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from neuronfleet.controller import runner
+
+    config = config_from_args(args)
+    log_format = kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=config.verbose, log_format=log_format)
+    asyncio.run(runner.run_operator(config))
+    return 0

@@ -1,0 +1,98 @@
+"""The operator's own configuration (from `neuronfleet run` flags) and how it tunes kopf.
+
+One frozen `OperatorConfig` carries every flag, so the CLI, the Helm chart's container args,
+tests and the benchmark build the same thing. `configure_kopf` is the only place that knows
+kopf's settings names; each choice says why it differs from kopf's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import kopf
+
+__all__ = [
+    "DEFAULT_PEERING",
+    "FIELD_MANAGER",
+    "OperatorConfig",
+    "configure_kopf",
+]
+
+DEFAULT_PEERING = "neuronfleet"
+# Who the operator says it is: events' reportingComponent, patches' fieldManager.
+FIELD_MANAGER = "neuronfleet"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    """Everything `neuronfleet run` accepts. Empty `namespaces` means all namespaces."""
+
+    namespaces: tuple[str, ...] = ()
+    health_port: int | None = 8080  # None: no liveness endpoint
+    metrics_port: int | None = 8081  # None: no metrics endpoint
+    bind_address: str = "0.0.0.0"  # in a pod the kubelet and Prometheus connect from outside
+    log_format: str = "text"  # text | json
+    peering: str | None = DEFAULT_PEERING  # None with standalone
+    peering_explicit: bool = False  # --peering given: the peering object must exist
+    standalone: bool = False
+    prometheus_url: str | None = None
+    image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
+    image_nxdi: str | None = None
+    kubeconfig: str | None = None
+    verbose: bool = False
+    # Not flags: knobs for tests and the benchmark (a real cluster wants the defaults).
+    watch_server_timeout: float = 300.0  # seconds the API server keeps a watch open
+    retry_delay: float = 2.0  # first delay after a failed pass; doubles up to `retry_delay_max`
+    retry_delay_max: float = 30.0
+    autoscale_tick: float = 5.0  # how often autoscaled fleets are checked for a due decision
+    kube_workers: int = 8  # concurrent API calls of the reconcile passes
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    def kopf_kwargs(self) -> dict[str, Any]:
+        """Arguments of `kopf.operator()` that follow from the flags."""
+        kwargs: dict[str, Any] = {
+            "clusterwide": self.clusterwide,
+            "namespaces": list(self.namespaces),
+            "standalone": self.standalone,
+        }
+        if self.health_port is not None:
+            kwargs["liveness_endpoint"] = f"http://{self.bind_address}:{self.health_port}/healthz"
+        # An explicit --peering makes the peering object mandatory (kopf waits for it); the default
+        # name is used when the chart installed it and silently skipped when it did not.
+        if not self.standalone and self.peering_explicit:
+            kwargs["peering_name"] = self.peering
+        return kwargs
+
+
+def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """Tune kopf for a level-based operator that never blocks deletion."""
+    # Who we are in Events (reportingComponent) instead of "kopf".
+    settings.posting.reporting_component = FIELD_MANAGER
+    # Warnings and our own info events only; kopf's per-handler chatter would flood the object.
+    settings.posting.level = logging.WARNING
+    # No finalizer on ModelDeployments: children go by ownerReference GC. kopf adds one only for
+    # mandatory delete handlers, timers and daemons; ours is optional, and timers are avoided.
+    settings.persistence.finalizer = "neuronfleet.io/kopf-finalizer"
+    # Handler progress in status (declared in the CRD as status.kopf), the last handled spec in an
+    # annotation of our own group. Neither ever touches spec.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="neuronfleet.io", key="last-handled-configuration"
+    )
+    # Watches end on the server's timeout and resume from the last resourceVersion; a client
+    # timeout a bit longer catches a silently dead connection.
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_server_timeout + 10
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    # Failed passes retry sooner than kopf's 60 s default: the API server was briefly unhappy.
+    settings.execution.default_backoff = config.retry_delay
+    if config.peering and not config.standalone:
+        settings.peering.name = config.peering
+    settings.peering.standalone = config.standalone

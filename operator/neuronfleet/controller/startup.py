@@ -1,0 +1,88 @@
+"""What the operator sets up when it starts and tears down when it stops.
+
+Credentials for kopf come from the same client configuration the reconcile passes use
+(--kubeconfig, in-cluster, $KUBECONFIG), so both always talk to the same API server. The
+dependencies (API client, render options, metrics, work queue, clock) go into kopf's memo in
+the startup handler (kopf's docs/memos.rst), never into module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+import kubernetes
+
+from neuronfleet.controller import metrics
+from neuronfleet.controller.kube import KubeClient
+from neuronfleet.controller.settings import OperatorConfig
+from neuronfleet.controller.sync import FleetKey, Runtime, WorkQueue, fetch_and_pass
+from neuronfleet.render.options import DEFAULT_IMAGES, RenderOptions
+
+__all__ = ["connection_info", "populate_memo", "release_memo", "render_options"]
+
+log = logging.getLogger(__name__)
+
+
+def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same client configuration the reconcile passes use."""
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def render_options(config: OperatorConfig) -> RenderOptions:
+    images = dict(DEFAULT_IMAGES)
+    if config.image_vllm_neuron:
+        images["vllm-neuron"] = config.image_vllm_neuron
+    if config.image_nxdi:
+        images["nxdi"] = config.image_nxdi
+    return RenderOptions(images=images)
+
+
+async def populate_memo(
+    memo: kopf.Memo, config: OperatorConfig, configuration: kubernetes.client.Configuration
+) -> None:
+    """Every dependency the handlers use, set once at startup; nothing lives in module globals."""
+    kube = KubeClient(configuration, workers=config.kube_workers)
+    runtime = Runtime(kube=kube, render_options=render_options(config), metrics=metrics.OperatorMetrics())
+
+    async def run_child_pass(key: FleetKey) -> None:
+        await fetch_and_pass(runtime, key)
+
+    memo.config = config
+    memo.runtime = runtime
+    memo.queue = WorkQueue(run_child_pass, retry=config.retry_delay, retry_max=config.retry_delay_max)
+    memo.autoscale = {}  # per-fleet decision history, filled by the autoscaler
+    memo.metrics_server = None
+    if config.metrics_port is not None:
+        server = metrics.serve(runtime.metrics, host=config.bind_address, port=config.metrics_port)
+        await server.__aenter__()
+        memo.metrics_server = server
+        log.info("Serving operator metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
+
+
+async def release_memo(memo: kopf.Memo) -> None:
+    """Stop what `populate_memo` started (the operator is exiting)."""
+    queue = getattr(memo, "queue", None)
+    if queue is not None:
+        await queue.close()
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        await server.__aexit__(None, None, None)
+    runtime = getattr(memo, "runtime", None)
+    if runtime is not None:
+        runtime.kube.close()
