@@ -320,9 +320,7 @@ def expected(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderO
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": names.deployment_name(md),
-            "namespace": md.namespace,
-            "labels": labels.child_labels(md),
+            **labels.object_meta(md, names.deployment_name(md)),
             "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(template)},
         },
         "spec": {

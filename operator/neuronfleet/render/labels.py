@@ -23,6 +23,7 @@ __all__ = [
     "PART_OF",
     "child_labels",
     "instance_value",
+    "object_meta",
     "pod_labels",
     "selector",
     "selector_string",
@@ -68,3 +69,17 @@ def child_labels(md: ModelDeployment) -> dict[str, str]:
 def pod_labels(md: ModelDeployment) -> dict[str, str]:
     """Labels of the pod template: the selector plus the informational ones."""
     return child_labels(md)
+
+
+def object_meta(md: ModelDeployment, name: str) -> dict[str, object]:
+    """metadata of a child: its name, the owner's namespace when the owner names one, the child labels.
+
+    A ModelDeployment read from a file without a namespace renders children without one, so
+    `neuronfleet render -f md.yaml | kubectl diff -n team -f -` works like `kubectl apply -n team`.
+    On the cluster the owner always has a namespace.
+    """
+    meta: dict[str, object] = {"name": name}
+    if md.metadata.get("namespace"):
+        meta["namespace"] = md.metadata["namespace"]
+    meta["labels"] = child_labels(md)
+    return meta

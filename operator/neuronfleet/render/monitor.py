@@ -2,7 +2,9 @@
 
 The autoscaler's PromQL selects a fleet's series by `namespace` and
 `app_kubernetes_io_instance`; Prometheus Operator adds `namespace` and `pod` to targets but not
-pod labels, so the relabelings copy the recommended labels onto every series explicitly.
+pod labels, so the relabelings copy the recommended labels onto every series explicitly. A
+PodMonitor selects pods in its own namespace unless told otherwise, so there is no
+namespaceSelector.
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ def expected(md: ModelDeployment) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": names.pod_monitor_name(md), "namespace": md.namespace, "labels": labels.child_labels(md)},
+        "metadata": labels.object_meta(md, names.pod_monitor_name(md)),
         "spec": {
             "selector": {"matchLabels": labels.selector(md)},
-            "namespaceSelector": {"matchNames": [md.namespace]},
             "podMetricsEndpoints": [
                 {
                     "port": "http",

@@ -21,7 +21,7 @@ def expected(md: ModelDeployment) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": names.pdb_name(md), "namespace": md.namespace, "labels": labels.child_labels(md)},
+        "metadata": labels.object_meta(md, names.pdb_name(md)),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": labels.selector(md)},

@@ -19,7 +19,7 @@ def expected(md: ModelDeployment) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": names.service_name(md), "namespace": md.namespace, "labels": labels.child_labels(md)},
+        "metadata": labels.object_meta(md, names.service_name(md)),
         "spec": {
             "type": "ClusterIP",
             "selector": labels.selector(md),

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from neuronfleet.api import resource
 from neuronfleet.render import children
 from neuronfleet.render.options import RenderOptions
 
@@ -55,3 +56,9 @@ def test_children_carry_no_owner_references_but_the_owners_namespace():
 )
 def test_preview_replicas(spec: dict[str, Any], expected: int):
     assert children.preview_replicas(make_md(**spec)) == expected
+
+
+def test_without_a_namespace_the_children_have_none_so_kubectl_n_decides():
+    md = resource.load({**make_md().model_dump(by_alias=True, exclude_none=True), "metadata": {"name": "llama3-8b"}})
+    for obj in children.desired(md, make_plan(), replicas=1, options=RenderOptions()):
+        assert "namespace" not in obj["metadata"]

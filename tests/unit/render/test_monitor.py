@@ -39,7 +39,7 @@ def discovery_labels(namespace: str, pod: str, pod_labels: dict[str, str]) -> di
 def test_the_pod_monitor_has_the_prometheus_operator_shape():
     obj = monitor.expected(make_md())
     assert (obj["apiVersion"], obj["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
-    assert set(obj["spec"]) == {"selector", "namespaceSelector", "podMetricsEndpoints"}
+    assert set(obj["spec"]) == {"selector", "podMetricsEndpoints"}, "no namespaceSelector: its own namespace only"
     (endpoint,) = obj["spec"]["podMetricsEndpoints"]
     assert set(endpoint) <= {"port", "path", "interval", "relabelings", "scrapeTimeout", "honorLabels"}
     for rule in endpoint["relabelings"]:
@@ -55,11 +55,11 @@ def test_it_scrapes_metrics_on_the_containers_http_port_at_the_spec_interval():
     assert endpoint["port"] in {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
 
 
-def test_it_selects_the_pods_of_its_own_namespace():
+def test_it_lives_next_to_and_selects_the_fleets_pods():
     md = make_md(namespace="team-a")
-    spec = monitor.expected(md)["spec"]
-    assert spec["selector"]["matchLabels"] == labels.selector(md)
-    assert spec["namespaceSelector"] == {"matchNames": ["team-a"]}
+    obj = monitor.expected(md)
+    assert obj["metadata"]["namespace"] == "team-a"
+    assert obj["spec"]["selector"]["matchLabels"] == labels.selector(md)
 
 
 def test_scraped_series_carry_the_labels_the_autoscaler_selects_on():
