@@ -97,7 +97,14 @@ class Replica:
         request.prefill_left = request.prompt_tokens
         self.waiting.append(request)
         if not self.busy:
-            return self._plan(now)
+            # An empty step ending now: requests arriving at this same instant join the first plan.
+            self.busy = True
+            self.step_start = now
+            self.step_seconds = 0.0
+            self.step_count = 0
+            self.step_chunks = []
+            self.version += 1
+            return now
         if self.step_chunks or self.step_count <= 1:
             return None  # a prefill or single step is running: admitted at its end
         done = int((now - self.step_start) / self.step_seconds) + 1

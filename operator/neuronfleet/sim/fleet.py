@@ -23,9 +23,10 @@ from neuronfleet.sim.trace import TraceRequest
 
 __all__ = ["ReplicaRecord", "SimResult", "simulate"]
 
-# Event kinds, in the order they run at equal times: free capacity first, observe last.
+# Event kinds, in the order they run at equal times: arrivals first (a step ending at that
+# instant then plans with them), free capacity next, observe last.
 _STEP, _READY, _SCRAPE, _SYNC = 0, 1, 3, 4
-_ARRIVAL_ORDER = 2
+_ARRIVAL_ORDER = -1
 _KEEP_SCRAPES_SECONDS = 900.0
 # A policy that never serves the last requests (e.g. stuck at zero replicas) must not hang the run.
 _GIVE_UP_AFTER_SECONDS = 6 * 3600.0
@@ -56,6 +57,8 @@ class SimResult:
     replica_series: list[tuple[float, int, int]]  # (time, billed, ready) after each change
     horizon: float  # billing ends here (last arrival or last finish, whichever is later)
     events: int = 0
+    generation_tokens: int = 0  # sum of every replica's vllm:generation_tokens_total at the end
+    prompt_tokens: int = 0  # sum of every replica's vllm:prompt_tokens_total at the end
 
 
 def simulate(
@@ -263,4 +266,6 @@ class _Fleet:
             replica_series=self.series,
             horizon=horizon,
             events=self.events,
+            generation_tokens=sum(e.generation_tokens for e in self.engines.values()),
+            prompt_tokens=sum(e.prompt_tokens for e in self.engines.values()),
         )

@@ -5,16 +5,17 @@ could still gain. Demand is computed with full knowledge of the trace under the 
 the engine step model, N*(t) replicas are needed at t, and LB_L prices the cheapest schedule that
 has them ready in time when each start costs the startup delay L.
 
-Fluid capacity, derived from the step model `alpha + beta*B + gamma*P`: the largest batch that
-keeps the SLO's per-user rate is B* = min((1/R_min - alpha)/beta, max_num_seqs, KV / mean context),
-and a full batch then decodes at the pace R* = 1/(alpha + beta*B*) >= R_min. In one second a
-replica whose users get R_min tok/s runs at least R_min steps, so with C requests decoding at R*
-and Pi prompt tokens/s to prefill, N replicas need `N*(1 - R_min*alpha) >= beta*R*C + gamma*Pi`
-and N >= C/B*.
-C(t) counts requests decoding at pace R* after a prefill at full speed; Pi(t) spreads each prompt
-evenly over its TTFT budget, the latest it may be prefilled. As the reference says, this bounds the
-fluid model only: vLLM's first-come prefill chunks stall short requests' decodes, integer batches
-and routing imbalance cost more, so the oracle-sim replay shows how attainable the bound is.
+Fluid capacity, derived from the step model `alpha + beta*B + gamma*P`, with each request's work
+spread as thinly as its deadlines allow (so that no schedule meeting every SLO can need fewer):
+- Time: a replica whose users get R_min tok/s runs at least R_min steps a second, so with D decode
+  tokens/s and Pi prompt tokens/s to serve, N replicas need `N*(1 - R_min*alpha) >= beta*D + gamma*Pi`.
+  D(t) = R_min * C(t), C(t) counting requests decoding at exactly R_min after a prefill at full
+  speed; Pi(t) spreads each prompt evenly over its TTFT budget.
+- Slots: N >= C_fast(t) / B*, where C_fast counts requests decoding at the fastest pace
+  1/(alpha + beta) and B* = min(max_num_seqs, KV tokens / mean context).
+As the reference says, this bounds the fluid model only: vLLM's first-come prefill chunks stall
+short requests' decodes, and integer batches and routing imbalance cost more; the oracle-sim replay
+shows how attainable the bound is.
 """
 
 from __future__ import annotations
@@ -52,33 +53,37 @@ def demand(trace: Sequence[TraceRequest], profile: EngineProfile, slo: Slo) -> l
     """N*(t): replicas needed in each one-second bin (the fluid bound, rounded up)."""
     if not trace:
         return []
+    r_min = slo.min_tokens_per_second
+    if profile.step_seconds(1, 0) > 1.0 / r_min:
+        raise ValueError(f"{profile.name} cannot reach {r_min} tok/s per user")
+    fastest = 1.0 / profile.step_seconds(1, 0)
     mean_context = sum(r.prompt_tokens + r.output_tokens for r in trace) / len(trace)
-    fit = (1.0 / slo.min_tokens_per_second - profile.alpha) / profile.beta
-    batch_cap = min(fit, profile.max_num_seqs, profile.kv_cache_tokens / mean_context)
-    if batch_cap < 1:
-        raise ValueError(f"{profile.name} cannot reach {slo.min_tokens_per_second} tok/s per user")
-    pace = 1.0 / profile.step_seconds(round(batch_cap), 0) if batch_cap < fit else slo.min_tokens_per_second
+    batch_cap = min(profile.max_num_seqs, profile.kv_cache_tokens / mean_context)
     spans = []
     for r in trace:
         budget = slo.ttft_budget(r.prompt_tokens)
         start = r.arrival + profile.alpha + profile.gamma * r.prompt_tokens
-        spans.append((r, budget, start, start + (r.output_tokens - 1) / pace))
-    horizon = max(max(r.arrival + b, e) for r, b, _, e in spans)
+        spans.append((r, budget, start, (r.output_tokens - 1) / r_min, (r.output_tokens - 1) / fastest))
+    horizon = max(max(r.arrival + b, s + slow) for r, b, s, slow, _ in spans)
     bins = int(horizon / BIN_SECONDS) + 2
-    c_full, c_part = [0.0] * (bins + 1), [0.0] * (bins + 1)
+    slow_full, slow_part = [0.0] * (bins + 1), [0.0] * (bins + 1)
+    fast_full, fast_part = [0.0] * (bins + 1), [0.0] * (bins + 1)
     p_full, p_part = [0.0] * (bins + 1), [0.0] * (bins + 1)
-    for r, budget, start, end in spans:
-        _add(c_full, c_part, start, end, 1.0)
+    for r, budget, start, slow, fast in spans:
+        _add(slow_full, slow_part, start, start + slow, 1.0)
+        _add(fast_full, fast_part, start, start + fast, 1.0)
         _add(p_full, p_part, r.arrival, r.arrival + budget, r.prompt_tokens / budget)
-    share = 1.0 - slo.min_tokens_per_second * profile.alpha  # time left after the SLO's steps
+    share = 1.0 - r_min * profile.alpha  # time left after the steps the SLO requires
     needed = []
-    c_run = p_run = 0.0
+    slow_run = fast_run = p_run = 0.0
     for i in range(bins):
-        c_run += c_full[i]
+        slow_run += slow_full[i]
+        fast_run += fast_full[i]
         p_run += p_full[i]
-        c = c_run + c_part[i]
+        slow = slow_run + slow_part[i]
+        fast = fast_run + fast_part[i]
         p = p_run + p_part[i]
-        fluid = max(c / batch_cap, (profile.beta * pace * c + profile.gamma * p) / share)
+        fluid = max(fast / batch_cap, (profile.beta * r_min * slow + profile.gamma * p) / share)
         needed.append(math.ceil(fluid - 1e-9))
     return needed
 

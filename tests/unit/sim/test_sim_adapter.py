@@ -1,0 +1,63 @@
+"""The neuronfleet policy in the simulator runs the operator's own `decide`, fed like the operator."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+from sim_builders import ROUND
+
+from neuronfleet.autoscale import decide as decide_module
+from neuronfleet.autoscale import types
+from neuronfleet.sim import adapter
+from neuronfleet.sim.observe import FleetView, ReplicaSample, Scrape
+from neuronfleet.sim.slo import Slo
+
+
+def view(concurrency_per_replica: int, *, replicas: int = 2, at: float = 30.0) -> FleetView:
+    scrapes: deque[Scrape] = deque()
+    for t, tokens in ((at - 30.0, 0.0), (at - 15.0, 150.0), (at, 300.0)):
+        sample = ReplicaSample(concurrency_per_replica, 1, 0.25, tokens, 10 * tokens)
+        scrapes.append(Scrape(t, {i: sample for i in range(replicas)}))
+    return FleetView(scrapes, current_replicas=replicas, ready_replicas=replicas, starting_replicas=0)
+
+
+def test_the_observation_holds_fleet_sums_of_the_newest_scrape_and_the_token_rate():
+    seen = adapter.observation(view(4, replicas=3), 30.0)
+    assert seen.concurrency == 3 * (4 + 1)
+    assert seen.waiting == 3
+    assert seen.kv_cache_usage == pytest.approx(0.25)
+    assert seen.tokens_per_second == pytest.approx(3 * 300.0 / 30.0)
+    assert seen.sampled_at == 30.0
+    assert (seen.current_replicas, seen.ready_replicas, seen.starting_replicas) == (3, 3, 0)
+
+
+def test_the_policy_is_the_operators_decide_function_not_a_copy(monkeypatch):
+    calls = []
+    real = decide_module.decide
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(decide_module, "decide", spy)
+    policy = adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0)
+    policy.desired(view(1), 30.0)
+    assert len(calls) == 1
+    assert isinstance(calls[0][0], types.Observation)
+
+
+def test_overload_scales_up_and_the_decision_is_kept_in_history():
+    policy = adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0)
+    target = policy.policy.targets.concurrency
+    wanted = policy.desired(view(int(target * 1.5)), 30.0)
+    assert wanted > 2
+    assert policy.last is not None and policy.last.reason == types.Reason.SCALED_UP
+    assert [h.replicas_after for h in policy.history] == [wanted]
+
+
+def test_an_empty_view_holds_the_current_count():
+    policy = adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0)
+    empty = FleetView(deque(), current_replicas=3, ready_replicas=3, starting_replicas=0)
+    assert policy.desired(empty, 10.0) == 3
+    assert policy.last is not None and policy.last.reason == types.Reason.METRICS_UNAVAILABLE
