@@ -237,7 +237,7 @@ def test_a_watch_from_a_compacted_version_gets_an_expired_error_event(emulator: 
 @pytest.mark.parametrize("status", [409, 500], ids=["conflicts", "server errors"])
 def test_injected_faults_answer_the_next_matching_requests_then_stop(emulator: ThreadedEmulator, kube_api, status: int):
     core = kubernetes.client.CoreV1Api(kube_api)
-    fault = emulator.emulator.inject(method="POST", path=r"/configmaps$", status=status, times=2)
+    fault = emulator.inject(method="POST", path=r"/configmaps$", status=status, times=2)
     for _ in range(2):
         with pytest.raises(ApiException) as err:
             core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
@@ -317,3 +317,16 @@ def test_kubectl_applies_gets_patches_and_deletes(emulator_kubeconfig: Path, tmp
     assert "deployments" in kubectl("api-resources")
     kubectl("delete", "configmap", "k")
     assert "k " not in kubectl("get", "configmaps", "--no-headers")
+
+
+def test_a_dry_run_answers_like_a_write_but_stores_nothing(emulator: ThreadedEmulator, kube_api):
+    apps = kubernetes.client.AppsV1Api(kube_api)
+    created = apps.create_namespaced_deployment("default", deployment(), dry_run="All")
+    assert created.metadata.name == "d" and created.spec.replicas == 2
+    assert apps.list_namespaced_deployment("default").items == []
+    apps.create_namespaced_deployment("default", deployment())
+    rv = emulator.store.rv
+    preview = apps.patch_namespaced_deployment("d", "default", {"spec": {"replicas": 7}}, dry_run="All")
+    assert preview.spec.replicas == 7 and preview.metadata.generation == 2
+    assert apps.read_namespaced_deployment("d", "default").spec.replicas == 2
+    assert emulator.store.rv == rv, "a dry run commits no resourceVersion"

@@ -16,14 +16,23 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 
-__all__ = ["PatchError", "PatchTestFailed", "json_patch", "merge_patch", "strategic_merge_patch"]
+__all__ = ["PatchError", "PatchTestFailed", "clone", "json_patch", "merge_patch", "strategic_merge_patch"]
+
+
+def clone(value: Any) -> Any:
+    """Deep-copy JSON-shaped data several times faster than ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: clone(v) for k, v in value.items()}
+    if kind is list:
+        return [clone(v) for v in value]
+    return value
 
 
 class PatchError(ValueError):
@@ -37,7 +46,7 @@ class PatchTestFailed(PatchError):
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 merge patch; ``None`` deletes a key, lists are replaced."""
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, Mapping) else {}
     for key, value in patch.items():
         if value is None:
@@ -90,17 +99,17 @@ def _list_merge_key(field: str, items: list[Any]) -> tuple[bool, str | None]:
 def _merge_list(field: str, target: list[Any], patch: list[Any], deletions: list[Any]) -> list[Any]:
     merges, key = _list_merge_key(field, patch or target)
     if not merges:
-        return [_strip_directives(copy.deepcopy(item)) for item in patch]
+        return [_strip_directives(clone(item)) for item in patch]
     if key is None:
         result = [item for item in target if item not in deletions]
         result.extend(item for item in patch if item not in result)
         return result
-    result = [copy.deepcopy(item) for item in target]
+    result = [clone(item) for item in target]
     for item in patch:
         if not isinstance(item, Mapping):
             raise PatchError(f"list {field!r} merges by {key!r}, got a non-object item")
         if item.get("$patch") == "replace":
-            return [_strip_directives(copy.deepcopy(i)) for i in patch if i.get("$patch") != "replace"]
+            return [_strip_directives(clone(i)) for i in patch if i.get("$patch") != "replace"]
         index = next(
             (n for n, old in enumerate(result) if isinstance(old, Mapping) and old.get(key) == item.get(key)),
             None,
@@ -110,7 +119,7 @@ def _merge_list(field: str, target: list[Any], patch: list[Any], deletions: list
                 del result[index]
             continue
         if index is None:
-            result.append(_strip_directives(copy.deepcopy(dict(item))))
+            result.append(_strip_directives(clone(dict(item))))
         else:
             result[index] = strategic_merge_patch(result[index], item)
     return result
@@ -131,11 +140,11 @@ def _strip_directives(value: Any) -> Any:
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
     """Apply a strategic merge patch (see the module docstring for what is approximated)."""
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if patch.get("$patch") == "delete":
         return None
     if patch.get("$patch") == "replace":
-        return _strip_directives(copy.deepcopy(dict(patch)))
+        return _strip_directives(clone(dict(patch)))
     result = dict(target) if isinstance(target, Mapping) else {}
     for key, value in patch.items():
         if key.startswith("$"):

@@ -9,6 +9,7 @@ replicas and the selector live. Posting a CRD turns it into ResourceInfos
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,7 +52,7 @@ class ResourceInfo:
     def group_version(self) -> str:
         return self.api_version
 
-    @property
+    @functools.cached_property
     def storage_key(self) -> tuple[str, str]:
         """Versions of one group/plural share their objects, as they do in etcd."""
         return (self.group, self.plural)

@@ -160,7 +160,12 @@ class Emulator:
                 if fault.status is not None:
                     code = fault.status
                     return _json(fault.body(), fault.status)
-            response = await self._handle(request, parts, query)
+            if query.get("dryRun") == "All" and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                body = await request.read()  # read before entering the synchronous dry-run block
+                with self.store.dry_run():
+                    response = await self._handle(request, parts, query, body)
+            else:
+                response = await self._handle(request, parts, query, None)
             code = response.status
             return response
         except ApiError as exc:
@@ -213,7 +218,9 @@ class Emulator:
         rest = rest + [""] * (3 - len(rest))
         return group, version, namespace, rest[0], rest[1], rest[2]
 
-    async def _handle(self, request: web.Request, parts: list[str], query: dict[str, str]) -> web.StreamResponse:
+    async def _handle(
+        self, request: web.Request, parts: list[str], query: dict[str, str], preread: bytes | None
+    ) -> web.StreamResponse:
         discovery = self._discovery(parts)
         if discovery is not None:
             return _json(discovery)
@@ -239,7 +246,7 @@ class Emulator:
                     return await self._watch(request, info, ns, labels, fields, query)
                 return _json(store.list(info, ns, labels, fields))
             if method == "POST":
-                body = await self._body(request)
+                body = await self._body(request, preread)
                 if info.namespaced and not ns:
                     raise ApiError(
                         405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
@@ -257,9 +264,11 @@ class Emulator:
             if method == "GET":
                 return _json(store.get_scale(info, ns, name))
             if method == "PUT":
-                return _json(store.write_scale(info, ns, name, await self._body(request)))
+                return _json(store.write_scale(info, ns, name, await self._body(request, preread)))
             if method == "PATCH":
-                return _json(store.patch_scale(info, ns, name, request.content_type, await self._body(request)))
+                return _json(
+                    store.patch_scale(info, ns, name, request.content_type, await self._body(request, preread))
+                )
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if sub and sub != "status":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -269,9 +278,9 @@ class Emulator:
         if method == "GET":
             return _json(store.get(info, ns, name))
         if method == "PUT":
-            return _json(store.replace(info, ns, name, await self._body(request), subresource=subresource))
+            return _json(store.replace(info, ns, name, await self._body(request, preread), subresource=subresource))
         if method == "PATCH":
-            body = await self._body(request)
+            body = await self._body(request, preread)
             code = (
                 201
                 if request.content_type == "application/apply-patch+yaml" and store.try_get(info, ns, name) is None
@@ -279,7 +288,7 @@ class Emulator:
             )
             return _json(store.patch(info, ns, name, request.content_type, body, subresource=subresource), code)
         if method == "DELETE" and not sub:
-            raw = await request.read()
+            raw = preread if preread is not None else await request.read()
             options = json.loads(raw) if raw.strip() else {}
             obj, gone = store.delete(info, ns, name, preconditions=(options or {}).get("preconditions"))
             if gone and info.builtin:
@@ -301,8 +310,8 @@ class Emulator:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     @staticmethod
-    async def _body(request: web.Request) -> Any:
-        raw = await request.read()
+    async def _body(request: web.Request, preread: bytes | None = None) -> Any:
+        raw = preread if preread is not None else await request.read()
         try:
             if request.content_type.endswith("yaml"):
                 return yaml.safe_load(raw)
@@ -478,6 +487,17 @@ class ThreadedEmulator:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    def inject(self, **fault: Any) -> Fault:
+        """Arm a fault; see :meth:`Emulator.inject` (thread-safe)."""
+        assert self.emulator is not None, "the emulator is not started"
+        return self.emulator.inject(**fault)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of the request log."""
+        assert self.emulator is not None, "the emulator is not started"
+        return list(self.emulator.requests)
 
     def call(self, fn: Callable[..., _T], *args: Any, timeout: float = 10.0, **kwargs: Any) -> _T:
         """Run ``fn(*args, **kwargs)`` in the emulator's loop (awaiting it if it is a coroutine)."""

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
+import contextlib
 import dataclasses
 import datetime
 import json
 import secrets
 import string
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from neuronfleet.kube_emulator import patches, resources
@@ -272,6 +272,7 @@ class Store:
         self._watchers: dict[tuple[str, str], set[Watcher]] = {}
         self._listeners: list[Listener] = []
         self.uids: dict[str, tuple[ResourceInfo, str, str]] = {}
+        self._dry_run = False
         for info in resources.BUILTIN_RESOURCES:
             self.serve(info)
         ns_info = self.resource("", "v1", "namespaces")
@@ -304,6 +305,15 @@ class Store:
             if (info.group, info.version, info.kind) == (group, version, kind):
                 return info
         raise ApiError(404, "NotFound", f"no resource for {api_version} {kind}")
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Writes inside this block answer as usual but store nothing (``?dryRun=All``)."""
+        self._dry_run = True
+        try:
+            yield
+        finally:
+            self._dry_run = False
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(info, event)`` after every commit; it must not write synchronously."""
@@ -412,6 +422,8 @@ class Store:
         obj: dict[str, Any],
         old: dict[str, Any] | None,
     ) -> dict[str, Any]:
+        if self._dry_run:
+            return obj  # validated and defaulted like a real write, but nothing is stored
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
@@ -435,7 +447,7 @@ class Store:
     def create(self, info: ResourceInfo, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
-        obj = copy.deepcopy(dict(body))
+        obj = patches.clone(dict(body))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise ApiError(400, "BadRequest", "metadata must be an object")
@@ -514,7 +526,7 @@ class Store:
         expected = meta.get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise _conflict(info, name)
-        return self._update(info, old, copy.deepcopy(dict(body)), subresource)
+        return self._update(info, old, patches.clone(dict(body)), subresource)
 
     def patch(
         self,
@@ -536,7 +548,7 @@ class Store:
                 applied = {**body, "metadata": {**(body.get("metadata") or {}), "name": name}}
                 return self.create(info, namespace, applied)
         old = self.get(info, namespace, name)
-        base = copy.deepcopy(old)  # patch results share unpatched branches with their input
+        base = patches.clone(old)  # patch results share unpatched branches with their input
         try:
             if ctype == PatchType.JSON:
                 patched = patches.json_patch(base, body)
@@ -590,8 +602,8 @@ class Store:
             status = new.get("status")
             new = {k: v for k, v in old.items() if k != "status"}
             if status is not None:
-                new["status"] = copy.deepcopy(status)
-            new["metadata"] = copy.deepcopy(old["metadata"])
+                new["status"] = patches.clone(status)
+            new["metadata"] = patches.clone(old["metadata"])
         elif subresource is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         else:
@@ -646,7 +658,7 @@ class Store:
         wanted_rv = preconditions.get("resourceVersion")
         if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
             raise _conflict(info, name)
-        new = copy.deepcopy(old)
+        new = patches.clone(old)
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
                 return old, False
@@ -696,7 +708,7 @@ class Store:
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ApiError(422, "Invalid", "Scale.spec.replicas must be a non-negative integer", name=name, info=info)
         old = self.get(info, namespace, name)
-        new = copy.deepcopy(old)
+        new = patches.clone(old)
         assert info.scale is not None
         _set_path(new, info.scale.spec_replicas_path, replicas)
         self._update(info, old, new, None)
@@ -773,7 +785,7 @@ class Store:
             for obj in list(storage.values()):
                 info = infos[0] if infos else None
                 if info is not None:
-                    gone = copy.deepcopy(obj)
+                    gone = patches.clone(obj)
                     self._commit(info, "DELETED", gone, obj)
             return
         for info in resources.from_crd(event.obj):
