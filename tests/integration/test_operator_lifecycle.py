@@ -1,10 +1,24 @@
-"""The operator against the API emulator: create, update, delete, as a user would see it."""
+"""The operator against the API emulator: create, update, delete, repair, bad input, scale.
+
+Where a test needs a controller the emulator does not run by default, it switches on the
+emulator's opt-in stand-ins and says so: the Deployment "controller" (marks a Deployment's
+pods updated/ready/available after a delay; no Pods are created) and the garbage collector
+(deletes dependents of a deleted owner by ownerReference).
+"""
 
 from __future__ import annotations
 
-from emulator_support import wait_for
+import time
 
+import pytest
 from conftest import Cluster, OperatorThread, make_md
+from emulator_support import enable_controllers, wait_for
+
+READY_DELAY = 0.3
+
+
+def _ready(cluster: Cluster, name: str) -> bool:
+    return cluster.condition(name, "Ready").get("status") == "True"
 
 
 def test_a_new_model_deployment_gets_its_children_and_a_status(operator: OperatorThread, cluster: Cluster) -> None:
@@ -15,8 +29,166 @@ def test_a_new_model_deployment_gets_its_children_and_a_status(operator: Operato
     assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelDeployment", "llama", True)
     assert cluster.service("llama") is not None
     status = wait_for(lambda: cluster.status("llama").get("observedGeneration") and cluster.status("llama"))
+    assert status["observedGeneration"] == 1
     assert status["plan"]["instanceType"] == "inf2.48xlarge"
     assert status["plan"]["tensorParallelSize"] == 8
+    assert status["desiredReplicas"] == 2
     assert status["selector"].count("app.kubernetes.io/") == 3
     assert cluster.condition("llama", "Degraded")["status"] == "False"
-    assert "kopf" not in (cluster.md("llama") or {}).get("metadata", {}).get("finalizers", [])
+    # No Deployment controller runs here: nothing is ready, and the status says so.
+    assert cluster.condition("llama", "Ready")["status"] == "False"
+    assert cluster.condition("llama", "Progressing")["status"] == "True"
+    # No finalizer: a stopped operator can never block deletion.
+    assert not (cluster.md("llama") or {})["metadata"].get("finalizers")
+    reasons = {e["reason"] for e in wait_for(lambda: cluster.events("llama"))}
+    assert "Planned" in reasons
+
+
+def test_status_follows_the_child_deployment_becoming_ready(operator: OperatorThread, cluster: Cluster) -> None:
+    """Uses the emulator's Deployment status stand-in (pods 'ready' after a delay, no real pods)."""
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=READY_DELAY)
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: _ready(cluster, "llama"))
+    status = cluster.status("llama")
+    assert (status["readyReplicas"], status["updatedReplicas"], status["availableReplicas"]) == (2, 2, 2)
+    assert cluster.condition("llama", "Progressing")["reason"] == "RolloutComplete"
+    reasons = [e["reason"] for e in cluster.events("llama")]
+    assert "RolloutComplete" in wait_for(lambda: [e["reason"] for e in cluster.events("llama")])
+    assert reasons.count("Planned") == 1
+
+
+def test_a_spec_change_rolls_the_deployment_and_bumps_observed_generation(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """Uses the emulator's Deployment status stand-in."""
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=READY_DELAY)
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: _ready(cluster, "llama"))
+    before = cluster.deployment("llama")
+    cluster.patch_md("llama", {"spec": {"serving": {"maxNumSeqs": 16}}})
+    after = wait_for(
+        lambda: (
+            (d := cluster.deployment("llama")) and d["metadata"]["generation"] > before["metadata"]["generation"] and d
+        )
+    )
+    args = after["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "16" in args[args.index("--max-num-seqs") + 1 :][:1]
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 2 and _ready(cluster, "llama"))
+    assert after["spec"]["strategy"]["rollingUpdate"]["maxSurge"] in (0, "0")
+
+
+def test_an_unchanged_fleet_is_not_written_again(operator: OperatorThread, cluster: Cluster) -> None:
+    """Uses the emulator's Deployment status stand-in; a resync must not patch what matches."""
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=READY_DELAY)
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: _ready(cluster, "llama"))
+    time.sleep(1.0)
+    rv = cluster.deployment("llama")["metadata"]["resourceVersion"]
+    status_rv = cluster.md("llama")["metadata"]["resourceVersion"]
+    # A label change is a change kopf hands to the update handler: a full pass with nothing to do.
+    cluster.patch_md("llama", {"metadata": {"labels": {"team": "search"}}})
+    time.sleep(1.5)
+    assert cluster.deployment("llama")["metadata"]["resourceVersion"] == rv
+    assert cluster.md("llama")["metadata"]["resourceVersion"] != status_rv  # only the label and kopf's annotation
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param("delete-deployment", id="a deleted Deployment is recreated"),
+        pytest.param("delete-service", id="a deleted Service is recreated"),
+        pytest.param("edit-image", id="a hand-edited container image is put back"),
+        pytest.param("edit-replicas", id="hand-edited replicas are put back when autoscaling is off"),
+    ],
+)
+def test_drift_is_repaired_within_seconds(operator: OperatorThread, cluster: Cluster, edit: str) -> None:
+    cluster.create_md(make_md("llama"))
+    original = wait_for(lambda: cluster.deployment("llama"))
+    wait_for(lambda: cluster.status("llama").get("observedGeneration"))
+    image = original["spec"]["template"]["spec"]["containers"][0]["image"]
+    if edit == "delete-deployment":
+        cluster.apps.delete_namespaced_deployment("llama", "ml")
+        wait_for(lambda: (d := cluster.deployment("llama")) and d["metadata"]["uid"] != original["metadata"]["uid"])
+    elif edit == "delete-service":
+        uid = cluster.service("llama")["metadata"]["uid"]
+        # Raw answer: the emulator answers a Status where the real API server returns the Service.
+        cluster.core.delete_namespaced_service("llama", "ml", _preload_content=False)
+        wait_for(lambda: (s := cluster.service("llama")) and s["metadata"]["uid"] != uid)
+    elif edit == "edit-image":
+        patch = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "evil:latest"}]}}}}
+        cluster.apps.patch_namespaced_deployment("llama", "ml", patch)
+        wait_for(lambda: cluster.deployment("llama")["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+    else:
+        cluster.apps.patch_namespaced_deployment("llama", "ml", {"spec": {"replicas": 7}})
+        wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 2)
+    wait_for(lambda: "ChildRepaired" in [e["reason"] for e in cluster.events("llama")])
+    assert len(cluster.deployments()) == 1
+
+
+def test_deleting_the_model_deployment_removes_its_children(operator: OperatorThread, cluster: Cluster) -> None:
+    """Children go by ownerReference: uses the emulator's garbage-collector stand-in (no finalizer involved)."""
+    enable_controllers(cluster.emu, garbage_collector=True, deployments=False)
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: cluster.deployment("llama") and cluster.service("llama"))
+    cluster.delete_md("llama")
+    wait_for(lambda: cluster.md("llama") is None and cluster.deployment("llama") is None)
+    wait_for(lambda: cluster.service("llama") is None)
+    time.sleep(0.5)
+    assert cluster.deployment("llama") is None  # nothing recreated it after the owner was gone
+
+
+def test_an_unplannable_spec_degrades_without_touching_the_running_fleet(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 1)
+    before = cluster.deployment("llama")
+    # A 70B model on one inf2.8xlarge (32 GiB of device memory) cannot fit.
+    cluster.patch_md(
+        "llama",
+        {
+            "spec": {
+                "model": {"source": "hf://meta-llama/Llama-3.3-70B-Instruct"},
+                "neuron": {"instanceType": "inf2.8xlarge", "tensorParallelSize": None},
+            }
+        },
+    )
+    degraded = wait_for(lambda: (c := cluster.condition("llama", "Degraded")).get("status") == "True" and c)
+    assert degraded["reason"] == "PlanFailed"
+    assert "inf2.8xlarge" in degraded["message"]
+    assert cluster.status("llama")["observedGeneration"] == 2
+    assert cluster.status("llama")["plan"]["instanceType"] == "inf2.48xlarge"  # still what runs
+    warning = wait_for(lambda: [e for e in cluster.events("llama") if e["type"] == "Warning"])
+    assert warning[0]["reason"] == "PlanFailed"
+    after = cluster.deployment("llama")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # Fixing the spec clears the condition.
+    fixed = {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, "neuron": {"instanceType": "inf2.48xlarge"}}
+    cluster.patch_md("llama", {"spec": fixed})
+    wait_for(lambda: cluster.condition("llama", "Degraded").get("status") == "False")
+    assert cluster.status("llama")["observedGeneration"] == 3
+
+
+def test_scaling_through_the_scale_subresource_resizes_the_fleet(operator: OperatorThread, cluster: Cluster) -> None:
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: cluster.deployment("llama"))
+    cluster.custom.patch_namespaced_custom_object_scale(
+        "neuronfleet.io", "v1alpha1", "ml", "modeldeployments", "llama", {"spec": {"replicas": 4}}
+    )
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 4)
+    assert cluster.md("llama")["spec"]["replicas"] == 4
+    wait_for(lambda: cluster.status("llama").get("desiredReplicas") == 4)
+
+
+def test_autoscaled_fleets_keep_the_live_replica_count(operator: OperatorThread, cluster: Cluster) -> None:
+    """With autoscaling on, the autoscaler alone writes replicas: a pass preserves the live count."""
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 5, "metrics": {"concurrencyPerReplica": 8}}
+    cluster.create_md(make_md("llama", replicas=2, autoscaling=autoscaling))
+    wait_for(lambda: cluster.deployment("llama"))
+    cluster.apps.patch_namespaced_deployment("llama", "ml", {"spec": {"replicas": 3}})
+    cluster.patch_md("llama", {"spec": {"serving": {"maxNumSeqs": 16}}})
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 2)
+    assert cluster.deployment("llama")["spec"]["replicas"] == 3
+    # New bounds apply at once.
+    cluster.patch_md("llama", {"spec": {"autoscaling": {"maxReplicas": 2}}})
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 2)
