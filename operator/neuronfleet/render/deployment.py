@@ -25,6 +25,9 @@ from the Kubernetes API (facts from the Neuron SDK docs and the AWS reference ch
   vLLM write work dirs in several places.
 - Secrets: the Hugging Face token only ever appears as a secretKeyRef; an inline HF_TOKEN in
   spec.serving.env is refused (PlanError), so a token never lands in the object or in Git.
+- Disk: downloaded weights land in emptyDirs on the node, so the pod requests ephemeral-storage
+  for them (plus scratch); a node without room is skipped at scheduling instead of evicting the
+  pod mid-download.
 - Replicas are an explicit argument: the controller passes spec.replicas when autoscaling is off
   and the live/autoscaler count when it is on (one writer of replicas).
 - The annotation `neuronfleet.io/pod-template-hash` is a hash of the rendered pod template; the
@@ -51,6 +54,7 @@ __all__ = [
     "NEURON_TOLERATION",
     "TEMPLATE_HASH_ANNOTATION",
     "container_args",
+    "ephemeral_storage_gib",
     "expected",
     "serve_source",
     "startup_budget_seconds",
@@ -181,6 +185,17 @@ def _compiled_artifacts(md: ModelDeployment, options: RenderOptions) -> tuple[li
     return [volume], [mount]
 
 
+def ephemeral_storage_gib(md: ModelDeployment, plan: Plan, options: RenderOptions) -> int:
+    """Node disk a replica fills: downloaded weights (hf://, s3:// land in emptyDirs) plus scratch.
+
+    Requested so the scheduler places the pod only where the download fits, instead of the kubelet
+    evicting it half-way through a 140 GB download.
+    """
+    downloads = md.spec.model.source.startswith(("hf://", "s3://"))
+    weights_gib = plan.weights_bytes * options.download_headroom / GIB if downloads else 0
+    return math.ceil(weights_gib) + options.scratch_storage_gib
+
+
 def _container_security(options: RenderOptions, *, neuron: bool) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
@@ -235,6 +250,7 @@ def _pod_template(md: ModelDeployment, plan: Plan, options: RenderOptions) -> di
             "requests": {
                 "cpu": str(plan.host_cpus),
                 "memory": _quantity_gi(plan.host_memory_bytes),
+                "ephemeral-storage": f"{ephemeral_storage_gib(md, plan, options)}Gi",
                 **neuron_resource,
             },
             # No CPU limit (throttling slows the host side of every decode step); memory limit =

@@ -59,6 +59,10 @@ class RenderOptions:
     """Where s3:// and pvc:// weights are mounted; must match what the planner passes to `vllm serve`."""
     compiled_artifacts_path: str = "/var/cache/neuronfleet"
     """Default mount path of the compiled-artifact PVC when spec.neuron.compiledArtifacts.path is empty."""
+    scratch_storage_gib: int = 10
+    """Node-disk scratch per replica on top of downloaded weights (compiler work dirs, logs)."""
+    download_headroom: float = 1.1
+    """Downloaded weights take this much more disk than their parameter bytes (tokenizer, configs, shards)."""
     s3_sync_image: str = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
     """Init container image that copies s3:// weights into the pod (credentials via IRSA/Pod Identity)."""
 

@@ -347,3 +347,19 @@ def test_the_template_hash_tracks_the_pod_template_only():
 def test_rendering_is_deterministic():
     md = make_md(model={"tokenSecretRef": {"name": "hf"}}, scheduling={"nodeSelector": {"b": "2", "a": "1"}})
     assert render(md) == render(md)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected_gib"),
+    [
+        ("hf://meta-llama/Llama-3.1-8B-Instruct", math.ceil(16 * 1.1) + 10),
+        ("s3://models/llama/8b", math.ceil(16 * 1.1) + 10),
+        ("pvc://weights/llama/8b", 10),
+    ],
+    ids=["hf download needs disk", "s3 sync needs disk", "pvc weights need only scratch"],
+)
+def test_node_disk_for_downloaded_weights_is_requested(source: str, expected_gib: int):
+    md = make_md(model={"source": source, "id": "meta-llama/Llama-3.1-8B-Instruct"})
+    requests = container(render(md, make_plan(weights_bytes=16 * 1024**3)))["resources"]["requests"]
+    assert requests["ephemeral-storage"] == f"{expected_gib}Gi"
+    assert "ephemeral-storage" not in container(render(md))["resources"]["limits"], "no eviction at a hard cap"
