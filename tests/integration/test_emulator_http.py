@@ -48,6 +48,20 @@ CRD = {
 }
 
 
+PRINTED_CRD = {
+    **CRD,
+    "spec": {
+        **CRD["spec"],
+        "versions": [
+            {
+                **CRD["spec"]["versions"][0],
+                "additionalPrinterColumns": [{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}],
+            }
+        ],
+    },
+}
+
+
 def deployment(name: str = "d", replicas: int = 2, labels: dict | None = None) -> dict:
     return {
         "metadata": {"name": name, "labels": labels or {"app": name}},
@@ -315,6 +329,18 @@ def test_kubectl_applies_gets_patches_and_deletes(emulator_kubeconfig: Path, tmp
     kubectl("apply", "--validate=false", "-f", "-", stdin=manifest.replace("'1'", "'3'"))
     assert kubectl("get", "cm", "k", "-o", "jsonpath={.data.a}") == "3"
     assert "deployments" in kubectl("api-resources")
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(PRINTED_CRD))
+    kubectl(
+        "create",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 3}}
+        ),
+    )
+    header, row = kubectl("get", "widgets").splitlines()
+    assert header.split() == ["NAME", "REPLICAS", "AGE"] and row.split()[:2] == ["w", "3"]
     kubectl("delete", "configmap", "k")
     assert "k " not in kubectl("get", "configmaps", "--no-headers")
 

@@ -43,6 +43,7 @@ class ResourceInfo:
     categories: tuple[str, ...] = ()
     builtin: bool = True
     verbs: tuple[str, ...] = _ALL_VERBS
+    printer_columns: tuple[dict[str, Any], ...] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -134,6 +135,7 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),
                 builtin=False,
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
             )
         )
     return infos

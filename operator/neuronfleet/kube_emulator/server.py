@@ -21,11 +21,12 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
+from neuronfleet.kube_emulator import tables
 from neuronfleet.kube_emulator.faults import Fault, FaultTable
 from neuronfleet.kube_emulator.requests_log import RequestRecord
 from neuronfleet.kube_emulator.resources import ResourceInfo, group_versions
 from neuronfleet.kube_emulator.selectors import FieldSelector, LabelSelector, SelectorError
-from neuronfleet.kube_emulator.store import ApiError, Store
+from neuronfleet.kube_emulator.store import ApiError, Store, WatchEvent
 
 __all__ = ["KUBERNETES_VERSION", "Emulator", "ThreadedEmulator"]
 
@@ -244,7 +245,10 @@ class Emulator:
             if method == "GET":
                 if query.get("watch") in ("true", "1"):
                     return await self._watch(request, info, ns, labels, fields, query)
-                return _json(store.list(info, ns, labels, fields))
+                listed = store.list(info, ns, labels, fields)
+                if tables.wants_table(request.headers.get("Accept", "")):
+                    return _json(self._table(info, listed["items"], query, listed["metadata"]["resourceVersion"]))
+                return _json(listed)
             if method == "POST":
                 body = await self._body(request, preread)
                 if info.namespaced and not ns:
@@ -276,7 +280,10 @@ class Emulator:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         subresource = sub or None
         if method == "GET":
-            return _json(store.get(info, ns, name))
+            obj = store.get(info, ns, name)
+            if not sub and tables.wants_table(request.headers.get("Accept", "")):
+                return _json(self._table(info, [obj], query, obj["metadata"]["resourceVersion"]))
+            return _json(obj)
         if method == "PUT":
             return _json(store.replace(info, ns, name, await self._body(request, preread), subresource=subresource))
         if method == "PATCH":
@@ -308,6 +315,18 @@ class Emulator:
                 )
             return _json(obj, 200)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _table(
+        self, info: ResourceInfo, objects: list[dict[str, Any]], query: dict[str, str], rv: str
+    ) -> dict[str, Any]:
+        columns = tables.columns_for(info.kind, info.printer_columns)
+        return tables.table(
+            objects,
+            columns,
+            self.store.clock(),
+            resource_version=rv,
+            include_object=query.get("includeObject", "Metadata"),
+        )
 
     @staticmethod
     async def _body(request: web.Request, preread: bytes | None = None) -> Any:
@@ -342,6 +361,16 @@ class Emulator:
             await response.write_eof()
             return response
         await response.prepare(request)
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+
+        def line(item: tuple[str, WatchEvent]) -> bytes:
+            event_type, event = item
+            if not as_table:
+                return event.line(event_type, info.api_version)
+            obj = self.store.as_version(event.obj, info)
+            rendered = self._table(info, [obj], query, obj["metadata"]["resourceVersion"])
+            return json.dumps({"type": event_type, "object": rendered}).encode() + b"\n"
+
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
@@ -354,14 +383,14 @@ class Emulator:
                     break
                 if item is None:
                     break
-                chunk = [item[1].line(item[0], info.api_version)]
+                chunk = [line(item)]
                 closed = False
                 while not watcher.queue.empty():  # batch whatever is already queued
                     nxt = watcher.queue.get_nowait()
                     if nxt is None:
                         closed = True
                         break
-                    chunk.append(nxt[1].line(nxt[0], info.api_version))
+                    chunk.append(line(nxt))
                 await response.write(b"".join(chunk))
                 if closed:
                     break

@@ -331,12 +331,13 @@ class Store:
         obj = self._objects[info.storage_key].get((self._key(info, namespace), name))
         if obj is None:
             raise _not_found(info, name)
-        return self._as_version(obj, info)
+        return self.as_version(obj, info)
 
     def try_get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self._objects[info.storage_key].get((self._key(info, namespace), name))
 
-    def _as_version(self, obj: dict[str, Any], info: ResourceInfo) -> dict[str, Any]:
+    def as_version(self, obj: dict[str, Any], info: ResourceInfo) -> dict[str, Any]:
+        """The object as the given version serves it (no conversion: only apiVersion differs)."""
         if obj.get("apiVersion") == info.api_version:
             return obj
         return {**obj, "apiVersion": info.api_version}
@@ -352,7 +353,7 @@ class Store:
         labels = labels or LabelSelector()
         fields = fields or FieldSelector()
         items = [
-            self._as_version(obj, info)
+            self.as_version(obj, info)
             for (ns, _), obj in sorted(self._objects[info.storage_key].items())
             if (namespace is None or not info.namespaced or ns == namespace)
             and labels.matches(obj)
