@@ -44,13 +44,17 @@ def default_target(name: str, profile: EngineProfile, slo: Slo) -> float:
 
 
 def sweep_targets(name: str, profile: EngineProfile, slo: Slo) -> tuple[float, ...]:
-    """Targets the benchmark tries, to compare baselines at equal attainment."""
+    """Targets the benchmark tries, from generous to lean, to compare policies at equal attainment."""
     if name == "keda-waiting":
-        return (0.5, 1.0, 2.0, 5.0, 10.0)
+        return (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
     if name == "apa":
-        return (0.02, 0.04, 0.08, 0.15, 0.3, 0.5)
+        return (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.5)
+    if name == "static":
+        return (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 32.0)
+    if name == "neuronfleet":
+        return (0.1, 0.15, 0.25, 0.4, 0.55, 0.75, 1.0, 1.3)
     base = default_target(name, profile, slo)
-    return tuple(round(base * f, 2) for f in (0.25, 0.4, 0.55, 0.75, 1.0, 1.3))
+    return tuple(round(base * f, 2) for f in (0.1, 0.15, 0.25, 0.4, 0.55, 0.75, 1.0, 1.3))
 
 
 class StaticPolicy:
