@@ -1,0 +1,1 @@
+"""Tests of the Helm chart, the Argo CD health check, the alerts, the dashboard and the Dockerfiles."""
