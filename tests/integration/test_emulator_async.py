@@ -42,3 +42,15 @@ async def test_a_store_can_be_prepared_before_serving_it():
         body = await response.json()
     assert body["metadata"]["name"] == "seeded"
     assert body["kind"] == "ConfigMap"
+
+
+async def test_a_watch_asking_for_bookmarks_gets_the_current_resource_version():
+    async with Emulator(bookmark_interval=0.2) as emu, aiohttp.ClientSession(emu.url) as session:
+        async with session.post(CM_PATH, json={"metadata": {"name": "a"}}) as created:
+            rv = (await created.json())["metadata"]["resourceVersion"]
+        params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "1"}
+        async with session.get(CM_PATH, params=params) as watch:
+            events = [json.loads(line) for line in (await watch.read()).splitlines()]
+    assert events, "at least one bookmark within the timeout"
+    assert {e["type"] for e in events} == {"BOOKMARK"}
+    assert all(e["object"]["metadata"]["resourceVersion"] == rv for e in events)

@@ -188,3 +188,29 @@ def test_kopf_resumes_watches_without_handling_anything_twice(
     assert count(emu.requests, verb="create", resource="deployments") == 1
     resumed = [r for r in emu.requests if r.verb == "watch" and r.resource == "widgets"]
     assert len(resumed) >= 2
+
+
+def test_kopf_peering_works_when_not_standalone(emulator_login: ThreadedEmulator, kube_api, tmp_path: Path):
+    """Without --standalone kopf keeps its liveness in a ClusterKopfPeering object's status."""
+    custom = kubernetes.client.CustomObjectsApi(kube_api)
+    custom.create_cluster_custom_object(
+        "kopf.dev",
+        "v1",
+        "clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "default"}},
+    )
+    operator = tmp_path / "annotate.py"
+    operator.write_text(
+        "import kopf\n"
+        "@kopf.on.create('configmaps')\n"
+        "def annotate(patch, **_):\n"
+        "    patch.metadata.annotations['seen'] = 'yes'\n"
+    )
+    core = kubernetes.client.CoreV1Api(kube_api)
+    args = [a for a in kopf_run_args(operator) if a != "--standalone"]
+    with KopfRunner(args, timeout=60, registry=kopf.OperatorRegistry()) as runner:
+        core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+        wait_for(lambda: (core.read_namespaced_config_map("x", "default").metadata.annotations or {}).get("seen"))
+        peering = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "default")
+    assert runner.exception is None
+    assert len(peering.get("status") or {}) == 1, "the running operator announced itself"

@@ -95,8 +95,16 @@ def _resource_entries(infos: list[ResourceInfo]) -> list[dict[str, Any]]:
 class Emulator:
     """An in-process Kubernetes API server (storage and watch semantics, no controllers)."""
 
-    def __init__(self, store: Store | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bookmark_interval: float = 10.0,
+    ) -> None:
         self.store = store or Store()
+        self.bookmark_interval = bookmark_interval
         self.host = host
         self.port = port
         self.faults = FaultTable()
@@ -316,6 +324,10 @@ class Emulator:
             return _json(obj, 200)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
+    def _bookmark(self, info: ResourceInfo) -> bytes:
+        obj = {"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
+        return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
+
     def _table(
         self, info: ResourceInfo, objects: list[dict[str, Any]], query: dict[str, str], rv: str
     ) -> dict[str, Any]:
@@ -371,16 +383,22 @@ class Emulator:
             rendered = self._table(info, [obj], query, obj["metadata"]["resourceVersion"])
             return json.dumps({"type": event_type, "object": rendered}).encode() + b"\n"
 
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
+                wait = remaining
+                if bookmarks:
+                    wait = self.bookmark_interval if wait is None else min(wait, self.bookmark_interval)
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    item = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
-                    break
+                    if bookmarks:  # the queue is drained: everything up to store.rv was sent
+                        await response.write(self._bookmark(info))
+                    continue
                 if item is None:
                     break
                 chunk = [line(item)]
@@ -458,9 +476,12 @@ class ThreadedEmulator:
     the safe way to read or write ``store`` from another thread.
     """
 
-    def __init__(self, store_factory: Callable[[], Store] | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, store_factory: Callable[[], Store] | None = None, *, port: int = 0, bookmark_interval: float = 10.0
+    ) -> None:
         self._store_factory = store_factory or Store
         self._port = port
+        self._bookmark_interval = bookmark_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -498,7 +519,9 @@ class ThreadedEmulator:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         try:
-            self.emulator = await Emulator(self._store_factory(), port=self._port).start()
+            self.emulator = await Emulator(
+                self._store_factory(), port=self._port, bookmark_interval=self._bookmark_interval
+            ).start()
         except BaseException as exc:
             self._error = exc
             self._ready.set()
