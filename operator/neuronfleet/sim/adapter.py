@@ -8,6 +8,8 @@ tuple with `neuronfleet.autoscale.history`, and apply the Decision's replica cou
 
 from __future__ import annotations
 
+import dataclasses
+
 from neuronfleet.autoscale import decide as decide_module
 from neuronfleet.autoscale import defaults, history, types
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
@@ -15,9 +17,16 @@ from neuronfleet.sim.policies import slo_batch
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
 
-__all__ = ["RATE_WINDOW_SECONDS", "NeuronfleetPolicy", "observation", "simulated_policy"]
+__all__ = ["PROMPT_SIGNAL", "RATE_WINDOW_SECONDS", "NeuronfleetPolicy", "observation", "simulated_policy"]
 
 RATE_WINDOW_SECONDS = 60.0
+
+# The benchmark's main lesson for prefill-heavy traffic is a prompt-token signal
+# (rate of vllm:prompt_tokens_total). Filled in as soon as the decision types carry it.
+PROMPT_SIGNAL = "prompt_tokens_per_second"
+_HAS_PROMPT_SIGNAL = PROMPT_SIGNAL in {f.name for f in dataclasses.fields(types.Observation)} and PROMPT_SIGNAL in {
+    f.name for f in dataclasses.fields(types.Targets)
+}
 
 
 def simulated_policy(
@@ -36,10 +45,14 @@ def simulated_policy(
     replica starts.
     """
     batch = slo_batch(profile, slo)
+    targets = types.Targets(concurrency=0.75 * batch * target_scale)
+    if _HAS_PROMPT_SIGNAL:
+        # A third of the replica's pure prefill speed: prefill shares the steps with decodes.
+        targets = dataclasses.replace(targets, **{PROMPT_SIGNAL: target_scale / profile.gamma / 3.0})
     return types.Policy(
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        targets=types.Targets(concurrency=0.75 * batch * target_scale),
+        targets=targets,
         scale_up=defaults.SCALE_UP,
         scale_down=defaults.SCALE_DOWN,
         max_metric_age_seconds=defaults.MAX_METRIC_AGE_SECONDS,
@@ -53,7 +66,11 @@ def observation(view: FleetView, now: float) -> types.Observation:
     kv = None
     if newest is not None and newest.replicas:
         kv = sum(s.kv_cache_usage for s in newest.replicas.values()) / len(newest.replicas)
+    extra = {}
+    if _HAS_PROMPT_SIGNAL:
+        extra[PROMPT_SIGNAL] = sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "prompt_tokens")
     return types.Observation(
+        **extra,
         tokens_per_second=sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "generation_tokens"),
         concurrency=last_sum(view.scrapes, ("running", "waiting")),
         waiting=last_sum(view.scrapes, ("waiting",)),
