@@ -26,6 +26,7 @@ from neuronfleet.controller import rbac
 __all__ = [
     "CHART",
     "CLUSTER_SCOPED",
+    "CRD_NAME",
     "MODE_ONLY",
     "PEERING_GROUPS",
     "ROOT",
