@@ -73,9 +73,14 @@ GIB = 1024**3
 
 
 def startup_budget_seconds(plan: Plan, options: RenderOptions) -> int:
-    """Seconds the startup probe allows: the plan's estimate (floored) times the safety factor."""
+    """Seconds the startup probe allows: the plan's estimate (floored) times the safety factor.
+
+    Never less than the engine-ready timeout the planner gave vLLM: a kubelet that kills the pod
+    before vLLM itself gives up would restart a slow cold compile from scratch, forever.
+    """
     expected_s = max(plan.expected_startup_seconds, options.min_startup_seconds)
-    return math.ceil(expected_s * options.startup_safety_factor)
+    engine_timeout = int(dict(plan.env).get("VLLM_ENGINE_READY_TIMEOUT_S", "0"))
+    return max(math.ceil(expected_s * options.startup_safety_factor), engine_timeout)
 
 
 def startup_failure_threshold(plan: Plan, options: RenderOptions) -> int:

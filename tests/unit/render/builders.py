@@ -77,7 +77,7 @@ _PLAN = Plan(
         "--num-gpu-blocks-override",
         "32",
     ),
-    env=(("NEURON_SKIP_EFA_AFFINITY", "1"), ("VLLM_ENGINE_READY_TIMEOUT_S", "2700")),
+    env=(("NEURON_SKIP_EFA_AFFINITY", "1"),),
     reasons=("hand-made plan for render tests",),
 )
 

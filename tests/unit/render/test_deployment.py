@@ -363,3 +363,10 @@ def test_node_disk_for_downloaded_weights_is_requested(source: str, expected_gib
     requests = container(render(md, make_plan(weights_bytes=16 * 1024**3)))["resources"]["requests"]
     assert requests["ephemeral-storage"] == f"{expected_gib}Gi"
     assert "ephemeral-storage" not in container(render(md))["resources"]["limits"], "no eviction at a hard cap"
+
+
+def test_the_startup_probe_never_gives_up_before_the_engine_ready_timeout():
+    # A kubelet that kills a replica before vLLM's own timeout would restart a slow cold compile.
+    plan = make_plan(expected_startup_seconds=600, env=(("VLLM_ENGINE_READY_TIMEOUT_S", "2700"),))
+    probe = container(render(plan=plan))["startupProbe"]
+    assert probe["failureThreshold"] * probe["periodSeconds"] >= 2700
