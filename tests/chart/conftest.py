@@ -55,6 +55,7 @@ def render_text(helm: list[str], tmp_path_factory: pytest.TempPathFactory) -> Ca
     """`helm template` output as text, for the given values (written to a file, not --set)."""
     tmp = tmp_path_factory.mktemp("values")
     counter = iter(range(10_000))
+    cache: dict[str, str] = {}  # helm takes ~0.3 s a call; many tests render the same values
 
     def render(
         values: Mapping[str, Any] | None = None,
@@ -64,6 +65,9 @@ def render_text(helm: list[str], tmp_path_factory: pytest.TempPathFactory) -> Ca
         api_versions: tuple[str, ...] = (),
         include_crds: bool = False,
     ) -> str:
+        key = yaml.safe_dump([dict(values or {}), release, namespace, list(api_versions), include_crds])
+        if key in cache:
+            return cache[key]
         args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
         if values:
             path = tmp / f"values-{next(counter)}.yaml"
@@ -73,7 +77,8 @@ def render_text(helm: list[str], tmp_path_factory: pytest.TempPathFactory) -> Ca
             args += ["--api-versions", api]
         if include_crds:
             args.append("--include-crds")
-        return run_helm(helm, *args).stdout
+        cache[key] = run_helm(helm, *args).stdout
+        return cache[key]
 
     return render
 
