@@ -322,25 +322,19 @@ def test_kubectl_applies_gets_patches_and_deletes(emulator_kubeconfig: Path, tmp
         return result.stdout
 
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k\ndata:\n  a: '1'\n"
-    kubectl("apply", "--validate=false", "-f", "-", stdin=manifest)
+    kubectl("apply", "-f", "-", stdin=manifest)
     assert kubectl("get", "configmap", "k", "-o", "jsonpath={.data.a}") == "1"
     kubectl("patch", "configmap", "k", "--type=merge", "-p", '{"data":{"a":"2"}}')
     assert "k" in kubectl("get", "configmaps")
-    kubectl("apply", "--validate=false", "-f", "-", stdin=manifest.replace("'1'", "'3'"))
+    kubectl("apply", "-f", "-", stdin=manifest.replace("'1'", "'3'"))
     assert kubectl("get", "cm", "k", "-o", "jsonpath={.data.a}") == "3"
     assert "deployments" in kubectl("api-resources")
-    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(PRINTED_CRD))
-    kubectl(
-        "create",
-        "--validate=false",
-        "-f",
-        "-",
-        stdin=json.dumps(
-            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 3}}
-        ),
-    )
+    kubectl("create", "-f", "-", stdin=json.dumps(PRINTED_CRD))
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 3}}
+    kubectl("apply", "-f", "-", stdin=json.dumps(widget))
+    kubectl("apply", "-f", "-", stdin=json.dumps({**widget, "spec": {"replicas": 4}}))
     header, row = kubectl("get", "widgets").splitlines()
-    assert header.split() == ["NAME", "REPLICAS", "AGE"] and row.split()[:2] == ["w", "3"]
+    assert header.split() == ["NAME", "REPLICAS", "AGE"] and row.split()[:2] == ["w", "4"]
     kubectl("delete", "configmap", "k")
     assert "k " not in kubectl("get", "configmaps", "--no-headers")
 

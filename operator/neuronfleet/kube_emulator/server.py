@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from neuronfleet.kube_emulator import tables
+from neuronfleet.kube_emulator import openapi, tables
 from neuronfleet.kube_emulator.faults import Fault, FaultTable
 from neuronfleet.kube_emulator.requests_log import RequestRecord
 from neuronfleet.kube_emulator.resources import ResourceInfo, group_versions
@@ -429,6 +429,20 @@ class Emulator:
             return {"paths": sorted(paths)}
         if parts == ["version"]:
             return KUBERNETES_VERSION
+        if parts[:2] == ["openapi", "v3"]:
+            if len(parts) == 2:
+                return openapi.root_document(infos)
+            group, version = (
+                ("", parts[3])
+                if parts[2] == "api" and len(parts) == 4
+                else (parts[3], parts[4])
+                if len(parts) == 5
+                else ("", "")
+            )
+            document = openapi.group_version_document(group, version, infos) if version else None
+            if document is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return document
         if parts[0] in ("healthz", "readyz", "livez") and len(parts) == 1:
             return {"status": "ok"}
         if parts == ["api"]:
