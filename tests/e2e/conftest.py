@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import prometheus_support
 import pytest
-from vllm_exporter import FakeVllmReplica
+
+from e2e import prometheus_support
+from e2e.vllm_exporter import FakeVllmReplica
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ import math
 import time
 from collections.abc import Callable
 
-import prometheus_support
 import pytest
-from vllm_exporter import FakeVllmReplica
 
+from e2e import prometheus_support
+from e2e.vllm_exporter import FakeVllmReplica
 from neuronfleet import errors
 from neuronfleet.autoscale import decide, defaults, history, observe, prometheus, promql, types
 

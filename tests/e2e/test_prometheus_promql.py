@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import prometheus_support
 import pytest
-from vllm_exporter import FakeVllmReplica
 
+from e2e import prometheus_support
+from e2e.vllm_exporter import FakeVllmReplica
 from neuronfleet.autoscale import observe, prometheus, promql
 
 pytestmark = pytest.mark.prometheus
@@ -49,7 +49,9 @@ def fleet(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
     for (namespace, instance, pod), (running, waiting, kv, tps) in loads.items():
         exposition = "text" if f"{namespace}/{pod}" in TEXT_EXPOSITION else "negotiate"
         replica = FakeVllmReplica(model_name=instance, exposition=exposition).start()
-        replica.set_load(running=running, waiting=waiting, kv_cache_usage=kv, tokens_per_second=tps)
+        replica.set_load(
+            running=running, waiting=waiting, kv_cache_usage=kv, tokens_per_second=tps, prompt_tokens_per_second=4 * tps
+        )
         replicas[f"{namespace}/{pod}"] = replica
         labels = {"namespace": namespace, "app_kubernetes_io_instance": instance, "pod": pod}
         targets.append(prometheus_support.Target(replica.address, labels))
@@ -92,6 +94,11 @@ def test_tokens_per_second_is_the_fleet_sum_of_counter_rates(fleet: Fleet) -> No
     value = fleet.server.value(queries().tokens_per_second)
     expected = sum(load[3] for load in FLEET.values())
     assert value == pytest.approx(expected, rel=0.1)
+
+
+def test_prompt_tokens_per_second_is_the_fleet_sum_of_prompt_counter_rates(fleet: Fleet) -> None:
+    value = fleet.server.value(queries().prompt_tokens_per_second)
+    assert value == pytest.approx(4 * sum(load[3] for load in FLEET.values()), rel=0.1)
 
 
 def test_concurrency_is_running_plus_waiting_over_the_fleet_only(fleet: Fleet) -> None:

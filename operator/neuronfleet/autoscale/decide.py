@@ -8,7 +8,8 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
 1. Availability. No enabled signal, samples older than `policy.max_metric_age_seconds`, or every
    enabled signal missing -> hold the current count (`Reason.METRICS_UNAVAILABLE`). Prometheus being
    down must never shrink the fleet to `minReplicas`.
-2. Per-signal size. Sum signals (tokens/s, concurrency = running + waiting, waiting) are fleet totals
+2. Per-signal size. Sum signals (generated and prompt tokens/s, concurrency = running + waiting,
+   waiting) are fleet totals
    scraped from the *ready* replicas only, so a signal needs `total / per-replica target` replicas.
    KV-cache usage is a mean over ready replicas: it needs `ready * usage / target` replicas. Each size
    is compared with `current_replicas`, which *includes* replicas still starting: capacity that is
@@ -27,7 +28,10 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
 
 Known limit: while replicas start, the ready ones queue work, and `waiting` (hence concurrency) keeps
 growing with that backlog; sizing on it can buy more replicas than steady demand needs. The backlog is
-visible only as growth over time, which this function does not model; the simulator measures the cost.
+visible only as growth over time, which this function does not model. `Policy.hold_scale_up_while_starting`
+trades that overshoot for lateness on steep ramps (what llm-d WVA and Dynamo do): no scale-up while
+replicas start, until the last scale-up is older than `expected_startup_seconds` (they may be stuck).
+The simulator measures both.
 
 `history` must be in time order (oldest first); `neuronfleet.autoscale.history` builds and trims it.
 """
@@ -40,7 +44,7 @@ from neuronfleet.autoscale import types
 
 __all__ = ["SIGNALS", "decide"]
 
-SIGNALS = ("tokens_per_second", "concurrency", "waiting", "kv_cache_usage")
+SIGNALS = ("tokens_per_second", "concurrency", "waiting", "kv_cache_usage", "prompt_tokens_per_second")
 """Signal names, as fields of both `Observation` and `Targets`, in reporting order."""
 
 # ceil(3.0000000000000004) must be 3: float noise from rate() must not buy a replica.
@@ -101,6 +105,12 @@ def decide(
     partial_hold = bool(missing) and recommended < current
     if partial_hold:
         recommended = current
+    starting_hold = (
+        policy.hold_scale_up_while_starting
+        and observation.starting_replicas > 0
+        and recommended > current
+        and _in_flight_for(history, now) < policy.expected_startup_seconds
+    )
 
     # 4. Stabilization over the recorded recommendations.
     up_cutoff = now - up_rules.stabilization_seconds
@@ -126,6 +136,9 @@ def decide(
         # Restarted (or new): the part of the window before our oldest entry is unknown.
         stabilized = current
         uncovered = True
+
+    if starting_hold and stabilized > current:
+        stabilized = current
 
     # 5. Rate limits.
     target_replicas = stabilized
@@ -154,7 +167,8 @@ def decide(
         rate_clamped=rate_clamped,
         partial_hold=partial_hold,
         uncovered=uncovered,
-        starting=observation.starting_replicas > 0 and demand > ready * (1.0 + up_rules.tolerance),
+        starting_hold=starting_hold,
+        absorbing=observation.starting_replicas > 0 and demand > ready * (1.0 + up_rules.tolerance),
         missing=missing,
         lo=lo,
         hi=hi,
@@ -168,6 +182,15 @@ def decide(
         limited=limited,
         per_signal=per_signal,
     )
+
+
+def _in_flight_for(history: tuple[types.HistoryEntry, ...], now: float) -> float:
+    """Seconds since the last scale-up (or, without one in the history, since the history began)."""
+    since = now
+    for entry in history:
+        if entry.replicas_after > entry.replicas_before or entry is history[0]:
+            since = entry.at
+    return now - since
 
 
 def _hold(current: int, policy: types.Policy, why: str) -> types.Decision:
@@ -253,7 +276,8 @@ def _explain(
     rate_clamped: bool,
     partial_hold: bool,
     uncovered: bool,
-    starting: bool,
+    starting_hold: bool,
+    absorbing: bool,
     missing: list[str],
     lo: int,
     hi: int,
@@ -275,12 +299,14 @@ def _explain(
         if recommended > hi:
             return reason.LIMITED_MAX, f"at maxReplicas {hi}"
         return reason.LIMITED_MIN, f"at minReplicas {lo}"
+    if starting_hold:
+        return reason.WAITING_FOR_STARTING, "scale-up held while replicas start (holdScaleUpWhileStarting)"
+    if absorbing and recommended == current:
+        return reason.WAITING_FOR_STARTING, "replicas still starting will absorb the demand"
     if partial_hold:
         return reason.METRICS_UNAVAILABLE, f"no scale-down on partial data: no sample for {', '.join(missing)}"
     if uncovered:
         return reason.STABILIZING, "scale-down held: the decision history does not cover the window yet"
     if recommended != current:
         return reason.STABILIZING, "held by the stabilization window"
-    if starting:
-        return reason.WAITING_FOR_STARTING, "replicas still starting will absorb the demand"
     return reason.WITHIN_TOLERANCE, "within tolerance"

@@ -70,6 +70,7 @@ async def observe(
         concurrency=values.get("concurrency"),
         waiting=values.get("waiting"),
         kv_cache_usage=values.get("kv_cache_usage"),
+        prompt_tokens_per_second=values.get("prompt_tokens_per_second"),
         sampled_at=values.get("sampled_at"),
         current_replicas=current_replicas,
         ready_replicas=ready_replicas,

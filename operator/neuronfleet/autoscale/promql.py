@@ -37,6 +37,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
     "concurrency": "concurrency",
     "waiting": "waiting",
     "kvCacheUsage": "kv_cache_usage",
+    "promptTokensPerSecond": "prompt_tokens_per_second",
     "sampledAt": "sampled_at",
 }
 """Override keys as the API spells them (spec.autoscaling.prometheus.queries) -> Queries field."""
@@ -64,6 +65,7 @@ class Queries:
     concurrency: str
     waiting: str
     kv_cache_usage: str
+    prompt_tokens_per_second: str
     sampled_at: str  # max sample timestamp: the query's own timestamp is evaluation time, not sample time
 
     def by_signal(self) -> dict[str, str]:
@@ -73,6 +75,7 @@ class Queries:
             "concurrency": self.concurrency,
             "waiting": self.waiting,
             "kv_cache_usage": self.kv_cache_usage,
+            "prompt_tokens_per_second": self.prompt_tokens_per_second,
             "sampled_at": self.sampled_at,
         }
 
@@ -103,6 +106,7 @@ def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queri
         "concurrency": f"sum({series('num_requests_running')}) + sum({series('num_requests_waiting')})",
         "waiting": f"sum({series('num_requests_waiting')})",
         "kv_cache_usage": f"avg({series('kv_cache_usage_perc')})",
+        "prompt_tokens_per_second": f"sum(rate({series('prompt_tokens_total')}[{window}]))",
         "sampled_at": f"max(timestamp({series('num_requests_running')}))",
     }
     for key, query in config.overrides.items():

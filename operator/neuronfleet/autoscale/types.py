@@ -35,6 +35,7 @@ class Observation:
     current_replicas: int = 0  # replicas asked of the child Deployment so far
     ready_replicas: int = 0  # serving: counted in the metrics above
     starting_replicas: int = 0  # requested, not ready yet (Neuron cold start: minutes)
+    prompt_tokens_per_second: float | None = None  # fleet sum of rate(vllm:prompt_tokens_total[w])
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Targets:
     concurrency: float | None = None
     waiting: float | None = None
     kv_cache_usage: float | None = None
+    prompt_tokens_per_second: float | None = None  # prefill load: what prompt-heavy traffic saturates
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class Policy:
     scale_down: ScalingRules
     max_metric_age_seconds: float = 60.0  # older samples count as missing: hold
     expected_startup_seconds: float = 600.0  # time-to-ready of a new replica (cold start)
+    # True: no further scale-up while replicas start (llm-d WVA, Dynamo), until the last scale-up is
+    # older than expected_startup_seconds. False: only demand beyond the starting capacity scales up.
+    hold_scale_up_while_starting: bool = False
 
 
 @dataclass(frozen=True)

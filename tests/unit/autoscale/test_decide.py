@@ -108,6 +108,14 @@ def test_kv_cache_usage_is_a_mean_over_ready_replicas() -> None:
     assert decision.reason == Reason.SCALED_UP
 
 
+def test_prompt_tokens_per_second_sizes_prefill_heavy_load() -> None:
+    targets = types.Targets(tokens_per_second=1000.0, prompt_tokens_per_second=8000.0)
+    seen = observe(2, tokens_per_second=300.0, prompt_tokens_per_second=30000.0)
+    decision = decide(seen, make_policy(targets=targets, scale_up=_unlimited_up()), (), NOW)
+    assert decision.replicas == math.ceil(30000 / 8000)
+    assert decision.per_signal == {"tokens_per_second": 1.0, "prompt_tokens_per_second": 4.0}
+
+
 def test_scale_down_waits_for_the_whole_stabilization_window() -> None:
     policy = make_policy(scale_down=defaults.HPA_SCALE_DOWN)
     high, low = 4 * 24.0, 24.0
@@ -249,6 +257,26 @@ def test_a_ramp_during_a_cold_start_buys_replicas_once_not_every_tick() -> None:
         replicas = decision.replicas
         counts.append(replicas)
     assert counts == [5] * 20
+
+
+def test_holding_while_starting_stops_a_second_scale_up_until_the_startup_time_passes() -> None:
+    rules = make_policy(hold_scale_up_while_starting=True, expected_startup_seconds=300.0)
+    scaled_up = (types.HistoryEntry(NOW - 60, 5, 2, 5),)
+    seen = observe(5, starting=3, concurrency=200.0)  # backlog on the two ready replicas
+    held = decide(seen, rules, scaled_up, NOW)
+    assert (held.replicas, held.reason) == (5, Reason.WAITING_FOR_STARTING)
+    assert held.recommended == math.ceil(200 / 24)
+    later = dataclasses.replace(seen, sampled_at=NOW + 241)
+    late = decide(later, rules, scaled_up, NOW + 241)  # the starting replicas are overdue: act again
+    assert late.replicas > 5
+    default = decide(seen, make_policy(), scaled_up, NOW)  # without the hold, demand beyond 5 buys more
+    assert default.replicas > 5
+
+
+def test_holding_while_starting_never_blocks_a_scale_up_without_starting_replicas() -> None:
+    rules = make_policy(hold_scale_up_while_starting=True)
+    decision = decide(observe(2, concurrency=96.0), rules, (types.HistoryEntry(NOW - 15, 2, 1, 2),), NOW)
+    assert (decision.replicas, decision.reason) == (4, Reason.SCALED_UP)
 
 
 @pytest.mark.parametrize(

@@ -200,12 +200,14 @@ async def test_observe_reads_every_signal_and_the_sample_time(fake: tuple[FakePr
         queries.concurrency: "40",
         queries.waiting: "4",
         queries.kv_cache_usage: "0.5",
+        queries.prompt_tokens_per_second: "9000",
         queries.sampled_at: "1700000000.25",
     }
     state.by_query = lambda q: (200, vector(answers[q]))
     async with prometheus.PrometheusClient(url) as client:
         seen = await observe.observe(client, queries, current_replicas=3, ready_replicas=2)
     assert (seen.tokens_per_second, seen.concurrency, seen.waiting, seen.kv_cache_usage) == (1500.0, 40.0, 4.0, 0.5)
+    assert seen.prompt_tokens_per_second == 9000.0
     assert seen.sampled_at == 1700000000.25
     assert (seen.current_replicas, seen.ready_replicas, seen.starting_replicas) == (3, 2, 1)
 

@@ -18,6 +18,7 @@ def test_default_queries_select_the_fleet_by_namespace_and_instance_label() -> N
     assert queries.concurrency == f"sum({series('num_requests_running')}) + sum({series('num_requests_waiting')})"
     assert queries.waiting == f"sum({series('num_requests_waiting')})"
     assert queries.kv_cache_usage == f"avg({series('kv_cache_usage_perc')})"
+    assert queries.prompt_tokens_per_second == f"sum(rate({series('prompt_tokens_total')}[1m]))"
     assert queries.sampled_at == f"max(timestamp({series('num_requests_running')}))"
 
 
