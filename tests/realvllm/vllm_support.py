@@ -36,6 +36,7 @@ __all__ = [
     "MetricSampler",
     "VllmServer",
     "build_tiny_model",
+    "closed_loop",
     "free_port",
     "get_json",
     "install_vllm",
@@ -278,26 +279,46 @@ class LoadResult:
         return self.requests * self.max_tokens
 
 
-def send_completions(
-    server: VllmServer, *, requests: int, max_tokens: int, prompt: str = "the fleet scales"
-) -> LoadResult:
-    """Send `requests` completions at once; `ignore_eos` makes each produce exactly `max_tokens`."""
-    body = {
+def _completion_body(server: VllmServer, max_tokens: int, prompt: str) -> dict[str, object]:
+    # ignore_eos: random weights emit </s> now and then; without it token counts are not exact.
+    return {
         "model": server.served_name,
         "prompt": prompt,
         "max_tokens": max_tokens,
         "temperature": 0.0,
         "ignore_eos": True,
     }
+
+
+def send_completions(
+    server: VllmServer, *, requests: int, max_tokens: int, prompt: str = "the fleet scales"
+) -> LoadResult:
+    """Send `requests` completions at once; `ignore_eos` makes each produce exactly `max_tokens`."""
+    return closed_loop(server, workers=requests, per_worker=1, max_tokens=max_tokens, prompt=prompt)
+
+
+def closed_loop(
+    server: VllmServer, *, workers: int, per_worker: int, max_tokens: int, prompt: str = "the fleet scales"
+) -> LoadResult:
+    """`workers` clients, each sending its next completion as soon as the previous one returns.
+
+    The number of requests in the server is then `workers` at (almost) every instant, which makes
+    the concurrency a reader sees a known number rather than a burst that drains.
+    """
+    body = _completion_body(server, max_tokens, prompt)
     url = f"{server.base_url}/v1/completions"
+
+    def worker(_: int) -> list[int]:
+        return [int(get_json(url, body)["usage"]["completion_tokens"]) for _ in range(per_worker)]  # type: ignore[index]
+
     started = time.time()
-    with ThreadPoolExecutor(max_workers=requests) as pool:
-        replies = list(pool.map(lambda _: get_json(url, body), range(requests)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        counts = [n for batch in pool.map(worker, range(workers)) for n in batch]
     finished = time.time()
     return LoadResult(
-        requests=requests,
+        requests=workers * per_worker,
         max_tokens=max_tokens,
-        completion_tokens=[int(r["usage"]["completion_tokens"]) for r in replies],  # type: ignore[index]
+        completion_tokens=counts,
         started=started,
         finished=finished,
     )
