@@ -44,6 +44,7 @@ class ResourceInfo:
     builtin: bool = True
     verbs: tuple[str, ...] = _ALL_VERBS
     printer_columns: tuple[dict[str, Any], ...] | None = dataclasses.field(default=None, compare=False)
+    schema: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -136,6 +137,7 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 categories=tuple(names.get("categories") or ()),
                 builtin=False,
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                schema=(version.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema"),
             )
         )
     return infos

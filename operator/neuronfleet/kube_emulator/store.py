@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from neuronfleet.kube_emulator import patches, resources
+from neuronfleet.kube_emulator import patches, resources, schema
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.selectors import FieldSelector, LabelSelector, label_selector_string
 
@@ -259,11 +259,13 @@ class Store:
         *,
         log_size: int = 50_000,
         require_namespaces: bool = True,
+        validate_custom_resources: bool = True,
         clock: Callable[[], datetime.datetime] = utc_now,
         default_namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
     ) -> None:
         self.log_size = log_size
         self.require_namespaces = require_namespaces
+        self.validate_custom_resources = validate_custom_resources
         self.clock = clock
         self.rv = 0
         self.resources: dict[tuple[str, str, str], ResourceInfo] = {}
@@ -501,6 +503,7 @@ class Store:
             obj.pop("status", None)
             if info.builtin:
                 obj["status"] = {}  # built-in kinds always serialise an (empty) status
+        obj = self._admit(info, obj)
         if info.storage_key == _NAMESPACE_KEY:
             obj["status"] = {"phase": "Active"}
         elif info.storage_key == _CRD_KEY:
@@ -621,6 +624,7 @@ class Store:
             meta.pop("managedFields", None)
         new["apiVersion"] = old["apiVersion"]
         new["kind"] = old["kind"]
+        new = self._admit(info, new)
         meta = new["metadata"]
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         meta["generation"] = old["metadata"].get("generation", 1)
@@ -636,6 +640,22 @@ class Store:
             if subresource is None:
                 new["status"] = self._crd_status(new)
         return self._commit(info, "MODIFIED", new, old)
+
+    def _admit(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """Prune, default and validate a custom resource against its CRD's schema."""
+        if info.schema is None or not self.validate_custom_resources:
+            return obj
+        admitted, errors = schema.admit(info.schema, obj)
+        if errors:
+            name = obj["metadata"].get("name", "")
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{info.kind}.{info.group} "{name}" is invalid: [{", ".join(errors)}]',
+                name=name,
+                info=info,
+            )
+        return admitted
 
     def delete(
         self,
