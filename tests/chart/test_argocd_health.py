@@ -1,0 +1,176 @@
+"""The Argo CD health check (charts/neuronfleet/files/argocd/health.lua) under a real Lua 5.1.
+
+Argo CD runs custom health scripts in gopher-lua (Lua 5.1) with only the base, table, package and
+a trimmed os library open: no `string`, no `math` (argo-cd util/lua/lua.go, SkipOpenLibs). lupa's
+Lua 5.1 opens everything, so the sandbox below removes those libraries *and* the string metatable
+(`s:find(...)` would otherwise still work), so a script that needs them fails here as in Argo CD.
+The Argo CD controller itself is the boundary we cannot run; the fixture objects stand in for it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chart.chart_files import CHART, ROOT
+from neuronfleet.controller import status as status_mod
+
+lupa51 = pytest.importorskip("lupa.lua51", reason="lupa (Lua 5.1) not installed: Argo CD health test NOT run")
+
+SCRIPT = (CHART / "files" / "argocd" / "health.lua").read_text()
+FIXTURES = sorted((Path(__file__).parent / "fixtures" / "argocd").glob("*.yaml"))
+HEALTH_KEY = "resource.customizations.health.neuronfleet.io_ModelDeployment"
+
+
+def _to_lua(lua: Any, value: Any) -> Any:
+    if isinstance(value, dict):
+        return lua.table_from({k: _to_lua(lua, v) for k, v in value.items() if v is not None})
+    if isinstance(value, list):
+        return lua.table_from([_to_lua(lua, v) for v in value])
+    return value
+
+
+def run_health(script: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Run a health script the way Argo CD does: global `obj`, returned table, no string/math."""
+    lua = lupa51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
+    lua.execute("getmetatable('').__index = nil")
+    globals_ = lua.globals()
+    for library in ("string", "math", "io", "os", "debug"):
+        globals_[library] = None
+    globals_.obj = _to_lua(lua, obj)
+    result = lua.execute(script)
+    return dict(result.items())
+
+
+def test_sandbox_rejects_scripts_that_need_the_string_or_math_library():
+    """The harness is as strict as Argo CD: both library calls and string methods fail."""
+    for script in (
+        'return {status = string.upper("healthy")}',
+        'local s = "Healthy"; return {status = s:lower()}',
+        "return {status = tostring(math.floor(1.5))}",
+    ):
+        with pytest.raises(lupa51.LuaError):
+            run_health(script, {})
+    assert run_health('return {status = "Healthy", message = 1 .. "/" .. 2}', {}) == {
+        "status": "Healthy",
+        "message": "1/2",
+    }
+
+
+def test_script_does_not_mention_the_string_or_math_library():
+    code = "\n".join(line.split("--", 1)[0] for line in SCRIPT.splitlines())
+    assert not re.search(r"\b(string|math)\s*\.", code)
+    assert not re.search(r":\s*(find|sub|match|gsub|format|lower|upper|len)\s*\(", code)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem.replace("-", " ") for p in FIXTURES])
+def test_health_of_fixture_objects(path: Path):
+    fixture = yaml.safe_load(path.read_text())
+    assert run_health(SCRIPT, fixture["object"]) == fixture["expected"]
+
+
+def test_fixtures_cover_every_status_argo_cd_shows_for_a_model_deployment():
+    statuses = {yaml.safe_load(p.read_text())["expected"]["status"] for p in FIXTURES}
+    assert statuses == {"Healthy", "Progressing", "Degraded", "Unknown"}
+
+
+def _deployment(replicas: int, *, ready: int, updated: int, total: int | None = None) -> dict[str, Any]:
+    total = replicas if total is None else total
+    return {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": total,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "availableReplicas": ready,
+        },
+    }
+
+
+# Statuses computed by the operator's own pure status function, so the script and the operator
+# agree on what each condition means.
+OPERATOR_STATES = {
+    "all replicas ready is Healthy": (
+        status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2)),
+        "Healthy",
+        "2 of 2 replicas ready",
+    ),
+    "a template rollout is Progressing": (
+        status_mod.Observed(
+            generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=1, total=3)
+        ),
+        "Progressing",
+        "RolloutInProgress: 1 of 2 replicas updated",
+    ),
+    "a scale-up waiting for compiles is Progressing": (
+        status_mod.Observed(
+            generation=3,
+            plan=None,
+            failure=None,
+            deployment=_deployment(4, ready=2, updated=4),
+            desired_replicas=4,
+        ),
+        "Progressing",
+        "Scaling: 2 of 4 updated replicas available",
+    ),
+    "a plan failure is Degraded with its message": (
+        status_mod.Observed(
+            generation=3,
+            plan=None,
+            failure="model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
+            deployment=_deployment(2, ready=2, updated=2),
+        ),
+        "Degraded",
+        "PlanFailed: model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
+    ),
+    "no child Deployment yet is Progressing": (
+        status_mod.Observed(generation=1, plan=None, failure=None, deployment=None),
+        "Progressing",
+        "RolloutInProgress: the Deployment does not exist yet",
+    ),
+}
+
+
+@pytest.mark.parametrize(("observed", "health", "message"), OPERATOR_STATES.values(), ids=OPERATOR_STATES.keys())
+def test_health_of_statuses_the_operator_computes(observed, health, message):
+    status = status_mod.compute_status(observed, None, now="2026-11-26T05:00:00Z")
+    obj = {"metadata": {"name": "m", "namespace": "ml", "generation": observed.generation}, "status": status}
+    assert run_health(SCRIPT, obj) == {"status": health, "message": message}
+
+
+def test_a_newer_generation_is_progressing_until_the_operator_catches_up():
+    observed = status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2))
+    status = status_mod.compute_status(observed, None, now="2026-11-26T05:00:00Z")
+    assert run_health(SCRIPT, {"metadata": {"generation": 3}, "status": status})["status"] == "Healthy"
+    assert run_health(SCRIPT, {"metadata": {"generation": 4}, "status": status}) == {
+        "status": "Progressing",
+        "message": "Waiting for the operator to observe generation 4",
+    }
+
+
+def _lua_block(markdown: str) -> str:
+    blocks = re.findall(r"```lua\n(.*?)```", markdown, flags=re.S)
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["docs/argocd.md", "examples/argocd/argocd-cm.yaml", "examples/argocd/argo-cd-values.yaml"],
+    ids=["the Argo CD guide", "the argocd-cm ConfigMap example", "the argo-cd Helm chart values example"],
+)
+def test_shipped_copies_of_the_script_are_identical(where: str):
+    text = (ROOT / where).read_text()
+    if where.endswith(".md"):
+        shipped = _lua_block(text)
+    elif "values" in where:
+        shipped = yaml.safe_load(text)["configs"]["cm"][HEALTH_KEY]
+    else:
+        shipped = yaml.safe_load(text)["data"][HEALTH_KEY]
+    assert shipped == SCRIPT
