@@ -1,0 +1,1 @@
+"""Tests of neuronfleet.autoscale (a package, so test module names never collide with other suites)."""
