@@ -81,6 +81,10 @@ def register(
         except KubeError as exc:
             rt.metrics.errors.labels(handler="reconcile").inc()
             delay = min(config.retry_delay * 2**retry, config.retry_delay_max)
+            # kopf retries through its progress record in status; if the API server also refuses
+            # that write, kopf waits for the next event, which may never come. The work queue
+            # retries the same level-based pass regardless.
+            memo.queue.add(key, delay)
             raise kopf.TemporaryError(f"API server: {exc}", delay=delay) from exc
         finally:
             rt.metrics.duration.labels(handler="reconcile").observe(time.monotonic() - started)

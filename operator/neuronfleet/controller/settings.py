@@ -48,6 +48,7 @@ class OperatorConfig:
     retry_delay_max: float = 30.0
     autoscale_tick: float = 5.0  # how often autoscaled fleets are checked for a due decision
     kube_workers: int = 8  # concurrent API calls of the reconcile passes
+    kube_timeout: float = 15.0  # seconds to wait for one answer of the API server
 
     @property
     def clusterwide(self) -> bool:

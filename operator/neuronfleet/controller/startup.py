@@ -57,7 +57,8 @@ async def populate_memo(
     memo: kopf.Memo, config: OperatorConfig, configuration: kubernetes.client.Configuration
 ) -> None:
     """Every dependency the handlers use, set once at startup; nothing lives in module globals."""
-    kube = KubeClient(configuration, workers=config.kube_workers)
+    timeout = (min(5.0, config.kube_timeout), config.kube_timeout)
+    kube = KubeClient(configuration, workers=config.kube_workers, timeout=timeout)
     runtime = Runtime(kube=kube, render_options=render_options(config), metrics=metrics.OperatorMetrics())
 
     async def run_child_pass(key: FleetKey) -> None:
