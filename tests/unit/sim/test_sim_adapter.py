@@ -61,3 +61,11 @@ def test_an_empty_view_holds_the_current_count():
     empty = FleetView(deque(), current_replicas=3, ready_replicas=3, starting_replicas=0)
     assert policy.desired(empty, 10.0) == 3
     assert policy.last is not None and policy.last.reason == types.Reason.METRICS_UNAVAILABLE
+
+
+@pytest.mark.skipif(not adapter._HAS_PROMPT_SIGNAL, reason="decision types without a prompt-token signal")
+def test_the_prompt_token_rate_reaches_decide_with_a_target_from_the_profile_prefill_speed():
+    seen = adapter.observation(view(4, replicas=3), 30.0)
+    assert seen.prompt_tokens_per_second == pytest.approx(3 * 3000.0 / 30.0)
+    policy = adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0)
+    assert policy.targets.prompt_tokens_per_second == pytest.approx(1 / ROUND.gamma / 3)

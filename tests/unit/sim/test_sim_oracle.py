@@ -60,3 +60,16 @@ def test_one_request_needs_one_replica_from_arrival_until_its_slowest_allowed_fi
 def test_demand_grows_with_concurrent_prompts():
     burst = [TraceRequest(0.0, 3000, 2) for _ in range(40)]
     assert max(demand(burst, ROUND, Slo())) > max(demand(burst[:4], ROUND, Slo())) >= 1
+
+
+def test_averaging_the_fluid_need_never_raises_the_bound():
+    burst = [TraceRequest(float(t) * 7.0, 3000, 40) for t in range(30)] + [TraceRequest(100.0, 3000, 2)] * 12
+    sharp = demand(burst, ROUND, Slo())
+    smooth = demand(burst, ROUND, Slo(), smooth_seconds=5.0)
+    assert len(sharp) == len(smooth)
+    assert max(smooth) <= max(sharp)
+    for startup in (0.0, 60.0):
+        assert (
+            layered_plan(smooth, startup=startup, cores=1).lbl_core_hours
+            <= layered_plan(sharp, startup=startup, cores=1).lbl_core_hours + 1e-9
+        )
