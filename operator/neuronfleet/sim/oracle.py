@@ -34,11 +34,12 @@ __all__ = ["SMOOTH_SECONDS", "OraclePlan", "OraclePolicy", "demand", "layered_pl
 BIN_SECONDS = 1.0
 # Optional averaging of the fluid need before rounding (1 bin = none). Work may move inside its
 # deadline slack, so summing each request's thinnest spread can overstate a one-second peak (the
-# exact minimal-speed profile is the YDS critical-interval schedule); averaging lowers the bound
-# but makes the oracle-sim replay miss more (Azure conv, 8B, 60 s start: 98.2 % unsmoothed, 86.5 %
-# over 5 s), so the default keeps the per-second need. LB_L bounds fleets meeting *every* SLO; a
-# policy allowed to miss 1 % can undercut it (conv, 1200 s start: 3 static replicas reach 99.76 %
-# at 0.81x LB_L; 4 replicas, 4 misses, cost 1.08x).
+# exact minimal-speed profile is the YDS critical-interval schedule). Averaging flattens peaks
+# (usually lowering the bound; rounding sparse need up can also raise it) but makes the oracle-sim
+# replay miss more (Azure conv, 8B, 60 s start: 98.2 % unsmoothed, 86.5 % over 5 s), so the
+# default keeps the per-second need. LB_L bounds fleets meeting *every* SLO; a policy allowed to
+# miss 1 % can undercut it (conv, 1200 s start: 3 static replicas reach 99.76 % at 0.81x LB_L;
+# 4 replicas, 4 misses, cost 1.08x).
 SMOOTH_SECONDS = 1.0
 
 
