@@ -37,6 +37,7 @@ FAST = promql.build(NAMESPACE, FLEET, promql.QueryConfig(rate_window=f"{FAST_WIN
 DEFAULT = promql.build(NAMESPACE, FLEET)
 EXPECTED_TYPES = {
     "vllm:generation_tokens_total": "counter",
+    "vllm:prompt_tokens_total": "counter",
     "vllm:num_requests_running": "gauge",
     "vllm:num_requests_waiting": "gauge",
     "vllm:kv_cache_usage_perc": "gauge",
@@ -204,7 +205,12 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
         long = DEFAULT if window == 60 else promql.build(NAMESPACE, FLEET, promql.QueryConfig(rate_window=f"{window}s"))
         at = time.time()
         long_rate = await observe.observe(
-            client, long, current_replicas=1, ready_replicas=1, signals=["tokens_per_second"], at=at
+            client,
+            long,
+            current_replicas=1,
+            ready_replicas=1,
+            signals=["tokens_per_second", "prompt_tokens_per_second"],
+            at=at,
         )
         samples = await client.query(f'count_over_time(up{{job="vllm"}}[{window}s])', at=at)
         intervals = samples.samples[0].value - 1  # scrape intervals the window's samples span
@@ -229,6 +235,10 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
     assert long_rate.tokens_per_second is not None
     read_back = long_rate.tokens_per_second * window
     assert load.sent_tokens <= read_back <= load.sent_tokens * (intervals + 2.2) / intervals
+    assert long_rate.prompt_tokens_per_second is not None
+    prompt_read_back = long_rate.prompt_tokens_per_second * window
+    prompt_sent = sum(load.prompt_tokens)
+    assert prompt_sent <= prompt_read_back <= prompt_sent * (intervals + 2.2) / intervals
 
     # Concurrency: the closed loop keeps `workers` requests in the server; a scrape can land in
     # the instant between one reply and the next request of a client, never above `workers`.

@@ -19,6 +19,7 @@ VLLM_LABELS = {"engine", "model_name"}
 # (family as prometheus_client names it, exposed sample name, type)
 CONTRACT = [
     ("vllm:generation_tokens", "vllm:generation_tokens_total", "counter"),
+    ("vllm:prompt_tokens", "vllm:prompt_tokens_total", "counter"),
     ("vllm:num_requests_running", "vllm:num_requests_running", "gauge"),
     ("vllm:num_requests_waiting", "vllm:num_requests_waiting", "gauge"),
     ("vllm:kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "gauge"),
@@ -30,6 +31,7 @@ CONTRACT = [
     CONTRACT,
     ids=[
         "generation tokens is a counter exposed as _total",
+        "prompt tokens is a counter exposed as _total",
         "running requests is a gauge",
         "waiting requests is a gauge",
         "kv cache usage is a gauge",
@@ -51,7 +53,7 @@ def test_the_families_the_operator_reads_exist_with_their_type_and_labels(
     assert values[0].labels["engine"] == "0"
 
 
-def test_generation_tokens_rise_by_exactly_what_was_sent_and_the_queue_fills_past_max_num_seqs(
+def test_token_counters_rise_by_exactly_what_was_sent_and_the_queue_fills_past_max_num_seqs(
     served_tiny_model: vllm_support.VllmServer,
 ) -> None:
     server = served_tiny_model
@@ -67,6 +69,7 @@ def test_generation_tokens_rise_by_exactly_what_was_sent_and_the_queue_fills_pas
 
     before = vllm_support.scrape(server)
     tokens_before = vllm_support.sample_value(before, "vllm:generation_tokens_total", **labels)
+    prompt_before = vllm_support.sample_value(before, "vllm:prompt_tokens_total", **labels)
     success_before = vllm_support.sample_value(before, "vllm:request_success_total", finished_reason="length", **labels)
 
     sampler = vllm_support.MetricSampler(server, pick, every=0.05)
@@ -77,6 +80,9 @@ def test_generation_tokens_rise_by_exactly_what_was_sent_and_the_queue_fills_pas
     assert load.completion_tokens == [max_tokens] * requests
     tokens_after = vllm_support.sample_value(after, "vllm:generation_tokens_total", **labels)
     assert tokens_after - tokens_before == load.sent_tokens
+    prompt_after = vllm_support.sample_value(after, "vllm:prompt_tokens_total", **labels)
+    assert min(load.prompt_tokens) > 0
+    assert prompt_after - prompt_before == sum(load.prompt_tokens), "prefix-cache hits still count"
     success_after = vllm_support.sample_value(after, "vllm:request_success_total", finished_reason="length", **labels)
     assert success_after - success_before == requests
 

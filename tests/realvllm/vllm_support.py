@@ -270,7 +270,8 @@ class LoadResult:
 
     requests: int
     max_tokens: int
-    completion_tokens: list[int]
+    completion_tokens: list[int]  # usage.completion_tokens of each reply
+    prompt_tokens: list[int]  # usage.prompt_tokens of each reply
     started: float  # time.time() before the first request
     finished: float  # time.time() after the last response
 
@@ -308,17 +309,19 @@ def closed_loop(
     body = _completion_body(server, max_tokens, prompt)
     url = f"{server.base_url}/v1/completions"
 
-    def worker(_: int) -> list[int]:
-        return [int(get_json(url, body)["usage"]["completion_tokens"]) for _ in range(per_worker)]  # type: ignore[index]
+    def worker(_: int) -> list[tuple[int, int]]:
+        usages = [get_json(url, body)["usage"] for _ in range(per_worker)]
+        return [(int(u["completion_tokens"]), int(u["prompt_tokens"])) for u in usages]  # type: ignore[index]
 
     started = time.time()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        counts = [n for batch in pool.map(worker, range(workers)) for n in batch]
+        counts = [pair for batch in pool.map(worker, range(workers)) for pair in batch]
     finished = time.time()
     return LoadResult(
         requests=workers * per_worker,
         max_tokens=max_tokens,
-        completion_tokens=counts,
+        completion_tokens=[completion for completion, _ in counts],
+        prompt_tokens=[prompt for _, prompt in counts],
         started=started,
         finished=finished,
     )
