@@ -1,0 +1,508 @@
+"""A simulated Neuron node pool: the Deployment controller and kubelet stand-in of the demo.
+
+The emulator is only an API server, so something has to do what kube-controller-manager and the
+kubelets do in a cluster, or a Deployment the operator creates would never get a pod. This does
+it, in the emulator's event loop and directly on its store (as an in-process controller would):
+
+- for every Deployment, keep ``spec.replicas`` Pods of the current pod template; scale down by
+  deleting the youngest not-ready pods first; roll a changed template one pod at a time within
+  ``maxUnavailable`` (``maxSurge`` is taken as 0: the renderer's default, since spare Neuron
+  capacity is rare); pods are owned by their Deployment directly (there are no ReplicaSets);
+- for every Pod, start a :class:`~neuronfleet.demo.replica.SimulatedReplica` on its own loopback
+  port (``podIP`` 127.0.0.1, the port in the annotation ``neuronfleet.io/demo-endpoint``), mark the
+  pod Running, then Ready once the replica answers healthy (the startup probe), as a kubelet would;
+- keep the Deployment's status current (``replicas``, ``updatedReplicas``, ``readyReplicas``,
+  ``availableReplicas``, ``observedGeneration``, the Available and Progressing conditions), and
+  the fleet's Service endpoints (the router) and Prometheus' targets in step with ready pods.
+
+A pod deleted by hand (``kubectl delete pod``) stops its replica and gets a replacement, like a
+ReplicaSet does. The emulator's simple DeploymentController must stay off while this runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import secrets
+import string
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from neuronfleet.demo.clock import CompressedClock
+from neuronfleet.demo.prometheus import Target, pod_target_labels
+from neuronfleet.demo.replica import SimulatedReplica
+from neuronfleet.demo.router import Router
+from neuronfleet.kube_emulator import ApiError, PatchType, Store
+from neuronfleet.kube_emulator.resources import ResourceInfo
+from neuronfleet.kube_emulator.store import WatchEvent, utc_now
+from neuronfleet.sim.profiles import LLAMA_8B_TRN2_TP4, PROFILES, EngineProfile
+
+__all__ = [
+    "ENDPOINT_ANNOTATION",
+    "NodePool",
+    "ReplicaSettings",
+    "deployment_status",
+    "max_unavailable",
+    "pods_to_remove",
+    "replica_settings",
+    "template_hash",
+]
+
+ENDPOINT_ANNOTATION = "neuronfleet.io/demo-endpoint"
+HASH_LABEL = "pod-template-hash"
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaSettings:
+    """What a replica needs from its pod template."""
+
+    profile: EngineProfile
+    served_name: str
+    max_model_len: int
+
+
+def _arg(args: Sequence[str], flag: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def replica_settings(template: Mapping[str, Any]) -> ReplicaSettings:
+    """Engine profile, served name and context length from the vLLM container's `vllm serve` args.
+
+    The profile is the calibrated one whose model the args serve (see `neuronfleet.sim.profiles`),
+    else Llama-3.1-8B on trn2; `--max-num-seqs` and `--max-num-batched-tokens` override its batch
+    limits, so the replica schedules like the vLLM the operator configured.
+    """
+    containers = (template.get("spec") or {}).get("containers") or [{}]
+    args = [str(a) for a in (containers[0].get("args") or [])]
+    source = args[2] if len(args) > 2 and args[:2] == ["vllm", "serve"] else ""
+    profile = next((p for p in PROFILES.values() if p.model in source), LLAMA_8B_TRN2_TP4)
+    overrides: dict[str, int] = {}
+    for flag, name in (("--max-num-seqs", "max_num_seqs"), ("--max-num-batched-tokens", "max_num_batched_tokens")):
+        value = _arg(args, flag)
+        if value and value.isdigit():
+            overrides[name] = int(value)
+    if overrides:
+        profile = dataclasses.replace(profile, **overrides)
+    served = _arg(args, "--served-model-name") or source or profile.model
+    length = _arg(args, "--max-model-len")
+    return ReplicaSettings(profile, served, int(length) if length and length.isdigit() else 8192)
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    """A short hash of a pod template, like the `pod-template-hash` label of a ReplicaSet."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return digest[:10]
+
+
+def max_unavailable(deployment: Mapping[str, Any], desired: int) -> int:
+    """rollingUpdate.maxUnavailable as a pod count (percentages round down, as Kubernetes does), at least 1."""
+    value = (((deployment.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}).get(
+        "maxUnavailable", "25%"
+    )
+    text = str(value)
+    count = desired * int(text[:-1]) // 100 if text.endswith("%") else int(text)
+    return max(1, count)
+
+
+@dataclasses.dataclass(frozen=True)
+class PodView:
+    """What the rollout decision needs to know of a pod."""
+
+    name: str
+    template_hash: str
+    ready: bool
+    created: float  # order of creation, larger is younger
+
+
+def pods_to_remove(pods: Sequence[PodView], *, desired: int, current_hash: str, max_unavailable: int) -> list[str]:
+    """Which pods to delete now: the excess over `desired`, then old-template pods the rollout may take.
+
+    Excess goes not-ready first, then old template first, then youngest first (the ReplicaSet
+    controller's order, simplified). A rolling update deletes old pods only while the pods not
+    ready stay within `max_unavailable`, and only old ones; new pods replace them on the next pass.
+    """
+
+    def victim_order(pod: PodView) -> tuple[bool, bool, float]:
+        return (pod.ready, pod.template_hash == current_hash, -pod.created)
+
+    ordered = sorted(pods, key=victim_order)
+    excess = max(0, len(pods) - desired)
+    chosen = [p.name for p in ordered[:excess]]
+    kept = ordered[excess:]
+    unavailable = desired - sum(1 for p in kept if p.ready)
+    for pod in kept:
+        if pod.template_hash == current_hash:
+            continue
+        if not pod.ready:  # already unavailable: replacing it costs nothing
+            chosen.append(pod.name)
+        elif unavailable < max_unavailable:
+            unavailable += 1
+            chosen.append(pod.name)
+    return chosen
+
+
+def _now() -> str:
+    return utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_status(
+    deployment: Mapping[str, Any], pods: Sequence[PodView], *, current_hash: str, previous: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """The Deployment status the Deployment controller would write for these pods.
+
+    Zero counts are left out, as the API server's JSON (omitempty) does; lastTransitionTime moves
+    only when a condition's status does.
+    """
+    desired = int((deployment.get("spec") or {}).get("replicas", 1))
+    ready = sum(1 for p in pods if p.ready)
+    updated = sum(1 for p in pods if p.template_hash == current_hash)
+    counts = {
+        "replicas": len(pods),
+        "updatedReplicas": updated,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "unavailableReplicas": max(0, desired - ready),
+    }
+    status: dict[str, Any] = {"observedGeneration": deployment["metadata"].get("generation", 1)}
+    status.update({k: (v or None) for k, v in counts.items()})
+    available = ready >= desired - max_unavailable(deployment, desired)
+    complete = updated == desired == ready == len(pods)
+    name = deployment["metadata"]["name"]
+    wanted = [
+        (
+            "Available",
+            "True" if available else "False",
+            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+            "Deployment has minimum availability." if available else "Deployment does not have minimum availability.",
+        ),
+        (
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+            f'ReplicaSet "{name}-{current_hash}" has successfully progressed.'
+            if complete
+            else f'ReplicaSet "{name}-{current_hash}" is progressing.',
+        ),
+    ]
+    old = {c.get("type"): c for c in previous.get("conditions") or ()}
+    conditions = []
+    for type_, state, reason, message in wanted:
+        before = old.get(type_) or {}
+        same = before.get("status") == state
+        conditions.append(
+            {
+                "type": type_,
+                "status": state,
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": before.get("lastUpdateTime", now) if same and before.get("reason") == reason else now,
+                "lastTransitionTime": before.get("lastTransitionTime", now) if same else now,
+            }
+        )
+    status["conditions"] = conditions
+    return status
+
+
+def _status_differs(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    def strip(status: Mapping[str, Any]) -> Any:
+        conds = [
+            {k: v for k, v in c.items() if k not in ("lastUpdateTime", "lastTransitionTime")}
+            for c in status.get("conditions") or ()
+        ]
+        return ({k: v for k, v in status.items() if k != "conditions" and v is not None}, conds)
+
+    return strip(new) != strip(old)
+
+
+@dataclasses.dataclass(eq=False)
+class _Pod:
+    name: str
+    namespace: str
+    deployment: str
+    template_hash: str
+    labels: dict[str, str]
+    created: float
+    replica: SimulatedReplica
+    ready: bool = False
+    waiter: asyncio.Task[None] | None = None
+
+    def view(self) -> PodView:
+        return PodView(self.name, self.template_hash, self.ready, self.created)
+
+
+RouterFor = Callable[[str, str], "Router | None"]
+
+
+class NodePool:
+    """Pods and replicas for every Deployment in the store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: CompressedClock,
+        startup_seconds: float,
+        router_for: RouterFor,
+        on_targets: Callable[[list[Target]], None] | None = None,
+        grace_seconds: float = 2.0,
+        node_name: str = "sim-neuron-node",
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.startup_seconds = startup_seconds
+        self.router_for = router_for
+        self.on_targets = on_targets
+        self.grace_seconds = grace_seconds
+        self.node_name = node_name
+        self.pods: dict[tuple[str, str], _Pod] = {}
+        self.started_replicas = 0
+        self.addresses_used: set[str] = set()
+        self._deployments: ResourceInfo = store.resource("apps", "v1", "deployments")
+        self._pod_info: ResourceInfo = store.resource("", "v1", "pods")
+        self._dirty: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._draining: set[asyncio.Task[None]] = set()
+        self._serial = 0.0
+        self._closing = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> NodePool:
+        """Start acting; call from the emulator's event loop."""
+        self.store.add_listener(self._on_event)
+        for obj in self.store.objects(self._deployments):
+            self._mark(obj)
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name="node-pool")
+        return self
+
+    async def stop(self) -> None:
+        """Stop every replica (in-flight requests get the grace period) and forget the pods."""
+        self._closing = True
+        with contextlib.suppress(ValueError):
+            self.store.remove_listener(self._on_event)
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        for pod in list(self.pods.values()):
+            self._forget(pod, delete_object=False)
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
+        self._publish_targets()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_event(self, info: ResourceInfo, event: WatchEvent) -> None:
+        if self._closing:
+            return
+        if info.storage_key == self._deployments.storage_key:
+            self._mark(event.obj)
+        elif info.storage_key == self._pod_info.storage_key and event.type == "DELETED":
+            meta = event.obj["metadata"]
+            pod = self.pods.get((meta.get("namespace", ""), meta["name"]))
+            if pod is not None:  # deleted by someone else: stop it, the next pass replaces it
+                asyncio.get_running_loop().call_soon(self._forget, pod, False)
+                self._dirty.add((pod.namespace, pod.deployment))
+                self._wake.set()
+
+    def _mark(self, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        self._dirty.add((meta.get("namespace", ""), meta["name"]))
+        self._wake.set()
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                key = self._dirty.pop()
+                try:
+                    await self._sync(*key)
+                except ApiError as exc:  # a conflicting write: the event it caused brings us back
+                    log.debug("Node pool pass for %s/%s failed: %s", *key, exc)
+                    self._dirty.add(key)
+                    await asyncio.sleep(0.05)
+
+    # -- one pass over one Deployment -------------------------------------------------------
+
+    async def _sync(self, namespace: str, name: str) -> None:
+        deployment = self.store.try_get(self._deployments, namespace, name)
+        mine = [p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, name)]
+        if deployment is None or deployment["metadata"].get("deletionTimestamp"):
+            for pod in mine:
+                self._forget(pod, delete_object=True)
+            return
+        spec = deployment.get("spec") or {}
+        template = spec.get("template") or {}
+        desired = int(spec.get("replicas", 1))
+        current = template_hash(template)
+        doomed = pods_to_remove(
+            [p.view() for p in mine],
+            desired=desired,
+            current_hash=current,
+            max_unavailable=max_unavailable(deployment, desired),
+        )
+        for pod in mine:
+            if pod.name in doomed:
+                self._forget(pod, delete_object=True)
+        mine = [p for p in mine if p.name not in doomed]
+        # With maxSurge 0, new pods only fill the room that removals left.
+        while len(mine) < desired:
+            mine.append(await self._create_pod(deployment, template, current))
+        self._write_status(deployment, mine, current)
+
+    async def _create_pod(self, deployment: Mapping[str, Any], template: Mapping[str, Any], current: str) -> _Pod:
+        meta = deployment["metadata"]
+        namespace, owner = meta.get("namespace", ""), meta["name"]
+        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+        name = f"{owner}-{current}-{suffix}"
+        settings = replica_settings(template)
+        replica = await SimulatedReplica(
+            profile=settings.profile,
+            clock=self.clock,
+            served_name=settings.served_name,
+            startup_seconds=self.startup_seconds,
+            max_model_len=settings.max_model_len,
+        ).start()
+        self.started_replicas += 1
+        self.addresses_used.add(replica.address)
+        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: current}
+        now = _now()
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {
+                    **((template.get("metadata") or {}).get("annotations") or {}),
+                    ENDPOINT_ANNOTATION: replica.address,
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": owner,
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {**(template.get("spec") or {}), "nodeName": self.node_name},
+        }
+        self.store.create(self._pod_info, namespace, body)
+        self._serial += 1
+        pod = _Pod(name, namespace, owner, current, labels, self._serial, replica)
+        self.pods[(namespace, name)] = pod
+        self._patch_pod(pod, _pod_status(phase="Running", ready=False, started_at=now, now=now))
+        self._publish_targets()
+        pod.waiter = asyncio.get_running_loop().create_task(self._await_ready(pod, now), name=f"ready-{name}")
+        return pod
+
+    async def _await_ready(self, pod: _Pod, started_at: str) -> None:
+        await pod.replica.ready_event.wait()
+        if (pod.namespace, pod.name) not in self.pods:
+            return
+        pod.ready = True
+        self._patch_pod(pod, _pod_status(phase="Running", ready=True, started_at=started_at, now=_now()))
+        router = self.router_for(pod.namespace, pod.deployment)
+        if router is not None:
+            router.set_endpoint(pod.name, pod.replica.address)
+        self._dirty.add((pod.namespace, pod.deployment))
+        self._wake.set()
+
+    def _forget(self, pod: _Pod, delete_object: bool) -> None:
+        """Take the pod out of the Service and Prometheus, delete its object, drain and stop its replica."""
+        if self.pods.pop((pod.namespace, pod.name), None) is None:
+            return
+        router = self.router_for(pod.namespace, pod.deployment)
+        if router is not None:
+            router.remove_endpoint(pod.name)
+        if pod.waiter is not None:
+            pod.waiter.cancel()
+        if delete_object:
+            with contextlib.suppress(ApiError):
+                self.store.delete(self._pod_info, pod.namespace, pod.name)
+        self._publish_targets()
+        task = asyncio.get_running_loop().create_task(pod.replica.stop(grace=self.grace_seconds))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    def _patch_pod(self, pod: _Pod, status: dict[str, Any]) -> None:
+        with contextlib.suppress(ApiError):
+            self.store.patch(
+                self._pod_info, pod.namespace, pod.name, PatchType.MERGE, {"status": status}, subresource="status"
+            )
+
+    def _write_status(self, deployment: Mapping[str, Any], pods: Sequence[_Pod], current: str) -> None:
+        previous = deployment.get("status") or {}
+        status = deployment_status(
+            deployment, [p.view() for p in pods], current_hash=current, previous=previous, now=_now()
+        )
+        if not _status_differs(status, previous):
+            return
+        meta = deployment["metadata"]
+        self.store.patch(
+            self._deployments,
+            meta.get("namespace", ""),
+            meta["name"],
+            PatchType.MERGE,
+            {"status": status},
+            subresource="status",
+        )
+
+    def _publish_targets(self) -> None:
+        if self.on_targets is not None:
+            self.on_targets(self.targets())
+
+    def targets(self) -> list[Target]:
+        """One scrape target per running pod, labelled as Kubernetes relabeling would label it."""
+        return [
+            Target(p.replica.address, pod_target_labels(p.namespace, p.name, p.labels))
+            for p in sorted(self.pods.values(), key=lambda p: p.created)
+        ]
+
+    def counts(self, namespace: str, deployment: str) -> tuple[int, int]:
+        """(pods, ready pods) of one Deployment, straight from the pool."""
+        mine = [p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, deployment)]
+        return len(mine), sum(1 for p in mine if p.ready)
+
+
+def _pod_status(*, phase: str, ready: bool, started_at: str, now: str) -> dict[str, Any]:
+    """A pod status as a kubelet reports it, for one container named vllm."""
+    flag = "True" if ready else "False"
+    return {
+        "phase": phase,
+        "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": "127.0.0.1",
+        "startTime": started_at,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started_at},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": started_at},
+            {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
+            {"type": "Ready", "status": flag, "lastTransitionTime": now},
+        ],
+        "containerStatuses": [
+            {
+                "name": "vllm",
+                "ready": ready,
+                "started": ready,
+                "restartCount": 0,
+                "image": "neuronfleet-demo/simulated-vllm-neuron",
+                "imageID": "",
+                "state": {"running": {"startedAt": started_at}},
+            }
+        ],
+    }

@@ -1,0 +1,148 @@
+"""The end of the demo: a summary of what happened, as text and JSON, and a plot of load vs replicas.
+
+`summarize` is pure over the timeline, the request outcomes and the events; matplotlib is
+imported only by `plot`, so the demo runs without it when no plot is asked for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from neuronfleet.demo.load import RequestOutcome
+from neuronfleet.demo.view import EventLine, Sample
+
+__all__ = ["format_summary", "percentile", "plot", "summarize"]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def summarize(
+    samples: Sequence[Sample],
+    outcomes: Sequence[RequestOutcome],
+    events: Sequence[EventLine],
+    *,
+    compression: float,
+    cores_per_replica: int,
+    min_replicas: int,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the run did: load, latency, replicas over time, scale decisions, capacity spent."""
+    desired = [s.desired for s in samples if s.desired is not None]
+    ok = [o for o in outcomes if o.status == 200]
+    ttft = [o.ttft for o in ok if o.ttft is not None]
+    e2e = [o.e2e for o in ok if o.e2e is not None]
+    # Replica-time on the simulated clock: each sample holds until the next one.
+    replica_seconds = 0.0
+    for before, after in itertools.pairwise(samples):
+        replica_seconds += before.pods * (after.wall - before.wall) * compression
+    peak_at = max(range(len(desired)), key=desired.__getitem__) if desired else None
+    scaled_up = bool(desired) and max(desired) > desired[0]
+    scaled_down = peak_at is not None and min(desired[peak_at:]) < desired[peak_at]
+    summary: dict[str, Any] = {
+        "compression": compression,
+        "wall_seconds": round(samples[-1].wall, 1) if samples else 0.0,
+        "trace_seconds_replayed": round(max((s.trace_time or 0.0) for s in samples), 1) if samples else 0.0,
+        "requests": {
+            "sent": len(outcomes),
+            "completed": len(ok),
+            "failed": len(outcomes) - len(ok),
+            "generated_tokens": sum(o.output_tokens for o in ok),
+        },
+        "latency_seconds": {
+            "ttft_p50": percentile(ttft, 0.5),
+            "ttft_p99": percentile(ttft, 0.99),
+            "e2e_p50": percentile(e2e, 0.5),
+            "e2e_p99": percentile(e2e, 0.99),
+        },
+        "replicas": {
+            "min_replicas": min_replicas,
+            "first_desired": desired[0] if desired else None,
+            "max_desired": max(desired) if desired else None,
+            "last_desired": desired[-1] if desired else None,
+            "max_ready": max((s.ready or 0 for s in samples), default=0),
+            "scaled_up": scaled_up,
+            "scaled_down": scaled_down,
+            "replica_hours": round(replica_seconds / 3600, 3),
+            "neuroncore_hours": round(replica_seconds / 3600 * cores_per_replica, 3),
+        },
+        "scale_events": [
+            {"reason": e.reason, "message": e.message, "time": e.time} for e in events if "scal" in e.reason.lower()
+        ],
+        "events": [{"type": e.type, "reason": e.reason, "message": e.message} for e in events],
+    }
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}{unit}"
+    return f"{value}{unit}"
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The summary as a few readable lines."""
+    req, lat, rep = summary["requests"], summary["latency_seconds"], summary["replicas"]
+    lines = [
+        "",
+        "== neuronfleet demo summary ==",
+        f"replayed        {summary['trace_seconds_replayed']:.0f} s of trace in {summary['wall_seconds']:.0f} s "
+        f"(compression x{summary['compression']:g})",
+        f"requests        {req['sent']} sent, {req['completed']} completed, {req['failed']} failed; "
+        f"{req['generated_tokens']} tokens generated",
+        f"latency (sim)   TTFT p50 {_fmt(lat['ttft_p50'], ' s')}, p99 {_fmt(lat['ttft_p99'], ' s')}; "
+        f"end-to-end p50 {_fmt(lat['e2e_p50'], ' s')}, p99 {_fmt(lat['e2e_p99'], ' s')}",
+        f"replicas        desired {rep['first_desired']} -> peak {rep['max_desired']} -> {rep['last_desired']} "
+        f"(min {rep['min_replicas']}); scaled up: {'yes' if rep['scaled_up'] else 'no'}, "
+        f"scaled down: {'yes' if rep['scaled_down'] else 'no'}",
+        f"capacity (sim)  {rep['replica_hours']:.2f} replica-hours = {rep['neuroncore_hours']:.2f} NeuronCore-hours",
+    ]
+    events = summary.get("scale_events") or []
+    if events:
+        lines.append(f"scale decisions {len(events)}:")
+        lines += [f"  {e['reason']}: {e['message']}" for e in events]
+    return "\n".join(lines)
+
+
+def plot(samples: Sequence[Sample], path: str | Path, *, title: str = "neuronfleet demo") -> Path:
+    """Write a PNG: trace load (left axis) and desired/ready replicas (right axis) over trace time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in samples if s.trace_time is not None]
+    minutes = [s.trace_time / 60 for s in rows]  # type: ignore[operator]
+    fig, load_axis = plt.subplots(figsize=(10, 4.5))
+    load_axis.plot(minutes, [s.load for s in rows], color="tab:blue", label="load (req/s, trace time)")
+    load_axis.set_xlabel("trace time (min)")
+    load_axis.set_ylabel("requests / s", color="tab:blue")
+    replica_axis = load_axis.twinx()
+    replica_axis.step(minutes, [s.desired or 0 for s in rows], where="post", color="tab:red", label="desired replicas")
+    replica_axis.step(
+        minutes, [s.pods_ready for s in rows], where="post", color="tab:green", linestyle="--", label="ready replicas"
+    )
+    replica_axis.set_ylabel("replicas")
+    replica_axis.set_ylim(bottom=0)
+    lines = load_axis.get_legend_handles_labels()
+    more = replica_axis.get_legend_handles_labels()
+    load_axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left")
+    load_axis.set_title(title)
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
