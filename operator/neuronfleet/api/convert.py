@@ -6,9 +6,12 @@ The cores never import pydantic models; this is the one place that knows both sh
 from __future__ import annotations
 
 from neuronfleet.api.resource import ModelDeployment
+from neuronfleet.api.spec import AutoscalingSpec, ScalingRulesSpec
+from neuronfleet.autoscale import defaults, promql
+from neuronfleet.autoscale import types as autoscale_types
 from neuronfleet.neuron.types import ModelArch, PlanRequest, SpeculativeRequest
 
-__all__ = ["model_id", "plan_request"]
+__all__ = ["autoscale_policy", "model_id", "plan_request", "query_config"]
 
 
 def model_id(md: ModelDeployment) -> str:
@@ -75,4 +78,55 @@ def plan_request(md: ModelDeployment) -> PlanRequest:
         ),
         extra_args=tuple(spec.serving.extra_args),
         extra_env=tuple((e.name, e.value) for e in spec.serving.env),
+    )
+
+
+def _rules(spec: ScalingRulesSpec, default: autoscale_types.ScalingRules) -> autoscale_types.ScalingRules:
+    """A direction's behaviour: each field the user left out takes neuronfleet's default."""
+    return autoscale_types.ScalingRules(
+        stabilization_seconds=(
+            default.stabilization_seconds
+            if spec.stabilization_window_seconds is None
+            else spec.stabilization_window_seconds
+        ),
+        policies=(
+            default.policies
+            if spec.policies is None
+            else tuple(autoscale_types.ScalingPolicy(p.type, p.value, p.period_seconds) for p in spec.policies)
+        ),
+        select_policy=spec.select_policy or default.select_policy,
+        tolerance=default.tolerance if spec.tolerance is None else spec.tolerance,
+    )
+
+
+def autoscale_policy(spec: AutoscalingSpec, *, expected_startup_seconds: float) -> autoscale_types.Policy:
+    """The autoscaling spec after defaulting, as the pure decision function takes it.
+
+    `expected_startup_seconds` comes from the plan (cache hit or miss), so the decision knows how
+    long new capacity takes to arrive.
+    """
+    m = spec.metrics
+    return autoscale_types.Policy(
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        targets=autoscale_types.Targets(
+            tokens_per_second=m.tokens_per_second_per_replica,
+            concurrency=m.concurrency_per_replica,
+            waiting=m.waiting_per_replica,
+            kv_cache_usage=m.kv_cache_usage,
+        ),
+        scale_up=_rules(spec.behavior.scale_up, defaults.SCALE_UP),
+        scale_down=_rules(spec.behavior.scale_down, defaults.SCALE_DOWN),
+        max_metric_age_seconds=max(defaults.MAX_METRIC_AGE_SECONDS, 4.0 * spec.interval_seconds),
+        expected_startup_seconds=float(expected_startup_seconds),
+    )
+
+
+def query_config(spec: AutoscalingSpec) -> promql.QueryConfig:
+    """How to select this fleet's series in Prometheus (spec.autoscaling.prometheus)."""
+    prom = spec.prometheus
+    return promql.QueryConfig(
+        selector=prom.selector,
+        rate_window=prom.rate_window,
+        overrides=dict(prom.queries or {}),
     )

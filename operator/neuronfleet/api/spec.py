@@ -247,11 +247,12 @@ class ScalingRulesSpec(ApiModel):
     """One direction's behaviour, shaped like HPA's behavior.scaleUp / scaleDown."""
 
     stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
-    """Look-back window over recommendations. Default: 0 for scale-up, 300 for scale-down."""
+    """Look-back window over recommendations, in seconds. Default: 0 for scale-up; 600 for scale-down
+    (longer than HPA's 300: a Neuron replica given up for a short dip takes minutes to come back)."""
     select_policy: Literal["Max", "Min", "Disabled"] | None = None
     """Which policy wins when several apply; Disabled stops this direction. Default: Max."""
     policies: list[HPAScalingPolicy] | None = Field(default=None, max_length=8)
-    """Rate limits. Default: scale-up max(100%, 4 pods) per 15 s; scale-down 100% per 15 s."""
+    """Rate limits. Default: scale-up max(100%, 4 pods) per 15 s; scale-down max(1 pod, 20%) per 60 s."""
     tolerance: float | None = Field(default=None, ge=0, le=1)
     """No change while the metric ratio is within this fraction of 1. Default: 0.1."""
 
@@ -265,8 +266,20 @@ class AutoscalingBehavior(ApiModel):
     """Scale-down behaviour."""
 
 
+_QUERY_KEYS = ("tokensPerSecond", "concurrency", "waiting", "kvCacheUsage", "promptTokensPerSecond", "sampledAt")
+
+
 class PrometheusSpec(ApiModel):
     """Where the operator reads vLLM metrics, and how to select this fleet's series."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!has(self.queries) || self.queries.all(k, k in " + str(list(_QUERY_KEYS)) + ")",
+                "prometheus.queries keys must be among " + ", ".join(_QUERY_KEYS),
+            ),
+        )
+    }
 
     url: str | None = Field(default=None, max_length=512, pattern=r"^https?://.+")
     """Prometheus base URL. Default: the operator's --prometheus-url."""
@@ -276,7 +289,15 @@ class PrometheusSpec(ApiModel):
     """PromQL label matchers selecting this fleet's series (without braces), for clusters with other
     relabeling. Default: namespace="<ns>",app_kubernetes_io_instance="<name>"."""
     queries: dict[str, str] | None = None
-    """Full PromQL overrides by signal name (tokensPerSecond, concurrency, waiting, kvCacheUsage)."""
+    """Full PromQL overrides by signal (tokensPerSecond, concurrency, waiting, kvCacheUsage,
+    promptTokensPerSecond, sampledAt); `$selector` and `$window` are substituted."""
+
+    @model_validator(mode="after")
+    def _query_keys(self) -> PrometheusSpec:
+        unknown = sorted(set(self.queries or {}) - set(_QUERY_KEYS))
+        if unknown:
+            raise ValueError(f"prometheus.queries keys must be among {', '.join(_QUERY_KEYS)}; got {unknown}")
+        return self
 
 
 class AutoscalingSpec(ApiModel):

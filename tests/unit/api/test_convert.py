@@ -1,0 +1,105 @@
+"""The API maps onto the pure cores' plain data with neuronfleet's defaults filled in."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuronfleet.api import convert, resource
+from neuronfleet.api.spec import AutoscalingSpec
+from neuronfleet.autoscale import defaults, promql
+
+
+def md(**spec):
+    return resource.load(
+        {
+            "metadata": {"name": "chat", "namespace": "ml"},
+            "spec": {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, **spec},
+        }
+    )
+
+
+def test_an_hf_source_gives_the_model_id_and_the_vllm_source():
+    req = convert.plan_request(md())
+    assert req.model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert req.source == "meta-llama/Llama-3.1-8B-Instruct"
+    assert req.served_name == "chat"
+
+
+def test_an_explicit_id_and_a_pvc_source():
+    m = resource.load(
+        {
+            "metadata": {"name": "x"},
+            "spec": {"model": {"source": "pvc://weights/llama", "id": "meta-llama/Llama-3.1-8B"}},
+        }
+    )
+    req = convert.plan_request(m)
+    assert req.model == "meta-llama/Llama-3.1-8B"
+    assert req.source == "/models/weights"
+
+
+def test_serving_options_reach_the_plan_request():
+    req = convert.plan_request(
+        md(
+            serving={
+                "maxNumSeqs": 8,
+                "kvCacheDtype": "fp8",
+                "extraArgs": ["--seed", "1"],
+                "env": [{"name": "A", "value": "b"}],
+            }
+        )
+    )
+    assert (req.max_num_seqs, req.kv_cache_dtype, req.extra_args, req.extra_env) == (
+        8,
+        "fp8",
+        ("--seed", "1"),
+        (("A", "b"),),
+    )
+    assert convert.plan_request(md()).kv_cache_dtype is None
+
+
+def test_an_empty_behavior_takes_neuronfleets_defaults():
+    policy = convert.autoscale_policy(
+        AutoscalingSpec(enabled=True, metrics={"concurrencyPerReplica": 16}), expected_startup_seconds=420
+    )
+    assert policy.scale_up == defaults.SCALE_UP
+    assert policy.scale_down == defaults.SCALE_DOWN
+    assert policy.targets.concurrency == 16 and policy.targets.tokens_per_second is None
+    assert policy.expected_startup_seconds == 420
+
+
+def test_user_behavior_overrides_only_what_it_sets():
+    spec = AutoscalingSpec(
+        enabled=True,
+        metrics={"tokensPerSecondPerReplica": 900},
+        behavior={
+            "scaleDown": {
+                "stabilizationWindowSeconds": 60,
+                "policies": [{"type": "Pods", "value": 2, "periodSeconds": 30}],
+            }
+        },
+    )
+    policy = convert.autoscale_policy(spec, expected_startup_seconds=60)
+    assert policy.scale_down.stabilization_seconds == 60
+    assert [(p.type, p.value, p.period_seconds) for p in policy.scale_down.policies] == [("Pods", 2, 30)]
+    assert policy.scale_down.tolerance == defaults.SCALE_DOWN.tolerance
+    assert policy.scale_up == defaults.SCALE_UP
+
+
+def test_metrics_are_never_considered_fresh_for_less_than_four_decision_intervals():
+    policy = convert.autoscale_policy(
+        AutoscalingSpec(enabled=True, intervalSeconds=60, metrics={"concurrencyPerReplica": 4}),
+        expected_startup_seconds=60,
+    )
+    assert policy.max_metric_age_seconds == 240
+
+
+def test_query_overrides_reach_the_promql():
+    spec = AutoscalingSpec(prometheus={"rateWindow": "30s", "queries": {"concurrency": "sum(my_inflight{$selector})"}})
+    queries = promql.build("ml", "chat", convert.query_config(spec))
+    assert queries.concurrency == 'sum(my_inflight{namespace="ml",app_kubernetes_io_instance="chat"})'
+    assert "[30s]" in queries.tokens_per_second
+
+
+def test_unknown_query_keys_are_rejected():
+    with pytest.raises(ValueError, match=r"prometheus\.queries keys"):
+        AutoscalingSpec(prometheus={"queries": {"tokens": "x"}})
