@@ -288,7 +288,7 @@ class PrometheusSpec(ApiModel):
     selector: str | None = Field(default=None, max_length=1024)
     """PromQL label matchers selecting this fleet's series (without braces), for clusters with other
     relabeling. Default: namespace="<ns>",app_kubernetes_io_instance="<name>"."""
-    queries: dict[str, str] | None = None
+    queries: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=6)
     """Full PromQL overrides by signal (tokensPerSecond, concurrency, waiting, kvCacheUsage,
     promptTokensPerSecond, sampledAt); `$selector` and `$window` are substituted."""
 
