@@ -29,6 +29,7 @@ import kubernetes
 import yaml
 
 from neuronfleet.api import constants, crd, resource
+from neuronfleet.autoscale import promql
 from neuronfleet.demo import report, view
 from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.load import TraceReplay, trace_window
@@ -237,6 +238,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
     samples: list[view.Sample] = []
     events: list[view.EventLine] = []
     replay: TraceReplay | None = None
+    seen_by_prometheus: dict[str, Any] = {}
     nodepool: NodePool | None = None
     cores = 1
     try:
@@ -344,6 +346,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 await _run_load(
                     config, replay, reader, nodepool, namespace, deployment, min_replicas, stop, samples, events, say
                 )
+            seen_by_prometheus = await asyncio.to_thread(_prometheus_figures, prometheus, namespace, md_name)
             say("Stopping     load, operator, Prometheus, replicas, Service, API server")
             await stack.aclose()
     finally:
@@ -369,6 +372,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             "pids": started.pids,
             "ports": started.ports,
             "replicas_started": nodepool.started_replicas if nodepool else 0,
+            "prometheus": seen_by_prometheus,
         },
     )
     say(report.format_summary(summary))
@@ -381,6 +385,23 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
     if config.summary_json is not None:
         Path(config.summary_json).write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _prometheus_figures(prometheus: PrometheusServer, namespace: str, name: str) -> dict[str, Any]:
+    """Peaks of the fleet's signals over the run, through the operator's own PromQL."""
+    queries = promql.build(namespace, name, promql.QueryConfig(rate_window="10s"))
+    figures: dict[str, Any] = {}
+    for key, query in (("max_concurrency", queries.concurrency), ("max_tokens_per_second", queries.tokens_per_second)):
+        try:
+            figures[key] = prometheus.value(f"max_over_time(({query})[1h:1s])")
+        except (OSError, RuntimeError, ValueError) as exc:
+            figures[key] = None
+            figures.setdefault("errors", []).append(f"{key}: {exc}")
+    try:
+        figures["targets"] = len(prometheus.target_health())
+    except (OSError, RuntimeError, ValueError):
+        figures["targets"] = None
+    return figures
 
 
 def _md_status(api: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any]:

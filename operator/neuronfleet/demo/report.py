@@ -110,6 +110,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"scaled down: {'yes' if rep['scaled_down'] else 'no'}",
         f"capacity (sim)  {rep['replica_hours']:.2f} replica-hours = {rep['neuroncore_hours']:.2f} NeuronCore-hours",
     ]
+    seen = summary.get("prometheus") or {}
+    if seen:
+        lines.append(
+            f"prometheus      peak concurrency {_fmt(seen.get('max_concurrency'))}, peak "
+            f"{_fmt(seen.get('max_tokens_per_second'))} tok/s per wall second (operator's PromQL)"
+        )
     events = summary.get("scale_events") or []
     if events:
         lines.append(f"scale decisions {len(events)}:")
