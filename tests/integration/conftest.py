@@ -38,6 +38,14 @@ emulator_kubeconfig = emulator_fixtures.emulator_kubeconfig
 emulator_login = emulator_fixtures.emulator_login
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def load_crd() -> dict[str, Any]:
+    """The ModelDeployment CRD as shipped in crds/ (the file may hold comments and several documents)."""
+    docs = yaml.safe_load_all((REPO / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text())
+    return next(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
+
+
 NAMESPACE = "ml"
 
 
@@ -109,7 +117,7 @@ def operator_config(kubeconfig: Path, *extra: str, **overrides: Any) -> Operator
 @pytest.fixture
 def crd(kube_api: kubernetes.client.ApiClient) -> dict[str, Any]:
     """The ModelDeployment CRD that ships in crds/, installed through the API."""
-    doc = yaml.safe_load((REPO / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text())
+    doc = load_crd()
     api = kubernetes.client.ApiextensionsV1Api(kube_api)
     api.create_custom_resource_definition(doc)
     core = kubernetes.client.CoreV1Api(kube_api)
