@@ -95,3 +95,6 @@ class Plan:
     args: tuple[str, ...]  # `vllm serve` arguments after the model
     env: tuple[tuple[str, str], ...]
     reasons: tuple[str, ...] = field(default=())  # why each choice was made, for `neuronfleet plan`
+    # Content-addressed key of the compiled graphs this plan needs (neuron/artifacts.py); empty
+    # until the caller, who knows the image and revision, fills it in with `artifacts.keyed`.
+    artifact_key: str = ""
