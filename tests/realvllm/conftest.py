@@ -1,7 +1,7 @@
 """Session fixtures for the real-vLLM tests: the vLLM venv, the tiny model, one `vllm serve`.
 
 Why it exists: starting vLLM costs ~50 s on 2 cores, so one server is shared by every test
-of the session and stopped by its process group at the end, also when a test fails. If the
+in this directory and stopped by its process group after the last one, also when a test fails. If the
 install script reports a registry outage the tests are skipped with the reason (and a banner
 in the summary); any other install, build or startup failure fails them.
 """
@@ -50,14 +50,17 @@ def tiny_model_dir(vllm_python: Path, vllm_env: dict[str, str], tmp_path_factory
     return vllm_support.build_tiny_model(vllm_python, tmp_path_factory.mktemp("tiny-model"), env=vllm_env)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served_tiny_model(
     vllm_python: Path,
     tiny_model_dir: Path,
     vllm_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[vllm_support.VllmServer]:
-    """One `vllm serve` for the whole session, max_num_seqs 8, 8 MiB of KV cache."""
+    """One `vllm serve` for all of tests/realvllm, max_num_seqs 8, 8 MiB of KV cache.
+
+    Package scope: it stops (freeing ~2 GB and a reserved core) before the rest of a `pytest tests/` run.
+    """
     log_path = tmp_path_factory.mktemp("vllm-log") / "vllm-serve.log"
     server = vllm_support.start_server(vllm_python, tiny_model_dir, log_path=log_path, env=vllm_env)
     print(f"\nvllm serve (pid {server.process.pid}) healthy after {server.startup_seconds:.1f} s")

@@ -71,7 +71,7 @@ def install_vllm(*, timeout: float = 900.0) -> InstallOutcome:
     proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode == 0:
         return InstallOutcome(python=Path(proc.stdout.strip().splitlines()[-1]))
-    tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
+    tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
     return InstallOutcome(
         python=None,
         reason=f"scripts/real-vllm.sh exited {proc.returncode}:\n{tail}",

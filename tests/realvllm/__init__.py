@@ -1,0 +1,1 @@
+"""Tests against a real vLLM server (CPU build, tiny model); see conftest.py."""
