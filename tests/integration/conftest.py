@@ -119,7 +119,7 @@ def crd(kube_api: kubernetes.client.ApiClient) -> dict[str, Any]:
     """The ModelDeployment CRD that ships in crds/, installed through the API."""
     doc = load_crd()
     api = kubernetes.client.ApiextensionsV1Api(kube_api)
-    api.create_custom_resource_definition(doc)
+    api.create_custom_resource_definition(doc, _preload_content=False)  # parsing the answer costs seconds
     core = kubernetes.client.CoreV1Api(kube_api)
     core.create_namespace({"metadata": {"name": NAMESPACE}})
     return doc
