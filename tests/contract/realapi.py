@@ -48,6 +48,9 @@ _DISABLED_ADMISSION = (
 )
 
 
+_START_ATTEMPTS = 3
+
+
 class ServerUnavailable(RuntimeError):
     """The server binaries could not be obtained (no network, mirror outage, build failure)."""
 
@@ -273,13 +276,26 @@ class RealApiServer:
 
 @contextlib.contextmanager
 def running_server(bindir: Path, workdir: Path) -> Iterator[RealApiServer]:
-    """Start etcd + the API server in `workdir`; stop both even when the body fails."""
-    server = RealApiServer(bindir=bindir, workdir=workdir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    """Start etcd + the API server in `workdir`; stop both even when the body fails.
+
+    Ports are picked free and bound a moment later by the children, so another process can take
+    one in between; a failed start is retried on fresh ports and a fresh data directory.
+    """
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        server = RealApiServer(bindir=bindir, workdir=workdir / f"run{attempt}")
+        server.workdir.mkdir(parents=True)
+        try:
+            server.start()
+        except RuntimeError:
+            server.stop()
+            if attempt == _START_ATTEMPTS:
+                raise
+            continue
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
 
 
 def install_crds(api: client.ApiClient, docs: Iterable[dict[str, Any]], *, timeout: float = 30.0) -> list[str]:
