@@ -44,6 +44,7 @@ from typing import Any
 
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.errors import PlanError
+from neuronfleet.neuron import artifacts as artifacts_layout
 from neuronfleet.neuron.types import Plan
 from neuronfleet.render import labels, names
 from neuronfleet.render.options import RenderOptions
@@ -123,7 +124,10 @@ def _artifact_env(md: ModelDeployment, plan: Plan, options: RenderOptions) -> di
         return {}
     path = artifacts.path or options.compiled_artifacts_path
     if plan.runtime == "nxdi":
-        return {"NEURON_COMPILED_ARTIFACTS": path}
+        # NxDI loads whatever the directory holds without checking the config, so each artifact
+        # key gets its own directory (neuron/artifacts.py) once the plan carries one.
+        key = plan.artifact_key
+        return {"NEURON_COMPILED_ARTIFACTS": artifacts_layout.artifact_dir(path, key, plan.runtime) if key else path}
     env = {"NEURON_LIBTORCH_REMOTE_CACHE": path}
     if artifacts.policy != "compileOnStart":
         env["VLLM_NEURON_DISABLE_WARMUP_COMPILE"] = "1"
