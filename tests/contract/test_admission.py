@@ -228,3 +228,28 @@ def test_unknown_fields_in_spec_are_pruned_not_stored(api: client.ApiClient, nam
     body = md.make_md("pruned", _with(md.MINIMAL_SPEC, "serving.notAField", True))
     stored = md.create(api, namespace, body)
     assert "notAField" not in stored["spec"]["serving"]
+
+
+TYPOS = [
+    ("replica", "spec.replica"),
+    ("serving.maxModelLength", "spec.serving.maxModelLength"),
+    ("neuron.instancetype", "spec.neuron.instancetype"),
+    ("autoscaling.metrics.tokensPerSecond", "spec.autoscaling.metrics.tokensPerSecond"),
+    ("scheduling.nodeSelectors", "spec.scheduling.nodeSelectors"),
+]
+
+
+@pytest.mark.parametrize(("path", "field"), TYPOS, ids=[f"a typo at {f}" for _, f in TYPOS])
+def test_a_typo_is_an_error_with_strict_field_validation(
+    api: client.ApiClient, namespace: str, path: str, field: str
+) -> None:
+    """What `kubectl apply` (fieldValidation=Strict by default) shows; a subtree that preserved
+    unknown fields by mistake would store the typo silently instead."""
+    body = md.make_md("typo", _with(md.MINIMAL_SPEC, path, 2))
+    with pytest.raises(client.ApiException) as info:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, body, field_validation="Strict"
+        )
+    rejection = md.rejection_of(info.value)
+    assert rejection.status == 400
+    assert f'unknown field "{field}"' in rejection.message

@@ -85,3 +85,12 @@ def test_kubectl_apply_of_an_invalid_example_shows_the_server_message(
     assert proc.returncode != 0
     assert 'The ModelDeployment "bad-tp" is invalid' in proc.stderr
     assert "spec.neuron.tensorParallelSize: Unsupported value: 3" in proc.stderr
+
+
+def test_kubectl_get_by_category_lists_model_deployments(
+    api: client.ApiClient, namespace: str, kubectl: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """The CRD's categories (`all`, `neuronfleet`) reach kubectl through discovery."""
+    md.create(api, namespace, md.make_md("llama"))
+    out = kubectl("get", "neuronfleet", "-o", "name").stdout.split()
+    assert out == ["modeldeployment.neuronfleet.io/llama"]
