@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "startup-aware oracle lower bound LB_L.",
     )
     parser.add_argument("--trace", required=True, help="trace file (.csv or .jsonl)")
-    parser.add_argument("--profile", default="llama-3.1-8b-trn2-tp4", help="engine profile name")
+    parser.add_argument(
+        "--profile",
+        default="llama-3.1-8b-trn2-tp4",
+        help="engine profile: llama-3.1-8b-trn2-tp4 (default) or llama-3.3-70b-trn2-tp64",
+    )
     parser.add_argument(
         "--policy",
         default="neuronfleet",
