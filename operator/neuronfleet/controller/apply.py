@@ -23,8 +23,9 @@ from typing import Any
 import kopf
 
 from neuronfleet.controller import reconcile
-from neuronfleet.controller.kube import KubeClient, KubeError, ResourceRef
+from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.reconcile import Step, StepKind
+from neuronfleet.controller.refs import ResourceRef
 
 __all__ = ["ApplyResult", "apply_children", "delete_undesired", "with_owner"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -20,10 +19,11 @@ from typing import Any
 import kubernetes
 import urllib3
 
+from neuronfleet.controller.refs import ResourceRef
+
 __all__ = [
     "KubeClient",
     "KubeError",
-    "ResourceRef",
     "load_configuration",
     "resource_path",
 ]
@@ -31,19 +31,6 @@ __all__ = [
 # PATCH content types the API server accepts. Merge patch replaces lists wholesale, which is
 # what an operator owning a field wants (see controller/apply.py for the ownership rules).
 MERGE_PATCH = "application/merge-patch+json"
-
-
-@dataclasses.dataclass(frozen=True)
-class ResourceRef:
-    """Where a kind lives in the API: group ("" for core), version, plural."""
-
-    group: str
-    version: str
-    plural: str
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 class KubeError(Exception):

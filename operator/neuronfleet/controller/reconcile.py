@@ -23,7 +23,7 @@ from typing import Any
 
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.api.spec import ModelDeploymentSpec
-from neuronfleet.controller.kube import ResourceRef
+from neuronfleet.controller.refs import ResourceRef
 
 __all__ = [
     "CHILD_KINDS",

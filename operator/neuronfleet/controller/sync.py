@@ -24,8 +24,9 @@ from typing import Any
 from neuronfleet.api import constants, convert, resource
 from neuronfleet.api.conditions import Reason
 from neuronfleet.controller import apply, events, reconcile, status
-from neuronfleet.controller.kube import KubeClient, KubeError, ResourceRef
+from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.metrics import OperatorMetrics
+from neuronfleet.controller.refs import ResourceRef
 from neuronfleet.errors import PlanError
 from neuronfleet.neuron import planner
 from neuronfleet.neuron.types import Plan

@@ -1,0 +1,145 @@
+"""The pure reconcile core: replicas ownership, subset comparison, and the step for each child."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from neuronfleet.api.resource import load
+from neuronfleet.controller import reconcile
+from neuronfleet.controller.reconcile import StepKind
+
+OWNER_UID = "owner-uid"
+
+
+def make_md(**spec: Any):
+    body = {
+        "apiVersion": "neuronfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "llama", "namespace": "ml", "uid": OWNER_UID},
+        "spec": {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, **spec},
+    }
+    return load(body)
+
+
+def deployment(replicas: int = 2, image: str = "vllm:1", owner: str | None = OWNER_UID) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "llama", "labels": {"app.kubernetes.io/managed-by": "neuronfleet"}}
+    if owner is not None:
+        meta["ownerReferences"] = [{"kind": "ModelDeployment", "name": "llama", "uid": owner, "controller": True}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "vllm", "image": image, "resources": {"limits": {"memory": "32Gi", "cpu": "4"}}}
+                    ]
+                }
+            },
+        },
+    }
+
+
+AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "metrics": {"concurrencyPerReplica": 8}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "live", "expected"),
+    [
+        pytest.param({"replicas": 3}, None, 3, id="autoscaling off: spec.replicas for a new fleet"),
+        pytest.param({"replicas": 3}, 7, 3, id="autoscaling off: spec.replicas overrides a hand-edited count"),
+        pytest.param({"replicas": 3, "autoscaling": AUTOSCALING}, 4, 4, id="autoscaling on: the live count is kept"),
+        pytest.param({"replicas": 3, "autoscaling": AUTOSCALING}, 9, 5, id="autoscaling on: clamped to maxReplicas"),
+        pytest.param({"replicas": 1, "autoscaling": AUTOSCALING}, None, 2, id="autoscaling on: start in bounds"),
+    ],
+)
+def test_desired_replicas_has_one_writer_per_mode(spec: dict, live: int | None, expected: int) -> None:
+    md = make_md(**spec)
+    live_dep = None if live is None else deployment(replicas=live)
+    assert reconcile.desired_replicas(md.spec, live_dep) == expected
+
+
+def test_server_defaulted_fields_do_not_count_as_a_difference() -> None:
+    desired = deployment()
+    live = copy.deepcopy(desired)
+    live["metadata"].update(uid="x", resourceVersion="9", generation=3, creationTimestamp="t")
+    live["spec"]["template"]["spec"].update(dnsPolicy="ClusterFirst", restartPolicy="Always")
+    live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    live["status"] = {"replicas": 2}
+    assert reconcile.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
+
+
+def test_canonicalised_quantities_equal_what_was_rendered() -> None:
+    desired = deployment()
+    desired["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "34359738368", "cpu": 4}
+    live = deployment()  # "32Gi" and "4", as the API server writes them back
+    assert reconcile.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
+
+
+@pytest.mark.parametrize(
+    ("live", "kind", "where"),
+    [
+        pytest.param(None, StepKind.CREATE, "", id="a missing child is created"),
+        pytest.param(deployment(image="evil:1"), StepKind.PATCH, "containers[0].image", id="edited image is patched"),
+        pytest.param(deployment(replicas=9), StepKind.PATCH, ".spec.replicas", id="edited replicas are patched"),
+        pytest.param(deployment(owner="other"), StepKind.REFUSE, "controlled by", id="foreign child is refused"),
+    ],
+)
+def test_each_child_gets_the_step_its_live_state_needs(live: dict | None, kind: StepKind, where: str) -> None:
+    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    assert step.kind is kind
+    assert where in step.reason
+
+
+def test_an_unlabelled_object_squatting_on_the_name_is_refused() -> None:
+    squatter = deployment(owner=None)
+    squatter["metadata"]["labels"] = {}
+    assert reconcile.child_step(deployment(), squatter, owner_uid=OWNER_UID).kind is StepKind.REFUSE
+
+
+def test_an_orphan_the_operator_labelled_is_adopted_by_a_patch() -> None:
+    step = reconcile.child_step(deployment(), deployment(owner=None), owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH
+    assert step.body["metadata"]["ownerReferences"][0]["uid"] == OWNER_UID
+
+
+def test_the_patch_carries_owned_fields_only() -> None:
+    desired = deployment()
+    desired["metadata"].update(name="llama", namespace="ml", resourceVersion="1")
+    desired["status"] = {"replicas": 1}
+    body = reconcile.patch_body(desired)
+    assert set(body) == {"metadata", "spec"}
+    assert set(body["metadata"]) == {"labels", "ownerReferences"}
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [
+        pytest.param("32Gi", 32 * 2**30, id="binary suffix"),
+        pytest.param("500m", 0.5, id="milli"),
+        pytest.param("1k", 1000, id="decimal suffix"),
+        pytest.param(8000, 8000, id="plain int"),
+        pytest.param("vllm:0.1", None, id="not a quantity"),
+        pytest.param(True, None, id="a boolean is not a number"),
+    ],
+)
+def test_quantities_parse_like_the_api_server(value: object, number: float | None) -> None:
+    parsed = reconcile.quantity(value)
+    assert (None if parsed is None else float(parsed)) == number
+
+
+def test_every_child_kind_the_renderer_emits_is_known() -> None:
+    from neuronfleet.api import convert
+    from neuronfleet.neuron import planner
+    from neuronfleet.render import children
+    from neuronfleet.render.options import RenderOptions
+
+    md = make_md(neuron={"instanceType": "inf2.48xlarge"}, monitoring={"podMonitor": True})
+    plan = planner.plan(convert.plan_request(md))
+    for child in children.desired(md, plan, replicas=1, options=RenderOptions()):
+        assert reconcile.child_ref(child).plural
