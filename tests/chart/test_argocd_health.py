@@ -5,11 +5,17 @@ a trimmed os library open: no `string`, no `math` (argo-cd util/lua/lua.go, Skip
 Lua 5.1 opens everything, so the sandbox below removes those libraries *and* the string metatable
 (`s:find(...)` would otherwise still work), so a script that needs them fails here as in Argo CD.
 The Argo CD controller itself is the boundary we cannot run; the fixture objects stand in for it.
+The same fixtures also run under gopher-lua (the interpreter Argo CD embeds) through a small Go
+harness built from Debian's packages, when they are installed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +180,61 @@ def test_shipped_copies_of_the_script_are_identical(where: str):
     else:
         shipped = yaml.safe_load(text)["data"][HEALTH_KEY]
     assert shipped == SCRIPT
+
+
+# --- The same checks under gopher-lua, the interpreter Argo CD embeds --------------------------
+
+GO_HARNESS = Path(__file__).parent / "argocd_lua" / "main.go"
+GOPATH = Path("/usr/share/gocode")  # Debian's golang-github-yuin-gopher-lua-dev installs here
+
+
+@pytest.fixture(scope="module")
+def argocd_health(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go harness built against Debian's gopher-lua (GOPATH mode, offline, a few seconds)."""
+    go = shutil.which("go")
+    if go is None or not (GOPATH / "src" / "github.com" / "yuin" / "gopher-lua").is_dir():
+        pytest.skip(
+            "go or gopher-lua missing (Debian golang-go golang-github-yuin-gopher-lua-dev): "
+            "Argo CD's own Lua interpreter NOT run"
+        )
+    out = tmp_path_factory.mktemp("argocd-health")
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOCACHE": str(out / "gocache")}
+    binary = out / "argocd-health"
+    proc = subprocess.run([go, "build", "-o", str(binary), str(GO_HARNESS)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return binary
+
+
+def run_gopher(binary: Path, script: str, objects: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, str]]:
+    script_file = tmp_path / "health.lua"
+    script_file.write_text(script)
+    paths = []
+    for i, obj in enumerate(objects):
+        path = tmp_path / f"obj-{i}.json"
+        path.write_text(json.dumps(obj))
+        paths.append(str(path))
+    proc = subprocess.run([str(binary), str(script_file), *paths], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_gopher_lua_harness_rejects_the_string_library_like_argo_cd(argocd_health: Path, tmp_path: Path):
+    (result,) = run_gopher(argocd_health, 'return {status = string.upper("healthy")}', [{}], tmp_path)
+    assert "attempt to index a non-table object(nil)" in result["error"]
+    (result,) = run_gopher(argocd_health, 'local s = "x"; return {status = s:upper()}', [{}], tmp_path)
+    assert "error" in result
+
+
+def test_gopher_lua_gives_every_fixture_the_expected_health(argocd_health: Path, tmp_path: Path):
+    fixtures = [yaml.safe_load(p.read_text()) for p in FIXTURES]
+    results = run_gopher(argocd_health, SCRIPT, [f["object"] for f in fixtures], tmp_path)
+    assert results == [f["expected"] for f in fixtures]
+
+
+def test_gopher_lua_agrees_with_lua51_on_operator_computed_statuses(argocd_health: Path, tmp_path: Path):
+    objects = []
+    for observed, _, _ in OPERATOR_STATES.values():
+        status = status_mod.compute_status(observed, None, now="2026-11-26T05:00:00Z")
+        objects.append({"metadata": {"name": "m", "generation": observed.generation}, "status": status})
+    expected = [{"status": health, "message": message} for _, health, message in OPERATOR_STATES.values()]
+    assert run_gopher(argocd_health, SCRIPT, objects, tmp_path) == expected
