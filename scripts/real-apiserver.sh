@@ -185,5 +185,10 @@ if [[ ${NEURONFLEET_REALAPI_KEEP_WORK:-0} != 1 ]]; then
     trash=$cache_root/.trash-gocache-$$
     mv "$gocache" "$trash" && (nohup rm -rf "$trash" >/dev/null 2>&1 &)
 fi
+# Keep this build and the one before it (a fallback); older ones only take disk.
+ls -1td "$cache_root"/*/.complete 2>/dev/null | tail -n +3 | while read -r old; do
+    say "removing the old build $(dirname "$old")"
+    rm -rf "$(dirname "$old")"
+done
 say "ready: $dest ($(du -sh "$dest" | cut -f1))"
 echo "$dest"
