@@ -272,3 +272,46 @@ def test_notes_tell_how_to_upgrade_crds_and_what_is_served(helm: list[str], tmp_
     assert "serves ModelDeployments in every namespace" in notes
     scoped = _render_notes(helm, tmp_path / "scoped", {"watchNamespaces": ["a", "b"]})
     assert "serves ModelDeployments in: a, b." in scoped
+
+
+@pytest.mark.parametrize("kube_version", ["1.30.0", "1.33.0", "1.37.0"], ids=lambda v: f"Kubernetes {v}")
+def test_default_objects_are_valid_on_every_supported_kubernetes_version(render: Render, kube_version: str):
+    for obj in render(include_crds=True):
+        if obj["apiVersion"].startswith("kopf.dev/"):
+            continue
+        kubernetes_validate.validate(obj, kube_version, strict=True)
+
+
+def test_helm_package_ships_crds_files_and_schema(helm: list[str], tmp_path):
+    import tarfile
+
+    run_helm(helm, "package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("neuronfleet-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for wanted in (
+        "neuronfleet/crds/neuronfleet.io_modeldeployments.yaml",
+        "neuronfleet/crds/kopf.dev_peerings.yaml",
+        "neuronfleet/files/rbac-rules.yaml",
+        "neuronfleet/files/argocd/health.lua",
+        "neuronfleet/files/dashboards/neuronfleet-fleets.json",
+        "neuronfleet/values.schema.json",
+        "neuronfleet/templates/NOTES.txt",
+    ):
+        assert wanted in names, wanted
+
+
+def test_example_argo_cd_application_values_render_and_satisfy_the_schema(render: Render):
+    docs = list(yaml.safe_load_all((ROOT / "examples" / "argocd" / "application.yaml").read_text()))
+    (operator_app,) = [d for d in docs if d["spec"]["source"].get("path") == "charts/neuronfleet"]
+    helm_source = operator_app["spec"]["source"]["helm"]
+    objects = render(helm_source["valuesObject"], api_versions=MONITORING_APIS)
+    kinds = {o["kind"] for o in objects}
+    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "ClusterKopfPeering"} <= kinds
+    assert operator_app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1"
+    assert "ServerSideApply=true" in operator_app["spec"]["syncPolicy"]["syncOptions"]
+    # The models' Application must come later and must not ignore differences in spec.
+    for app in docs:
+        if app is not operator_app:
+            assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > -1
+            assert "ignoreDifferences" not in app["spec"]
