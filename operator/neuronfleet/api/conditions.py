@@ -42,7 +42,11 @@ class ConditionType(StrEnum):
     # True when Prometheus answered with fresh samples for the enabled signals.
     # False reasons: PrometheusUnreachable, NoSamples, StaleSamples.
     METRICS_AVAILABLE = "MetricsAvailable"
-    # True when compiled Neuron artifacts for the current artifact key are present.
+    # True when compiled Neuron artifacts for the current artifact key are present (ArtifactsReady):
+    # the key's compile Job (policy precompile) or marker check (policy require) succeeded.
+    # False reasons: Compiling, CompileFailed (also Degraded), WaitingForArtifacts. Absent with
+    # policy compileOnStart (replicas compile themselves). Set by the reconcile pass
+    # (controller/artifacts.py); while False, the Deployment keeps its previous template.
     COMPILED_ARTIFACTS_READY = "CompiledArtifactsReady"
 
 
@@ -67,6 +71,12 @@ class Reason(StrEnum):
     LIMITED_BY_MAX = "LimitedByMaxReplicas"
     CHILD_REPAIRED = "ChildRepaired"
     AS_EXPECTED = "AsExpected"
+    # Compiled artifacts (controller/artifacts.py): a compile Job runs, succeeded or failed; policy
+    # require waits for another party's artifacts.
+    COMPILING = "Compiling"
+    ARTIFACTS_READY = "ArtifactsReady"
+    COMPILE_FAILED = "CompileFailed"
+    WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -46,6 +46,7 @@ from neuronfleet.render.options import RenderOptions
 
 __all__ = [
     "ARTIFACT_KEY_LABEL",
+    "ATTEMPT_LABEL",
     "CHECK_SCRIPT",
     "COMPILE_SCRIPT",
     "COMPONENT",
@@ -57,12 +58,14 @@ __all__ = [
     "compile_job",
     "compile_job_name",
     "job_labels",
+    "job_selector",
     "uses_cpu_compile",
 ]
 
 COMPONENT = "artifact-compiler"
 ARTIFACT_KEY_LABEL = "neuronfleet.io/artifact-key"
 MODE_LABEL = "neuronfleet.io/artifact-job"
+ATTEMPT_LABEL = "neuronfleet.io/attempt"
 GIB = 1024**3
 
 # Runs "$@" (the serving command); success = it served /health or exited 0; then the marker.
@@ -132,28 +135,37 @@ class CompileJobOptions:
     """activeDeadlineSeconds of a marker check."""
 
 
-def _name(md: ModelDeployment, infix: str, key: str) -> str:
+def _name(md: ModelDeployment, infix: str, key: str, attempt: int = 1) -> str:
     # Job names end up in the pods' job-name label, a label value: at most 63 characters.
+    # Room for "-<attempt>" is always kept, so retries never shorten the fleet's part of the name.
     suffix = f"-{infix}-{key}"
-    return md.name[: 63 - len(suffix)].rstrip("-.") + suffix
+    base = md.name[: 63 - len(suffix) - 3].rstrip("-.") + suffix
+    return base if attempt == 1 else f"{base}-{attempt}"
 
 
-def compile_job_name(md: ModelDeployment, key: str) -> str:
-    return _name(md, "compile", key)
+def compile_job_name(md: ModelDeployment, key: str, attempt: int = 1) -> str:
+    """`<name>-compile-<key>`, then `-2`, `-3` for automatic retries (failed Jobs stay for their logs)."""
+    return _name(md, "compile", key, attempt)
 
 
 def check_job_name(md: ModelDeployment, key: str) -> str:
     return _name(md, "check", key)
 
 
-def job_labels(md: ModelDeployment, key: str, mode: str) -> dict[str, str]:
+def job_labels(md: ModelDeployment, key: str, mode: str, attempt: int = 1) -> dict[str, str]:
     """Labels of an artifact Job and its pods: the fleet's, with another component and the key."""
     return {
         **labels.child_labels(md),
         labels.COMPONENT: COMPONENT,
         ARTIFACT_KEY_LABEL: key,
         MODE_LABEL: mode,
+        ATTEMPT_LABEL: str(attempt),
     }
+
+
+def job_selector(md: ModelDeployment) -> str:
+    """Label selector of every artifact Job of a fleet (all keys, both modes)."""
+    return f"{labels.INSTANCE}={labels.instance_value(md)},{labels.COMPONENT}={COMPONENT}"
 
 
 def uses_cpu_compile(plan: Plan, options: CompileJobOptions) -> bool:
@@ -172,16 +184,18 @@ def _cache_root(md: ModelDeployment, render: RenderOptions) -> str:
     return md.spec.neuron.compiled_artifacts.path or render.compiled_artifacts_path
 
 
-def _job(md: ModelDeployment, name: str, key: str, mode: str, pod_spec: dict[str, Any], **spec: Any) -> dict[str, Any]:
+def _job(
+    md: ModelDeployment, name: str, key: str, mode: str, pod_spec: dict[str, Any], attempt: int = 1, **spec: Any
+) -> dict[str, Any]:
     meta = labels.object_meta(md, name)
-    meta["labels"] = job_labels(md, key, mode)
+    meta["labels"] = job_labels(md, key, mode, attempt)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": meta,
         "spec": {
             **spec,
-            "template": {"metadata": {"labels": job_labels(md, key, mode)}, "spec": pod_spec},
+            "template": {"metadata": {"labels": job_labels(md, key, mode, attempt)}, "spec": pod_spec},
         },
     }
 
@@ -196,7 +210,12 @@ def _require_key(md: ModelDeployment, plan: Plan) -> str:
 
 
 def compile_job(
-    md: ModelDeployment, plan: Plan, *, render: RenderOptions, options: CompileJobOptions | None = None
+    md: ModelDeployment,
+    plan: Plan,
+    *,
+    render: RenderOptions,
+    options: CompileJobOptions | None = None,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """The Job compiling `plan.artifact_key` into the shared cache (policy precompile)."""
     options = options or CompileJobOptions()
@@ -241,10 +260,11 @@ def compile_job(
     container["args"] = ["/bin/bash", "-c", COMPILE_SCRIPT, "neuronfleet-compile", *container["args"]]
     return _job(
         md,
-        compile_job_name(md, key),
+        compile_job_name(md, key, attempt),
         key,
         "compile",
         pod,
+        attempt,
         backoffLimit=options.backoff_limit,
         activeDeadlineSeconds=compile_deadline_seconds(plan, options),
     )

@@ -50,6 +50,7 @@ from neuronfleet.render import labels, names
 from neuronfleet.render.options import RenderOptions
 
 __all__ = [
+    "ARTIFACT_KEY_ANNOTATION",
     "CONTAINER_NAME",
     "HTTP_PORT",
     "NEURON_TOLERATION",
@@ -66,6 +67,9 @@ __all__ = [
 CONTAINER_NAME = "vllm"
 HTTP_PORT = 8000  # vLLM's default; /v1/*, /health and /metrics all live here
 TEMPLATE_HASH_ANNOTATION = "neuronfleet.io/pod-template-hash"
+# The artifact key the Deployment's template serves, so the controller knows which key the running
+# replicas use while a rollout to a new key waits for its artifacts (controller/artifacts.py).
+ARTIFACT_KEY_ANNOTATION = "neuronfleet.io/artifact-key"
 NEURON_TOLERATION: dict[str, str] = {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 # Environment names that carry a Hugging Face token; they may only come from a Secret.
@@ -341,12 +345,15 @@ def expected(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderO
         raise PlanError("spec.rollout: maxSurge and maxUnavailable cannot both be 0 (a rollout could never start)")
     template = _pod_template(md, plan, options)
     budget = startup_budget_seconds(plan, options)
+    annotations = {TEMPLATE_HASH_ANNOTATION: template_hash(template)}
+    if plan.artifact_key:
+        annotations[ARTIFACT_KEY_ANNOTATION] = plan.artifact_key
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             **labels.object_meta(md, names.deployment_name(md)),
-            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(template)},
+            "annotations": annotations,
         },
         "spec": {
             "replicas": replicas,

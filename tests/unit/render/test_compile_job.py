@@ -140,7 +140,7 @@ def test_the_check_job_mounts_the_cache_read_only_and_never_retries():
 
 NAMES = {
     "a short name": ("llama3-8b", "llama3-8b-compile-"),
-    "a name too long for a label value": ("a" * 70, "a" * (63 - len("-compile-") - 16) + "-compile-"),
+    "a name too long for a label value": ("a" * 70, "a" * (63 - 3 - len("-compile-") - 16) + "-compile-"),
 }
 
 
