@@ -54,3 +54,16 @@ async def test_a_watch_asking_for_bookmarks_gets_the_current_resource_version():
     assert events, "at least one bookmark within the timeout"
     assert {e["type"] for e in events} == {"BOOKMARK"}
     assert all(e["object"]["metadata"]["resourceVersion"] == rv for e in events)
+
+
+async def test_no_bookmark_is_sent_past_events_still_waiting_in_the_queue():
+    """Regression: a bookmark computed while events were queued made kopf skip those events."""
+    emu = Emulator()
+    info = emu.store.resource("", "v1", "configmaps")
+    watcher = emu.store.watch(info, "default", resource_version=str(emu.store.rv))
+    assert emu._bookmark(info, watcher) is not None
+    emu.store.create(info, "default", {"metadata": {"name": "late"}})
+    assert emu._bookmark(info, watcher) is None
+    watcher.queue.get_nowait()
+    idle = json.loads(emu._bookmark(info, watcher))
+    assert idle["object"]["metadata"]["resourceVersion"] == str(emu.store.rv)

@@ -26,7 +26,7 @@ from neuronfleet.kube_emulator.faults import Fault, FaultTable
 from neuronfleet.kube_emulator.requests_log import RequestRecord
 from neuronfleet.kube_emulator.resources import ResourceInfo, group_versions
 from neuronfleet.kube_emulator.selectors import FieldSelector, LabelSelector, SelectorError
-from neuronfleet.kube_emulator.store import ApiError, Store, WatchEvent
+from neuronfleet.kube_emulator.store import ApiError, Store, Watcher, WatchEvent
 
 __all__ = ["KUBERNETES_VERSION", "Emulator", "ThreadedEmulator"]
 
@@ -324,7 +324,14 @@ class Emulator:
             return _json(obj, 200)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
-    def _bookmark(self, info: ResourceInfo) -> bytes:
+    def _bookmark(self, info: ResourceInfo, watcher: Watcher) -> bytes | None:
+        """A BOOKMARK at the current resourceVersion, or None while events are still queued.
+
+        Events committed between a get() timing out and this call sit in the queue; a bookmark
+        past them would make the client resume after events it never received.
+        """
+        if not watcher.queue.empty():
+            return None
         obj = {"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
         return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
 
@@ -396,8 +403,9 @@ class Emulator:
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
-                    if bookmarks:  # the queue is drained: everything up to store.rv was sent
-                        await response.write(self._bookmark(info))
+                    bookmark = self._bookmark(info, watcher) if bookmarks else None
+                    if bookmark is not None:
+                        await response.write(bookmark)
                     continue
                 if item is None:
                     break
