@@ -25,6 +25,7 @@ import pytest
 import yaml
 from emulator_support import wait_for
 
+from e2e import conftest as e2e_fixtures
 from neuronfleet.api import constants
 from neuronfleet.commands import run as run_command
 from neuronfleet.controller import runner
@@ -36,6 +37,10 @@ emulator = emulator_fixtures.emulator
 kube_api = emulator_fixtures.kube_api
 emulator_kubeconfig = emulator_fixtures.emulator_kubeconfig
 emulator_login = emulator_fixtures.emulator_login
+# Real Prometheus and fake vLLM metric endpoints, shared with the end-to-end tests.
+prometheus_binary = e2e_fixtures.prometheus_binary
+start_prometheus = e2e_fixtures.start_prometheus
+start_replica = e2e_fixtures.start_replica
 
 REPO = Path(__file__).resolve().parents[2]
 

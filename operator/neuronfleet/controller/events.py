@@ -18,7 +18,7 @@ import kopf
 from neuronfleet.api.conditions import ConditionType, Reason
 from neuronfleet.controller.status import condition_status
 
-__all__ = ["ROLLOUT_STARTED", "Event", "post", "transitions"]
+__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "post", "transitions", "transitions_scaling"]
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -66,6 +66,17 @@ def transitions(
         message = f"Repaired {what}, which was changed or deleted outside the operator"
         events.append(Event(WARNING, Reason.CHILD_REPAIRED, message))
     return events
+
+
+def transitions_scaling(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
+    """Events for the autoscaler's conditions: metrics lost (a warning) and back."""
+    old = condition_status(previous, ConditionType.METRICS_AVAILABLE)
+    cond = _condition(new, ConditionType.METRICS_AVAILABLE)
+    if cond.get("status") == "False" and old != "False":
+        return [Event(WARNING, Reason.METRICS_UNAVAILABLE, f"Holding replicas: {cond.get('message')}")]
+    if cond.get("status") == "True" and old == "False":
+        return [Event(NORMAL, Reason.METRICS_FRESH, "Metrics are available again")]
+    return []
 
 
 def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:

@@ -89,9 +89,12 @@ def register(
         finally:
             rt.metrics.duration.labels(handler="reconcile").observe(time.monotonic() - started)
 
-    @kopf.on.event(*md, registry=registry, id="forget-deleted")
-    async def forget_deleted_model_deployment(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        if type == "DELETED":
+    @kopf.on.event(*md, registry=registry, id="track")
+    async def track_model_deployment(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Start or stop the fleet's autoscaling loop; drop the state of a deleted fleet."""
+        deleted = type == "DELETED"
+        memo.autoscaler.track(body, deleted=deleted)
+        if deleted:
             memo.runtime.forget(sync.FleetKey(body.metadata.namespace or "", body.metadata.name or ""))
 
     async def child_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

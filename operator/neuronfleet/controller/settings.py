@@ -46,7 +46,7 @@ class OperatorConfig:
     watch_server_timeout: float = 300.0  # seconds the API server keeps a watch open
     retry_delay: float = 2.0  # first delay after a failed pass; doubles up to `retry_delay_max`
     retry_delay_max: float = 30.0
-    autoscale_tick: float = 5.0  # how often autoscaled fleets are checked for a due decision
+    autoscale_interval: float | None = None  # overrides every spec.autoscaling.intervalSeconds (tests)
     kube_workers: int = 8  # concurrent API calls of the reconcile passes
     kube_timeout: float = 15.0  # seconds to wait for one answer of the API server
 

@@ -13,7 +13,7 @@ import logging
 import kopf
 import kubernetes
 
-from neuronfleet.controller import metrics
+from neuronfleet.controller import autoscaling, metrics
 from neuronfleet.controller.kube import KubeClient
 from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.controller.sync import FleetKey, Runtime, WorkQueue, fetch_and_pass
@@ -67,7 +67,9 @@ async def populate_memo(
     memo.config = config
     memo.runtime = runtime
     memo.queue = WorkQueue(run_child_pass, retry=config.retry_delay, retry_max=config.retry_delay_max)
-    memo.autoscale = {}  # per-fleet decision history, filled by the autoscaler
+    memo.autoscaler = autoscaling.Autoscaler(
+        runtime, default_prometheus_url=config.prometheus_url, interval_override=config.autoscale_interval
+    )
     memo.metrics_server = None
     if config.metrics_port is not None:
         server = metrics.serve(runtime.metrics, host=config.bind_address, port=config.metrics_port)
@@ -78,6 +80,9 @@ async def populate_memo(
 
 async def release_memo(memo: kopf.Memo) -> None:
     """Stop what `populate_memo` started (the operator is exiting)."""
+    autoscaler = getattr(memo, "autoscaler", None)
+    if autoscaler is not None:
+        await autoscaler.close()
     queue = getattr(memo, "queue", None)
     if queue is not None:
         await queue.close()

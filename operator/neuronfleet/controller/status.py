@@ -23,10 +23,12 @@ from neuronfleet.neuron.types import Plan
 __all__ = [
     "Observed",
     "Rollout",
+    "autoscaling_disabled",
     "compute_status",
     "condition_status",
     "plan_status",
     "rollout_of",
+    "scaling_status",
     "status_patch",
 ]
 
@@ -188,3 +190,79 @@ def condition_status(status: Mapping[str, Any] | None, type_: str) -> str | None
     """The status string of one condition, None when absent (for transition checks)."""
     cond = find_condition(list((status or {}).get("conditions") or []), type_)
     return None if cond is None else str(cond.get("status"))
+
+
+def scaling_status(
+    previous: Mapping[str, Any] | None,
+    *,
+    generation: int | None,
+    decision: Any,
+    observation: Any,
+    metrics_error: str | None,
+    scaled: bool,
+    now: str,
+    sampled_at: str | None,
+) -> dict[str, Any]:
+    """The status after one autoscaling decision: the fields and conditions the autoscaler owns.
+
+    `decision` is an `autoscale.types.Decision`, `observation` the `Observation` it was made on.
+    Everything the reconcile pass owns is carried over from `previous` unchanged.
+    """
+    status: dict[str, Any] = {k: copy.deepcopy(v) for k, v in (previous or {}).items() if k != "kopf"}
+    conditions: list[dict[str, Any]] = copy.deepcopy(list(status.get("conditions") or []))
+    status["desiredReplicas"] = decision.replicas
+    if scaled:
+        status["lastScaleTime"] = now
+        status["lastScaleReason"] = str(decision.reason)
+    metrics = {
+        "tokensPerSecond": observation.tokens_per_second,
+        "concurrency": observation.concurrency,
+        "waiting": observation.waiting,
+        "kvCacheUsage": observation.kv_cache_usage,
+        "sampledAt": sampled_at,
+    }
+    status["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+
+    def cond(type_: ConditionType, ok: bool, reason: str, message: str) -> None:
+        set_condition(
+            conditions,
+            type_=type_,
+            status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=now,
+        )
+
+    holding = str(decision.reason) == Reason.METRICS_UNAVAILABLE
+    if metrics_error is not None or holding:
+        message = metrics_error or decision.message
+        cond(ConditionType.METRICS_AVAILABLE, False, Reason.METRICS_UNAVAILABLE, message)
+        cond(ConditionType.SCALING_ACTIVE, False, Reason.METRICS_UNAVAILABLE, f"holding {decision.replicas}: {message}")
+    else:
+        cond(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, "Prometheus answered with fresh samples")
+        cond(ConditionType.SCALING_ACTIVE, True, Reason.AUTOSCALING_ACTIVE, decision.message)
+    if decision.limited:
+        # Clamped: the raw recommendation lies beyond the bound the decision stopped at.
+        reason = Reason.LIMITED_BY_MAX if decision.recommended > decision.replicas else Reason.LIMITED_BY_MIN
+        cond(ConditionType.SCALING_LIMITED, True, reason, decision.message)
+    else:
+        cond(ConditionType.SCALING_LIMITED, False, Reason.WITHIN_BOUNDS, "the decision is within min/max replicas")
+    status["conditions"] = conditions
+    return status
+
+
+def autoscaling_disabled(status: dict[str, Any], *, generation: int | None, now: str) -> None:
+    """Mark the autoscaler's conditions off (spec.replicas rules); only touches conditions already there."""
+    conditions = status.get("conditions") or []
+    if find_condition(conditions, ConditionType.SCALING_ACTIVE) is None:
+        return
+    set_condition(
+        conditions,
+        type_=ConditionType.SCALING_ACTIVE,
+        status=ConditionStatus.FALSE,
+        reason=Reason.AUTOSCALING_DISABLED,
+        message="spec.autoscaling.enabled is false; spec.replicas rules",
+        observed_generation=generation,
+        now=now,
+    )

@@ -34,11 +34,14 @@ from neuronfleet.render import children, labels, names
 from neuronfleet.render.options import RenderOptions
 
 __all__ = [
+    "DEPLOYMENT_REF",
     "MD_REF",
     "FleetKey",
     "PassOutcome",
     "Runtime",
     "WorkQueue",
+    "deployment_name",
+    "previous_status",
     "reconcile_pass",
     "utc_timestamp",
 ]
@@ -112,12 +115,16 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy({k: body[k] for k in body})
 
 
-def _previous_status(rt: Runtime, key: FleetKey, body: Mapping[str, Any]) -> dict[str, Any]:
+def previous_status(rt: Runtime, key: FleetKey, body: Mapping[str, Any]) -> dict[str, Any]:
     uid = str(body["metadata"].get("uid", ""))
     cached = rt.statuses.get(key)
     if cached is not None and cached[0] == uid:
         return copy.deepcopy(cached[1])
     return {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+
+
+def deployment_name(md: resource.ModelDeployment) -> str:
+    return names.deployment_name(md)
 
 
 def _deployment_name(body: Mapping[str, Any], md: resource.ModelDeployment | None) -> str:
@@ -141,7 +148,7 @@ async def reconcile_pass(
     rt.managed.add(key)
     rt.metrics.managed.set(len(rt.managed))
     generation = meta.get("generation")
-    previous = _previous_status(rt, key, body)
+    previous = previous_status(rt, key, body)
 
     failure: str | None = None
     failure_reason: str = Reason.PLAN_FAILED
@@ -202,6 +209,8 @@ async def reconcile_pass(
     )
     now = utc_timestamp(rt.clock())
     new_status = status.compute_status(observed, previous, now=now)
+    if md is not None and not md.spec.autoscaling.enabled:
+        status.autoscaling_disabled(new_status, generation=generation, now=now)
     patch = status.status_patch(previous, new_status)
     written = False
     if patch is not None:

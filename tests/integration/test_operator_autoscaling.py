@@ -1,0 +1,100 @@
+"""The built-in autoscaler end to end: real Prometheus (Debian binary) scraping fake vLLM replicas.
+
+The replicas are metric endpoints whose load the test sets (tests/e2e/vllm_exporter.py); they are
+not pods of the Deployment (the emulator runs no pods), so the replica count the operator writes
+changes nothing in the load: the test moves the load itself. The emulator's Deployment status
+stand-in marks the Deployment's replicas ready shortly after each change. Skipped, loudly, when
+the prometheus binary is missing.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from conftest import Cluster, OperatorThread, make_md
+from emulator_support import enable_controllers, wait_for
+
+from e2e import prometheus_support
+from e2e.vllm_exporter import FakeVllmReplica
+from neuronfleet.demo.prometheus import pod_target_labels
+
+pytestmark = pytest.mark.prometheus
+
+AUTOSCALING = {
+    "enabled": True,
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "metrics": {"concurrencyPerReplica": 8},
+    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+}
+
+
+@pytest.fixture
+def fleet_metrics(
+    start_replica: Callable[..., FakeVllmReplica],
+    start_prometheus: Callable[..., prometheus_support.PrometheusServer],
+) -> tuple[FakeVllmReplica, prometheus_support.PrometheusServer]:
+    replica = start_replica()
+    replica.set_load(running=2, waiting=0, tokens_per_second=100)
+    labels = pod_target_labels(
+        "ml", "llama-0", {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
+    )
+    server = start_prometheus([prometheus_support.Target(replica.address, labels)], scrape_interval="1s")
+    server.wait_for_scrapes(2)
+    return replica, server
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
+
+
+def test_load_scales_the_fleet_and_the_decision_shows_in_status_events_and_metrics(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    replica, prom = fleet_metrics
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.2)
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=0.5)
+    cluster.create_md(make_md("llama", replicas=1, autoscaling=AUTOSCALING))
+    wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
+    assert cluster.deployment("llama")["spec"]["replicas"] == 1
+
+    replica.set_load(running=40, waiting=20)  # 60 requests at 8 per replica: 8 wanted, 4 allowed
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 4, timeout=30)
+    status = wait_for(lambda: (s := cluster.status("llama")).get("lastScaleReason") and s)
+    assert status["desiredReplicas"] == 4
+    assert status["metrics"]["concurrency"] == 60
+    limited = wait_for(lambda: (c := cluster.condition("llama", "ScalingLimited")).get("status") == "True" and c)
+    assert limited["reason"] == "LimitedByMaxReplicas"
+    assert cluster.condition("llama", "ScalingActive")["status"] == "True"
+    assert any("-> 4" in e["message"] for e in cluster.events("llama"))
+
+    exported = _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
+    assert 'neuronfleet_autoscaler_desired_replicas{name="llama",namespace="ml"} 4.0' in exported
+    assert 'neuronfleet_reconcile_total{handler="reconcile"}' in exported
+    _scrape(f"http://127.0.0.1:{op.config.health_port}/healthz")  # kopf's liveness probe answers 200
+
+    replica.set_load(running=4, waiting=0)  # 4 requests: one replica is enough
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 1, timeout=40)
+
+
+def test_without_metrics_the_autoscaler_holds_and_says_why(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    replica, prom = fleet_metrics
+    replica.set_load(running=16)  # exactly two replicas' worth
+    start_operator("--prometheus-url", prom.url, autoscale_interval=0.5)
+    cluster.create_md(make_md("llama", replicas=2, autoscaling=AUTOSCALING))
+    wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
+    prom.stop()
+    lost = wait_for(lambda: (c := cluster.condition("llama", "MetricsAvailable")).get("status") == "False" and c)
+    assert lost["reason"] == "MetricsUnavailable"
+    assert cluster.condition("llama", "ScalingActive")["status"] == "False"
+    assert cluster.deployment("llama")["spec"]["replicas"] == 2
+    assert "MetricsUnavailable" in wait_for(lambda: [e["reason"] for e in cluster.events("llama")])
