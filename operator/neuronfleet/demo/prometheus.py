@@ -91,6 +91,9 @@ def find_binary() -> str | None:
 
 def missing_binary_reason() -> str:
     """Why Prometheus cannot run here, and how to fix it."""
+    explicit = os.environ.get(BINARY_ENV)
+    if explicit:
+        return f"${BINARY_ENV}={explicit} is not an executable prometheus binary"
     return (
         "no prometheus binary (neither $" + BINARY_ENV + " nor `prometheus` on PATH): install the Debian "
         "package with `apt-get install -y --no-install-recommends prometheus` (make setup does this)"
