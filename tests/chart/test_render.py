@@ -315,3 +315,32 @@ def test_example_argo_cd_application_values_render_and_satisfy_the_schema(render
         if app is not operator_app:
             assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > -1
             assert "ignoreDifferences" not in app["spec"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "charts/neuronfleet/values.yaml",
+        "charts/neuronfleet/Chart.yaml",
+        "charts/neuronfleet/crds/kopf.dev_peerings.yaml",
+        "charts/neuronfleet/files/rbac-rules.yaml",
+        "examples/argocd/application.yaml",
+        "examples/argocd/argocd-cm.yaml",
+        "examples/argocd/argo-cd-values.yaml",
+    ],
+)
+def test_shipped_yaml_files_pass_yamllint_without_warnings(path: str):
+    proc = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "yamllint"),
+            "--strict",
+            "-f",
+            "parsable",
+            "-c",
+            str(ROOT / "tests/chart/yamllint.yaml"),
+            str(ROOT / path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
