@@ -196,27 +196,9 @@ def test_an_invalid_model_deployment_is_rejected_with_a_precise_message(
     assert message in rejection.message
 
 
-# CEL rules our pydantic models do not mirror yet: offline tools accept what the server refuses.
-# strict xfail, so the marker must go when the models learn the rule.
-_NOT_MIRRORED = {
-    "an s3 model without id or arch",
-    "a prefill chunk smaller than the decode batch",
-    "a required artifact policy without a place for artifacts",
-}
-
-
 @pytest.mark.parametrize(
     "spec",
-    [
-        pytest.param(
-            c[1],
-            id=c[0],
-            marks=[pytest.mark.xfail(strict=True, reason="CEL rule not mirrored in the pydantic models")]
-            if c[0] in _NOT_MIRRORED
-            else [],
-        )
-        for c in INVALID
-    ],
+    [pytest.param(c[1], id=c[0]) for c in INVALID],
 )
 def test_our_models_reject_what_the_server_rejects(spec: dict[str, Any]) -> None:
     """Offline tools (`neuronfleet render`) must refuse what the server refuses, or users find out late."""

@@ -116,6 +116,13 @@ class ModelSpec(ApiModel):
     arch: ModelArchSpec | None = None
     """Explicit model shape; overrides the built-in table."""
 
+    @model_validator(mode="after")
+    def _needs_a_shape(self) -> ModelSpec:
+        # Mirrors the CEL rule above, so offline tools reject what the API server would.
+        if not self.source.startswith("hf://") and self.id is None and self.arch is None:
+            raise ValueError("model.id or model.arch is required when model.source is not an hf:// reference")
+        return self
+
 
 class CompiledArtifactsSpec(ApiModel):
     """Where compiled Neuron artifacts (NEFFs) live and whether a replica may compile on start."""
@@ -123,7 +130,7 @@ class CompiledArtifactsSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
             (
-                "self.policy == 'compileOnStart' || has(self.pvc) || has(self.path)",
+                "!has(self.policy) || self.policy == 'compileOnStart' || has(self.pvc) || has(self.path)",
                 "compiledArtifacts.pvc or compiledArtifacts.path is required unless policy is compileOnStart",
             ),
         )
@@ -137,6 +144,14 @@ class CompiledArtifactsSpec(ApiModel):
     """PersistentVolumeClaim (shared filesystem such as FSx for Lustre or EFS) holding the artifacts."""
     path: str | None = Field(default=None, max_length=1024, pattern=r"^/.*")
     """Path of the artifact cache inside the pod. Default: /var/cache/neuronfleet on the PVC."""
+
+    @model_validator(mode="after")
+    def _needs_a_location(self) -> CompiledArtifactsSpec:
+        if self.policy != "compileOnStart" and self.pvc is None and self.path is None:
+            raise ValueError(
+                "compiledArtifacts.pvc or compiledArtifacts.path is required unless policy is compileOnStart"
+            )
+        return self
 
 
 class NeuronSpec(ApiModel):
@@ -217,6 +232,12 @@ class ServingSpec(ApiModel):
     """Extra `vllm serve` arguments appended last (escape hatch)."""
     env: list[EnvVar] = Field(default_factory=list, json_schema_extra={"default": []}, max_length=64)
     """Extra environment variables for the vLLM container (escape hatch)."""
+
+    @model_validator(mode="after")
+    def _chunk_holds_a_batch(self) -> ServingSpec:
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError("serving.maxNumBatchedTokens must be >= serving.maxNumSeqs")
+        return self
 
 
 class AutoscalingMetrics(ApiModel):
@@ -306,11 +327,11 @@ class AutoscalingSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
             (
-                "self.minReplicas <= self.maxReplicas",
+                "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                 "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
             ),
             (
-                "!self.enabled || has(self.metrics.tokensPerSecondPerReplica) || "
+                "!has(self.enabled) || !self.enabled || has(self.metrics.tokensPerSecondPerReplica) || "
                 "has(self.metrics.concurrencyPerReplica) || has(self.metrics.waitingPerReplica) || "
                 "has(self.metrics.kvCacheUsage)",
                 "autoscaling.metrics needs at least one target when autoscaling is enabled",
