@@ -13,7 +13,7 @@ export NEURONFLEET_CACHE := $(CACHE)
 PYTEST_ARGS ?=
 DEB_PACKAGES := prometheus lua5.1 openssl ca-certificates
 
-.PHONY: setup system-packages venv tools lint test test-unit test-integration test-e2e test-contract test-realvllm demo crd clean
+.PHONY: setup system-packages venv tools lint real-apiserver test test-unit test-contract demo crd clean
 
 setup: system-packages venv tools
 
@@ -52,11 +52,19 @@ lint: venv
 crd: venv
 	$(VENV)/bin/neuronfleet crd > crds/neuronfleet.io_modeldeployments.yaml
 
-test: setup lint
+# Real Kubernetes 1.36 CRD API server for tests/contract, built from Debian packages and cached
+# under .cache/ (first build 5-15 min, then seconds). An outage only skips those tests, loudly.
+real-apiserver: system-packages
+	-scripts/real-apiserver.sh >/dev/null
+
+test: setup lint real-apiserver
 	PATH="$(CURDIR)/.tools/helm:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test-unit: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests/unit
+
+test-contract: setup real-apiserver
+	$(PY) -m pytest -q -m realapi $(PYTEST_ARGS) tests/contract
 
 demo: setup
 	$(VENV)/bin/neuronfleet demo $(DEMO_ARGS)
