@@ -120,13 +120,13 @@ def _time(value: Any) -> datetime.datetime | None:
 
 
 def observe_job(job: Mapping[str, Any]) -> ObservedJob | None:
-    """An artifact Job as the gate sees it; None for a Job without the artifact labels."""
+    """An artifact Job as the gate sees it; None for a Job without the artifact labels or being deleted."""
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
     key = labels.get(compile_job.ARTIFACT_KEY_LABEL)
     mode = labels.get(compile_job.MODE_LABEL)
-    if not key or mode not in ("compile", "check"):
-        return None
+    if not key or mode not in ("compile", "check") or meta.get("deletionTimestamp"):
+        return None  # not ours, or on its way out: a deleted Job counts as absent (retry)
     status = job.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or () if c.get("status") == "True"}
     if "Complete" in conditions:

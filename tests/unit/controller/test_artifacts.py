@@ -258,3 +258,11 @@ def test_the_key_follows_the_image_the_pods_will_run():
     md, plan = fleet()
     other = RenderOptions(images={"vllm-neuron": "mirror/vllm:0.25.0-neuronx-sdk2.33.0", "nxdi": "x:y"})
     assert gate.keyed_plan(md, plan, other).artifact_key != plan.artifact_key
+
+
+def test_a_job_being_deleted_counts_as_absent_so_the_next_pass_starts_over():
+    md, plan = fleet()
+    job = failed(compile_job.compile_job(md, plan, render=RENDER), T0)
+    job["metadata"]["deletionTimestamp"] = stamp(T0)
+    assert gate.observe_job(job) is None
+    assert decide(md, plan, [job]).create["metadata"]["name"] == job["metadata"]["name"]
