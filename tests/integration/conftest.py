@@ -104,7 +104,7 @@ def operator_config(kubeconfig: Path, *extra: str, **overrides: Any) -> Operator
             "run",
             "--kubeconfig",
             str(kubeconfig),
-            "--standalone",
+            *(() if "--peering" in extra else ("--standalone",)),
             "--bind-address",
             "127.0.0.1",
             "--health-port",

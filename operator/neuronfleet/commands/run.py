@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "used if it exists; naming one makes it required)",
     )
     peering.add_argument("--standalone", action="store_true", help="no peering: the only replica")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (default: random per start, so exactly one of several replicas acts)",
+    )
     parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
     parser.add_argument("--image-vllm-neuron", default=None, help="default image of the vllm-neuron runtime")
     parser.add_argument("--image-nxdi", default=None, help="default image of the nxdi runtime")
@@ -65,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         peering=None if args.standalone else (args.peering or DEFAULT_PEERING),
         peering_explicit=args.peering is not None,
         standalone=args.standalone,
+        priority=args.priority,
         prometheus_url=args.prometheus_url,
         image_vllm_neuron=args.image_vllm_neuron,
         image_nxdi=args.image_nxdi,

@@ -52,6 +52,7 @@ __all__ = [
     "Policy",
     "decide",
     "keyed_plan",
+    "known_cache_hit",
     "observe_job",
     "with_cache_hit",
 ]
@@ -168,6 +169,24 @@ def with_cache_hit(plan: Plan) -> Plan:
     """
     seconds = planner.expected_startup_seconds(plan.weights_bytes, runtime=plan.runtime, cache_hit=True)
     return dataclasses.replace(plan, expected_startup_seconds=seconds)
+
+
+def known_cache_hit(md: ModelDeployment, plan: Plan, status: Mapping[str, Any] | None) -> bool:
+    """Whether a new replica of `plan` will find its compiled artifacts, from the last status written.
+
+    True only when the policy manages artifacts, the status describes the same key and its
+    CompiledArtifactsReady is True. With compileOnStart nobody knows what the cache holds, so a
+    new replica is expected to compile (the conservative side for time-to-ready).
+    """
+    if md.spec.neuron.compiled_artifacts.policy == Policy.COMPILE_ON_START or not plan.artifact_key:
+        return False
+    status = status or {}
+    if ((status.get("plan") or {}).get("artifactKey")) != plan.artifact_key:
+        return False
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "CompiledArtifactsReady":
+            return cond.get("status") == ConditionStatus.TRUE
+    return False
 
 
 def _minutes(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -37,6 +38,10 @@ class OperatorConfig:
     peering: str | None = DEFAULT_PEERING  # None with standalone
     peering_explicit: bool = False  # --peering given: the peering object must exist
     standalone: bool = False
+    # kopf peering lets only the highest-priority live replica act, and pauses ALL replicas that tie.
+    # Replicas of one Deployment get identical flags, so each draws a random priority at start:
+    # exactly one acts, and a standby takes over when it stops. --priority pins it.
+    priority: int | None = None
     prometheus_url: str | None = None
     image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
     image_nxdi: str | None = None
@@ -96,4 +101,7 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.execution.default_backoff = config.retry_delay
     if config.peering and not config.standalone:
         settings.peering.name = config.peering
+        settings.peering.priority = (
+            config.priority if config.priority is not None else random.SystemRandom().randint(1, 2**31 - 1)
+        )
     settings.peering.standalone = config.standalone
