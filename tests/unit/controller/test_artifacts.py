@@ -266,3 +266,22 @@ def test_a_job_being_deleted_counts_as_absent_so_the_next_pass_starts_over():
     job["metadata"]["deletionTimestamp"] = stamp(T0)
     assert gate.observe_job(job) is None
     assert decide(md, plan, [job]).create["metadata"]["name"] == job["metadata"]["name"]
+
+
+def status_with(key: str, ready: str) -> dict[str, Any]:
+    return {"plan": {"artifactKey": key}, "conditions": [{"type": "CompiledArtifactsReady", "status": ready}]}
+
+
+HITS = {
+    "ready for this key": ("precompile", True, "True", True),
+    "compiling this key": ("precompile", True, "False", False),
+    "ready for another key": ("precompile", False, "True", False),
+    "compileOnStart never counts as a hit": ("compileOnStart", True, "True", False),
+}
+
+
+@pytest.mark.parametrize(("policy", "same_key", "ready", "hit"), HITS.values(), ids=HITS.keys())
+def test_the_autoscaler_expects_a_cache_hit_only_when_status_says_this_key_is_ready(policy, same_key, ready, hit):
+    md, plan = fleet(policy=policy)
+    status = status_with(plan.artifact_key if same_key else "0" * 16, ready)
+    assert gate.known_cache_hit(md, plan, status) is hit
