@@ -28,7 +28,7 @@ from typing import Any
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
 from neuronfleet.autoscale import decide, history, observe, prometheus, promql, types
-from neuronfleet.controller import events, status, sync
+from neuronfleet.controller import artifacts, events, status, sync
 from neuronfleet.controller.kube import KubeError
 from neuronfleet.neuron import planner
 
@@ -144,6 +144,10 @@ class Autoscaler:
             return None
         current = int((deployment.get("spec") or {}).get("replicas") or 0)
         ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        # Time-to-ready of a new replica: a cache hit when the artifact gate says the key is ready.
+        plan = artifacts.keyed_plan(md, plan, rt.render_options)
+        if artifacts.known_cache_hit(md, plan, body.get("status")):
+            plan = artifacts.with_cache_hit(plan)
         policy = convert.autoscale_policy(spec, expected_startup_seconds=plan.expected_startup_seconds)
 
         url = spec.prometheus.url or self._default_url

@@ -33,6 +33,7 @@ CHILD_WATCHES: tuple[tuple[str, str, str], ...] = (
     ("apps", "v1", "deployments"),
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
+    ("batch", "v1", "jobs"),  # compile/check Jobs of the artifact gate
 )
 MANAGED = {reconcile.MANAGED_BY_LABEL: reconcile.MANAGED_BY_VALUE}
 

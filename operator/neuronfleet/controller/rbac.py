@@ -58,6 +58,7 @@ RULES: tuple[Rule, ...] = (
         "status written once per pass; kopf keeps handler progress in status.kopf",
     ),
     *_child_rules(),
+    Rule("", ("pods",), ("list",), "where each starting replica is (download, compile, load) for status"),
     Rule("", ("events",), ("create", "patch"), "events on ModelDeployments (kopf posts core/v1 Events)"),
     Rule("events.k8s.io", ("events",), ("create", "patch"), "events, for API servers that route them here"),
     Rule(

@@ -51,6 +51,7 @@ CHILD_KINDS: Mapping[tuple[str, str], ResourceRef] = {
     ("policy/v1", "PodDisruptionBudget"): ResourceRef("policy", "v1", "poddisruptionbudgets"),
     ("monitoring.coreos.com/v1", "PodMonitor"): ResourceRef("monitoring.coreos.com", "v1", "podmonitors"),
     ("v1", "ConfigMap"): ResourceRef("", "v1", "configmaps"),
+    ("batch/v1", "Job"): ResourceRef("batch", "v1", "jobs"),
 }
 
 # Metadata the operator owns on a child; name, namespace, uid, managedFields... are not ours.

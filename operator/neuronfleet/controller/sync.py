@@ -23,7 +23,7 @@ from typing import Any
 
 from neuronfleet.api import constants, convert, resource
 from neuronfleet.api.conditions import Reason
-from neuronfleet.controller import apply, events, reconcile, status
+from neuronfleet.controller import apply, artifacts_sync, events, reconcile, status
 from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.metrics import OperatorMetrics
 from neuronfleet.controller.refs import ResourceRef
@@ -166,12 +166,20 @@ async def reconcile_pass(
     replicas = None
     result = apply.ApplyResult()
     rendered: list[dict[str, Any]] = []
+    gate: artifacts_sync.Gate | None = None
     if md is not None and plan is not None:
         replicas = reconcile.desired_replicas(md.spec, live_dep)
         try:
+            # Compiled-artifact gate: keys the plan, runs compile/check Jobs, and may hold the
+            # Deployment back until the artifacts exist (controller/artifacts_sync.py).
+            gate = await artifacts_sync.run_gate(
+                rt.kube, body, md, plan, live_dep, render=rt.render_options, now=rt.clock(), logger=logger
+            )
+            plan = gate.plan
             rendered = children.desired(md, plan, replicas=replicas, options=rt.render_options)
+            rendered = artifacts_sync.hold_rollout(rendered, gate)
         except (PlanError, ValueError) as exc:
-            failure, plan = str(exc), None
+            failure, plan, gate = str(exc), None, None
     if failure is None and md is not None:
         # Only a spec that plans and renders ever touches the children: a broken update leaves
         # the running fleet exactly as it was.
@@ -211,6 +219,9 @@ async def reconcile_pass(
     new_status = status.compute_status(observed, previous, now=now)
     if md is not None and not md.spec.autoscaling.enabled:
         status.autoscaling_disabled(new_status, generation=generation, now=now)
+    if gate is not None and md is not None:
+        phases = await artifacts_sync.starting_replicas(rt.kube, md, gate, live_dep, now=rt.clock())
+        artifacts_sync.annotate_status(new_status, gate, generation=generation, now=now, phases=phases)
     patch = status.status_patch(previous, new_status)
     written = False
     if patch is not None:
