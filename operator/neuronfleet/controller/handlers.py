@@ -2,13 +2,16 @@
 
 - create/update/resume are stacked on one `reconcile_model_deployment` (no branching on cause);
   a failed pass raises `kopf.TemporaryError` and kopf retries it with backoff.
-- Children (Deployment, Service, PDB) are watched; any change or deletion of one that this
+- Children (Deployment, Service, PDB, artifact Jobs) are watched; any change or deletion of one that this
   operator manages queues a pass for its owner: drift is repaired and the owner's status follows
   the pods within seconds (a pod turning ready updates the Deployment's status, hence an event).
 - Deletion needs no handler and no finalizer: every child carries a controller ownerReference,
   so Kubernetes' garbage collector removes them with the ModelDeployment. Without a finalizer a
   stopped or broken operator can never block `kubectl delete md`. A DELETED event only drops the
   fleet's in-memory state.
+- Autoscaled fleets get a decision loop from `controller/autoscaling.py`, started and stopped by
+  the ModelDeployment watch (`track_model_deployment`); not a `@kopf.timer`, which would need a
+  finalizer.
 - Handlers return nothing: kopf would store return values in status, which the CRD prunes.
 """
 
