@@ -54,6 +54,7 @@ __all__ = [
     "keyed_plan",
     "known_cache_hit",
     "observe_job",
+    "transitions",
     "with_cache_hit",
 ]
 
@@ -187,6 +188,27 @@ def known_cache_hit(md: ModelDeployment, plan: Plan, status: Mapping[str, Any] |
         if cond.get("type") == "CompiledArtifactsReady":
             return cond.get("status") == ConditionStatus.TRUE
     return False
+
+
+def transitions(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(type, reason, message) events when CompiledArtifactsReady changes reason (failures are
+    already announced by the Degraded event)."""
+
+    def find(status: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        for cond in (status or {}).get("conditions") or ():
+            if cond.get("type") == "CompiledArtifactsReady":
+                return cond
+        return {}
+
+    old, cur = find(previous), find(new)
+    reason = cur.get("reason")
+    if not cur or (old.get("reason"), old.get("message")) == (reason, cur.get("message")):
+        return []
+    if reason == Reason.ARTIFACTS_READY and old.get("reason") != reason:
+        return [("Normal", str(reason), str(cur.get("message")))]
+    if reason in (Reason.COMPILING, Reason.WAITING_FOR_ARTIFACTS) and old.get("reason") != reason:
+        return [("Normal", str(reason), str(cur.get("message")))]
+    return []
 
 
 def _minutes(seconds: float) -> str:

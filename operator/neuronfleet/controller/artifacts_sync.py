@@ -25,14 +25,23 @@ from typing import Any
 
 from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason, find_condition, set_condition
 from neuronfleet.api.resource import ModelDeployment
-from neuronfleet.controller import apply, artifacts, replica_phases
+from neuronfleet.controller import apply, artifacts, events, replica_phases
 from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.refs import ResourceRef
 from neuronfleet.neuron.types import Plan
 from neuronfleet.render import compile_job, deployment, labels
 from neuronfleet.render.options import RenderOptions
 
-__all__ = ["JOB_REF", "POD_REF", "Gate", "annotate_status", "hold_rollout", "run_gate", "starting_replicas"]
+__all__ = [
+    "JOB_REF",
+    "POD_REF",
+    "Gate",
+    "annotate_status",
+    "artifact_events",
+    "hold_rollout",
+    "run_gate",
+    "starting_replicas",
+]
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +203,8 @@ def annotate_status(
                     str(current["reason"]),
                     f"{current.get('message', '')}; replicas: {phases}",
                 )
+
+
+def artifact_events(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[events.Event]:
+    """Events for CompiledArtifactsReady changes (compile started, artifacts ready, waiting)."""
+    return [events.Event(type_, reason, message) for type_, reason, message in artifacts.transitions(previous, new)]

@@ -285,3 +285,21 @@ def test_the_autoscaler_expects_a_cache_hit_only_when_status_says_this_key_is_re
     md, plan = fleet(policy=policy)
     status = status_with(plan.artifact_key if same_key else "0" * 16, ready)
     assert gate.known_cache_hit(md, plan, status) is hit
+
+
+def cond_status(reason: str, message: str = "m") -> dict[str, Any]:
+    return {"conditions": [{"type": "CompiledArtifactsReady", "reason": reason, "message": message}]}
+
+
+EVENTS = {
+    "a compile starts": (None, cond_status("Compiling"), ["Compiling"]),
+    "artifacts become ready": (cond_status("Compiling"), cond_status("ArtifactsReady"), ["ArtifactsReady"]),
+    "progress within a compile is no event": (cond_status("Compiling", "1 min"), cond_status("Compiling", "2 min"), []),
+    "a failure is left to the Degraded event": (cond_status("Compiling"), cond_status("CompileFailed"), []),
+    "no condition no event": ({}, {}, []),
+}
+
+
+@pytest.mark.parametrize(("before", "after", "reasons"), EVENTS.values(), ids=EVENTS.keys())
+def test_events_fire_when_the_artifact_state_changes_not_on_every_pass(before, after, reasons):
+    assert [reason for _, reason, _ in gate.transitions(before, after)] == reasons
