@@ -113,14 +113,12 @@ def test_rbac_create_false_renders_no_rbac_objects(render: Render):
         ("neuronfleet.io", "modeldeployments", "update"),
         ("neuronfleet.io", "modeldeployments", "delete"),
         ("", "secrets", "get"),
-        ("", "pods", "list"),
         ("apps", "deployments", "update"),
     ],
     ids=[
         "never updates ModelDeployments (the operator never writes spec)",
         "never deletes ModelDeployments",
         "never reads Secrets (the token is only a secretKeyRef)",
-        "never lists pods (status comes from the Deployment)",
         "never PUTs Deployments (merge patches only)",
     ],
 )
