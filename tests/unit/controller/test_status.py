@@ -142,3 +142,53 @@ def test_events_fire_on_transitions_only() -> None:
     assert events.transitions(s2, status.compute_status(done, s2, now=LATER)) == []
     repaired = events.transitions(s2, s2, repaired=["Service llama"])
     assert [(e.type, e.reason) for e in repaired] == [("Warning", "ChildRepaired")]
+
+
+def _decision(replicas: int, reason: str, *, recommended: int, limited: bool = False):
+    from neuronfleet.autoscale import types
+
+    return types.Decision(
+        replicas=replicas, reason=types.Reason(reason), message="m", recommended=recommended, limited=limited
+    )
+
+
+def _observation(concurrency: float | None):
+    from neuronfleet.autoscale import types
+
+    return types.Observation(tokens_per_second=None, concurrency=concurrency, current_replicas=2, ready_replicas=2)
+
+
+def test_a_scale_up_clamped_at_max_records_the_scale_and_the_limit() -> None:
+    st = status.scaling_status(
+        None,
+        generation=4,
+        decision=_decision(4, "LimitedByMaxReplicas", recommended=8, limited=True),
+        observation=_observation(60.0),
+        metrics_error=None,
+        scaled=True,
+        now=NOW,
+        sampled_at=NOW,
+    )
+    assert (st["desiredReplicas"], st["lastScaleTime"], st["lastScaleReason"]) == (4, NOW, "LimitedByMaxReplicas")
+    assert st["metrics"] == {"concurrency": 60.0, "sampledAt": NOW}
+    assert _cond(st, "ScalingLimited")["reason"] == "LimitedByMaxReplicas"
+    assert _cond(st, "ScalingActive")["status"] == "True"
+    assert _cond(st, "MetricsAvailable")["status"] == "True"
+
+
+def test_missing_metrics_hold_and_keep_the_last_scale_time() -> None:
+    previous = {"lastScaleTime": NOW, "lastScaleReason": "ScaledUp"}
+    st = status.scaling_status(
+        previous,
+        generation=4,
+        decision=_decision(2, "MetricsUnavailable", recommended=2),
+        observation=_observation(None),
+        metrics_error="every Prometheus query failed",
+        scaled=False,
+        now=LATER,
+        sampled_at=None,
+    )
+    assert (st["lastScaleTime"], st["lastScaleReason"]) == (NOW, "ScaledUp")
+    assert _cond(st, "MetricsAvailable")["message"] == "every Prometheus query failed"
+    assert _cond(st, "ScalingActive")["reason"] == "MetricsUnavailable"
+    assert [e.reason for e in events.transitions_scaling({"conditions": []}, st)] == ["MetricsUnavailable"]

@@ -1,0 +1,66 @@
+"""The work queue behind child-triggered passes: coalescing per fleet, retries with capped backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+from neuronfleet.controller.sync import FleetKey, WorkQueue
+
+A = FleetKey("ml", "a")
+B = FleetKey("ml", "b")
+
+
+async def test_a_burst_of_events_for_one_fleet_runs_one_pass() -> None:
+    runs: list[FleetKey] = []
+
+    async def run(key: FleetKey) -> None:
+        runs.append(key)
+
+    queue = WorkQueue(run, delay=0.01)
+    for _ in range(20):
+        queue.add(A)
+    queue.add(B)
+    await asyncio.sleep(0.1)
+    assert sorted(runs, key=lambda k: k.name) == [A, B]
+    await queue.close()
+
+
+async def test_a_failing_pass_is_retried_with_doubling_delays_up_to_the_cap() -> None:
+    attempts: list[FleetKey] = []
+
+    async def run(key: FleetKey) -> None:
+        attempts.append(key)
+        if len(attempts) < 4:
+            raise RuntimeError("API server unavailable")
+
+    queue = WorkQueue(run, delay=0.0, retry=0.01, retry_max=0.025)
+    requested: list[float | None] = []
+    add = queue.add
+
+    def recording_add(key: FleetKey, delay: float | None = None) -> None:
+        requested.append(delay)
+        add(key, delay)
+
+    queue.add = recording_add  # type: ignore[method-assign]
+    queue.add(A)
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if len(attempts) >= 4 and queue.pending() == 0:
+            break
+    assert len(attempts) == 4
+    assert requested == [None, 0.01, 0.02, 0.025]  # the first add, then three retries
+    await queue.close()
+
+
+async def test_closing_cancels_pending_passes() -> None:
+    runs: list[FleetKey] = []
+
+    async def run(key: FleetKey) -> None:
+        runs.append(key)
+
+    queue = WorkQueue(run, delay=0.05)
+    queue.add(A)
+    await queue.close()
+    queue.add(B)
+    await asyncio.sleep(0.1)
+    assert runs == []
