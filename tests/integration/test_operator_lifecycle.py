@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import kubernetes
 import pytest
 from conftest import Cluster, OperatorThread, make_md
 from emulator_support import enable_controllers, wait_for
@@ -192,3 +193,45 @@ def test_autoscaled_fleets_keep_the_live_replica_count(operator: OperatorThread,
     # New bounds apply at once.
     cluster.patch_md("llama", {"spec": {"autoscaling": {"maxReplicas": 2}}})
     wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 2)
+
+
+POD_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+def test_turning_monitoring_off_deletes_the_pod_monitor(operator: OperatorThread, cluster: Cluster) -> None:
+    """The Prometheus Operator's PodMonitor CRD is installed as a minimal schema-less CRD."""
+    kubernetes.client.ApiextensionsV1Api(cluster.api).create_custom_resource_definition(
+        POD_MONITOR_CRD, _preload_content=False
+    )
+
+    def pod_monitor() -> dict | None:
+        try:
+            return cluster.custom.get_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", "ml", "podmonitors", "llama"
+            )
+        except kubernetes.client.ApiException:
+            return None
+
+    cluster.create_md(make_md("llama", monitoring={"podMonitor": True}))
+    created = wait_for(pod_monitor)
+    assert created["metadata"]["ownerReferences"][0]["name"] == "llama"
+    cluster.patch_md("llama", {"spec": {"monitoring": {"podMonitor": False}}})
+    wait_for(lambda: pod_monitor() is None)
+    assert cluster.deployment("llama") is not None
