@@ -100,3 +100,15 @@ def test_two_peered_operators_let_only_one_act_and_the_other_takes_over(
     cluster.create_md(make_md("second"))
     wait_for(lambda: cluster.status("second").get("observedGeneration") == 1, timeout=30)
     assert passes(low) >= 1
+
+
+def test_an_operator_limited_to_a_namespace_leaves_the_others_alone(
+    start_operator: Callable[..., OperatorThread], cluster: Cluster
+) -> None:
+    cluster.core.create_namespace({"metadata": {"name": "other"}}, _preload_content=False)
+    start_operator("--namespace", "ml")
+    cluster.create_md(make_md("theirs", namespace="other"))
+    cluster.create_md(make_md("ours"))
+    wait_for(lambda: cluster.status("ours").get("observedGeneration") == 1)
+    assert cluster.deployment("theirs", namespace="other") is None
+    assert cluster.status("theirs", namespace="other") == {}
