@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 import yaml
 
-from neuronfleet.demo import app, nodepool, prometheus, router, view
+from neuronfleet.demo import app, nodepool, prometheus, report, router, view
 from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.load import trace_window
 from neuronfleet.demo.replica import SimulatedReplica, prompt_length
@@ -78,7 +78,7 @@ def _fast_manifest(tmp_path: Path) -> Path:
     doc = yaml.safe_load(MANIFEST.read_text())
     doc["spec"]["autoscaling"]["behavior"]["scaleDown"] = {
         "stabilizationWindowSeconds": 6,
-        "policies": [{"type": "Pods", "value": 4, "periodSeconds": 5}],
+        "policies": [{"type": "Pods", "value": 8, "periodSeconds": 5}],
     }
     path = tmp_path / "md.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -151,6 +151,39 @@ def _assert_nothing_left(summary: dict[str, Any], children: set[int]) -> None:
     assert len(ports) >= 5, ports  # API server, Service, Prometheus, operator metrics, at least one replica
     still_open = sorted(name for name, port in ports.items() if _listening(port))
     assert not still_open, f"ports still listening: {still_open}"
+
+
+@pytest.mark.slow
+def test_the_demo_scales_up_under_the_trace_and_back_down_and_leaves_nothing_behind(
+    prometheus_binary: str, tmp_path: Path
+) -> None:
+    plot = tmp_path / "demo.png"
+    demo = DemoRun(
+        tmp_path,
+        *("--compression", "20", "--trace-seconds", "200", "--startup", "60", "--cooldown", "45", "--plot", str(plot)),
+    )
+    demo.watch(110)
+    code = demo.finish(timeout=30)
+    output = demo.output
+    assert code == 0, output
+    summary = demo.summary()
+    replicas = summary["replicas"]
+    assert replicas["scaled_up"], output
+    assert replicas["max_desired"] >= 2, output
+    assert replicas["scaled_down"], output
+    assert replicas["last_desired"] == replicas["min_replicas"] == 1, output
+    assert summary["replicas_started"] >= replicas["max_desired"]
+    requests = summary["requests"]
+    assert requests["sent"] > 800
+    assert requests["completed"] >= 0.95 * requests["sent"], requests
+    # Prometheus scraped the replicas with the labels the operator's PromQL selects on.
+    assert summary["prometheus"]["max_concurrency"] > 0, summary["prometheus"]
+    assert summary["prometheus"]["max_tokens_per_second"] > 0, summary["prometheus"]
+    # The operator told the user why it scaled, and the view showed it.
+    assert summary["scale_events"], summary["events"]
+    assert any(line.startswith("  >> ") for line in demo.lines)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _assert_nothing_left(summary, demo.children)
 
 
 @pytest.mark.slow
@@ -377,3 +410,17 @@ def test_the_arrival_rate_looks_back_one_window() -> None:
     assert view.arrival_rate(arrivals, 60.0) == pytest.approx(4 / 60)
     assert view.arrival_rate(arrivals, 120.0) == pytest.approx(2 / 60)
     assert view.arrival_rate(arrivals, 2.0) == pytest.approx(3 / 2)  # shorter than a window so far
+
+
+@pytest.mark.parametrize(
+    ("message", "scaled"),
+    [
+        ("1 -> 5 replicas: scale-up to 21 limited by the scale-up policies", True),
+        ("8 -> 2 replicas: demand below target for the whole stabilization window", True),
+        ("Holding replicas: 1 -> 1 replicas: metrics unavailable, holding", False),
+        ("Rollout finished: 5 of 5 replicas ready", False),
+    ],
+    ids=["a limited scale-up", "a scale-down", "a hold is no scale", "a rollout is no scale"],
+)
+def test_scale_decisions_are_told_apart_from_other_events(message: str, scaled: bool) -> None:
+    assert report.is_scale_event(view.EventLine("", "Normal", "Any", message)) is scaled

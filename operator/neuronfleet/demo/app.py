@@ -30,14 +30,14 @@ import yaml
 
 from neuronfleet.api import constants, crd, resource
 from neuronfleet.autoscale import promql
-from neuronfleet.demo import report, view
+from neuronfleet.demo import realvllm, report, view
 from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.load import TraceReplay, trace_window
 from neuronfleet.demo.nodepool import NodePool
-from neuronfleet.demo.prometheus import PrometheusServer, free_port, start_prometheus
+from neuronfleet.demo.prometheus import PrometheusServer, free_port, pod_target_labels, start_prometheus
 from neuronfleet.demo.router import Router
 from neuronfleet.kube_emulator import Emulator, write_kubeconfig
-from neuronfleet.render import names
+from neuronfleet.render import labels, names
 from neuronfleet.sim.trace import read_trace
 
 __all__ = ["DEFAULT_TRACE", "DemoConfig", "DemoError", "adapt_manifest", "find_manifest", "run_demo"]
@@ -239,6 +239,8 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
     events: list[view.EventLine] = []
     replay: TraceReplay | None = None
     seen_by_prometheus: dict[str, Any] = {}
+    real_note: dict[str, Any] = {"available": False, "reason": "not asked for (--real-vllm)"}
+    sidecar_ref: list[realvllm.Sidecar] = []
     nodepool: NodePool | None = None
     cores = 1
     try:
@@ -277,13 +279,21 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             started.pids["prometheus"] = prometheus.pid or 0
             say(f"Prometheus   {prometheus.url} (pid {prometheus.pid}, scrape every {config.scrape_interval})")
 
+            sidecar: realvllm.Sidecar | None = None
+
+            def publish() -> None:
+                """Prometheus' file-SD targets: every pod of the pool, plus the real vLLM once it is up."""
+                extra = sidecar.target() if sidecar is not None else None
+                pool = nodepool.targets() if nodepool is not None else []
+                prometheus.write_targets([*pool, *([extra] if extra else [])])
+
             # 4. The simulated Neuron node pool.
             nodepool = NodePool(
                 emulator.store,
                 clock=clock,
                 startup_seconds=config.startup_seconds,
                 router_for=lambda ns, name: router if (ns, name) == (namespace, deployment) else None,
-                on_targets=prometheus.write_targets,
+                on_targets=lambda _targets: publish(),
                 grace_seconds=min(5.0, 30.0 / config.compression),
             ).start()
             stack.push_async_callback(nodepool.stop)
@@ -299,6 +309,29 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             started.pids["operator"] = operator.process.pid if operator.process else 0
             started.ports["operator-metrics"] = operator_metrics
             say(f"Operator     neuronfleet run (pid {started.pids['operator']}), log {operator.log_path}")
+
+            # 5b. Optionally, one real vLLM beside the simulated replicas.
+            if config.real_vllm:
+                installation = await asyncio.to_thread(realvllm.find_installation)
+                if installation.python is None:
+                    real_note = {"available": False, "reason": installation.reason}
+                    say(f"Real vLLM    unavailable: {installation.reason}; going on without it")
+                else:
+                    real = realvllm.RealVllm(
+                        installation,
+                        workdir=workdir / "real-vllm",
+                        served_name=md_model.spec.model.served_name or md_name,
+                    )
+                    pod_labels = labels.pod_labels(md_model)
+                    sidecar = realvllm.Sidecar(
+                        real,
+                        labels=pod_target_labels(namespace, realvllm.POD_NAME, pod_labels),
+                        publish=publish,
+                    )
+                    sidecar.start()
+                    stack.push_async_callback(sidecar.stop)
+                    real_note = {"available": True}
+                    say(f"Real vLLM    starting vllm serve (CPU, tiny model) on {real.address}, log {real.log_path}")
 
             # 6. The ModelDeployment.
             md = adapt_manifest(doc, compression=config.compression, prometheus_url=prometheus.url)
@@ -343,8 +376,21 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 f"in {trace_wall:.0f} s (x{config.compression:g}) against {router.url}"
             )
             if not stop.is_set():
+                if sidecar is not None:
+                    sidecar_ref.append(sidecar)
                 await _run_load(
-                    config, replay, reader, nodepool, namespace, deployment, min_replicas, stop, samples, events, say
+                    config,
+                    replay,
+                    reader,
+                    nodepool,
+                    namespace,
+                    deployment,
+                    min_replicas,
+                    stop,
+                    samples,
+                    events,
+                    say,
+                    sidecar=sidecar,
                 )
             seen_by_prometheus = await asyncio.to_thread(_prometheus_figures, prometheus, namespace, md_name)
             say("Stopping     load, operator, Prometheus, replicas, Service, API server")
@@ -373,18 +419,38 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             "ports": started.ports,
             "replicas_started": nodepool.started_replicas if nodepool else 0,
             "prometheus": seen_by_prometheus,
+            "real_vllm": _real_note(real_note, sidecar_ref),
         },
     )
     say(report.format_summary(summary))
     if config.plot is not None:
         try:
-            report.plot(samples, config.plot, title=f"neuronfleet demo: {md_name}, x{config.compression:g}")
+            report.plot(
+                samples,
+                config.plot,
+                compression=config.compression,
+                title=f"neuronfleet demo: {namespace}/{md_name}, {config.trace.name}, time x{config.compression:g}",
+            )
             say(f"plot            {config.plot}")
         except ImportError:
             say("plot            skipped: matplotlib is not installed (pip install 'neuronfleet[plot]')")
     if config.summary_json is not None:
         Path(config.summary_json).write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _real_note(note: dict[str, Any], sidecars: list[realvllm.Sidecar]) -> dict[str, Any]:
+    if not sidecars:
+        return note
+    real = sidecars[0].real
+    return {
+        **note,
+        "ready": sidecars[0].ready,
+        "pid": real.started_pid,
+        "error": sidecars[0].error,
+        "sent": real.sent,
+        "completed": real.completed,
+    }
 
 
 def _prometheus_figures(prometheus: PrometheusServer, namespace: str, name: str) -> dict[str, Any]:
@@ -423,10 +489,16 @@ async def _run_load(
     samples: list[view.Sample],
     events: list[view.EventLine],
     say: _Printer,
+    *,
+    sidecar: realvllm.Sidecar | None = None,
 ) -> None:
     """Replay, sample, print; return on --duration, at the end of trace + cool-down, or on a stop signal."""
     arrivals = [r.arrival for r in replay.trace]
     replaying = asyncio.get_running_loop().create_task(replay.run(), name="trace-replay")
+    feeding = None
+    if sidecar is not None:
+        feeding = asyncio.get_running_loop().create_task(sidecar.feed(replay.trace, replay.clock), name="real-vllm")
+    shown_sidecar = ""
     began = time.monotonic()
     trace_done_at: float | None = None
     say("")
@@ -453,6 +525,13 @@ async def _run_load(
             for event in fresh:
                 events.append(event)
                 say(view.format_event(event))
+            if (
+                sidecar is not None
+                and sidecar.status() != shown_sidecar
+                and (len(samples) % 5 == 1 or not sidecar.ready)
+            ):
+                shown_sidecar = sidecar.status()
+                say(f"  real vLLM {shown_sidecar}")
             now = time.monotonic()
             if replaying.done() and trace_done_at is None:
                 trace_done_at = now
@@ -470,6 +549,9 @@ async def _run_load(
                 say("  -- interrupted")
                 break
     finally:
-        replaying.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await replaying
+        for task in (replaying, feeding):
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

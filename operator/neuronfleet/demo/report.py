@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from neuronfleet.demo.load import RequestOutcome
 from neuronfleet.demo.view import EventLine, Sample
 
-__all__ = ["format_summary", "percentile", "plot", "summarize"]
+__all__ = ["format_summary", "is_scale_event", "percentile", "plot", "summarize"]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -24,6 +25,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+_SCALE_MESSAGE = re.compile(r"\b(\d+) -> (\d+) replicas\b")
+
+
+def is_scale_event(event: EventLine) -> bool:
+    """An autoscaler decision that changed the count: its message says `N -> M replicas` with N != M."""
+    match = _SCALE_MESSAGE.search(event.message)
+    return match is not None and match.group(1) != match.group(2)
 
 
 def summarize(
@@ -76,7 +86,7 @@ def summarize(
             "neuroncore_hours": round(replica_seconds / 3600 * cores_per_replica, 3),
         },
         "scale_events": [
-            {"reason": e.reason, "message": e.message, "time": e.time} for e in events if "scal" in e.reason.lower()
+            {"reason": e.reason, "message": e.message, "time": e.time} for e in events if is_scale_event(e)
         ],
         "events": [{"type": e.type, "reason": e.reason, "message": e.message} for e in events],
     }
@@ -123,30 +133,35 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(samples: Sequence[Sample], path: str | Path, *, title: str = "neuronfleet demo") -> Path:
-    """Write a PNG: trace load (left axis) and desired/ready replicas (right axis) over trace time."""
+def plot(samples: Sequence[Sample], path: str | Path, *, compression: float, title: str = "neuronfleet demo") -> Path:
+    """Write a PNG: the load (arrivals and requests in flight) above, desired and ready replicas below.
+
+    The x axis is simulated time since the load started, so the cool-down after the trace shows too.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [s for s in samples if s.trace_time is not None]
-    minutes = [s.trace_time / 60 for s in rows]  # type: ignore[operator]
-    fig, load_axis = plt.subplots(figsize=(10, 4.5))
-    load_axis.plot(minutes, [s.load for s in rows], color="tab:blue", label="load (req/s, trace time)")
-    load_axis.set_xlabel("trace time (min)")
+    minutes = [s.wall * compression / 60 for s in samples]
+    fig, (load_axis, replica_axis) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 2))
+    load_axis.plot(minutes, [s.load for s in samples], color="tab:blue", label="arrivals (req/s, last minute)")
     load_axis.set_ylabel("requests / s", color="tab:blue")
-    replica_axis = load_axis.twinx()
-    replica_axis.step(minutes, [s.desired or 0 for s in rows], where="post", color="tab:red", label="desired replicas")
+    flight_axis = load_axis.twinx()
+    flight_axis.plot(minutes, [s.in_flight for s in samples], color="tab:orange", label="requests in flight")
+    flight_axis.set_ylabel("in flight", color="tab:orange")
+    handles, names = load_axis.get_legend_handles_labels()
+    more_handles, more_names = flight_axis.get_legend_handles_labels()
+    load_axis.legend(handles + more_handles, names + more_names, loc="upper right")
+    load_axis.set_title(title)
+    replica_axis.step(minutes, [s.desired or 0 for s in samples], where="post", color="tab:red", label="desired")
     replica_axis.step(
-        minutes, [s.pods_ready for s in rows], where="post", color="tab:green", linestyle="--", label="ready replicas"
+        minutes, [s.pods_ready for s in samples], where="post", color="tab:green", linestyle="--", label="ready"
     )
     replica_axis.set_ylabel("replicas")
     replica_axis.set_ylim(bottom=0)
-    lines = load_axis.get_legend_handles_labels()
-    more = replica_axis.get_legend_handles_labels()
-    load_axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left")
-    load_axis.set_title(title)
+    replica_axis.set_xlabel("simulated time since the load started (min)")
+    replica_axis.legend(loc="upper right")
     fig.tight_layout()
     target = Path(path)
     fig.savefig(target, dpi=100)
