@@ -168,3 +168,19 @@ def test_entrypoint_sets_neuron_skip_efa_affinity_only_without_efa(tmp_path: Pat
     proc = _entrypoint("bash", "-c", 'printf %s "${NEURON_SKIP_EFA_AFFINITY:-}"', env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == expected
+
+
+def test_vllm_image_checks_at_build_time_for_the_tools_the_compile_job_runs():
+    from neuronfleet.render import compile_job
+
+    run = " ".join(args for op, args in _instructions(VLLM) if op == "RUN")
+    assert "curl" in compile_job.COMPILE_SCRIPT
+    for tool in ("vllm", "curl", "bash"):
+        assert f"command -v {tool}" in run, tool
+
+
+def test_entrypoint_runs_the_compile_jobs_bash_wrapper_form(tmp_path: Path):
+    """Compile Jobs pass `/bin/bash -c SCRIPT neuronfleet-compile vllm serve ...` as args."""
+    proc = _entrypoint("/bin/bash", "-c", 'printf "%s " "$0" "$@"', "neuronfleet-compile", "vllm", "serve", "m")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "neuronfleet-compile vllm serve m "
