@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 CACHE ?= $(CURDIR)/.cache
 export NEURONFLEET_CACHE := $(CACHE)
 PYTEST_ARGS ?=
-DEB_PACKAGES := prometheus lua5.1 openssl ca-certificates
+# golang + gopher-lua: the Argo CD health check runs under the interpreter Argo CD itself uses.
+DEB_PACKAGES := prometheus lua5.1 openssl ca-certificates unzip golang-go golang-github-yuin-gopher-lua-dev
 
 .PHONY: setup system-packages venv tools lint real-apiserver real-vllm test test-unit test-contract test-realvllm demo crd clean
 
@@ -51,6 +52,7 @@ lint: venv
 
 crd: venv
 	$(VENV)/bin/neuronfleet crd > crds/neuronfleet.io_modeldeployments.yaml
+	cp crds/neuronfleet.io_modeldeployments.yaml charts/neuronfleet/crds/
 
 # Real Kubernetes 1.36 CRD API server for tests/contract, built from Debian packages and cached
 # under .cache/ (first build 5-15 min, then seconds). An outage only skips those tests, loudly.
