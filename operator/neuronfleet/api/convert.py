@@ -5,13 +5,25 @@ The cores never import pydantic models; this is the one place that knows both sh
 
 from __future__ import annotations
 
-from neuronfleet.api.resource import ModelDeployment
-from neuronfleet.api.spec import AutoscalingSpec, ScalingRulesSpec
-from neuronfleet.autoscale import defaults, promql
-from neuronfleet.autoscale import types as autoscale_types
-from neuronfleet.neuron.types import ModelArch, PlanRequest, SpeculativeRequest
+import dataclasses
 
-__all__ = ["autoscale_policy", "model_id", "plan_request", "query_config"]
+from neuronfleet import errors
+from neuronfleet.api.resource import ModelDeployment
+from neuronfleet.api.spec import AutoscalingSlo, AutoscalingSpec, ScalingRulesSpec
+from neuronfleet.autoscale import defaults, promql, slo_targets
+from neuronfleet.autoscale import types as autoscale_types
+from neuronfleet.neuron import capacity
+from neuronfleet.neuron.types import ModelArch, Plan, PlanRequest, SpeculativeRequest
+
+__all__ = [
+    "autoscale_policy",
+    "autoscaling_targets",
+    "capacity_profile",
+    "model_id",
+    "plan_request",
+    "query_config",
+    "service_level",
+]
 
 
 def model_id(md: ModelDeployment) -> str:
@@ -99,27 +111,86 @@ def _rules(spec: ScalingRulesSpec, default: autoscale_types.ScalingRules) -> aut
     )
 
 
-def autoscale_policy(spec: AutoscalingSpec, *, expected_startup_seconds: float) -> autoscale_types.Policy:
+def capacity_profile(plan: Plan) -> capacity.CapacityProfile | None:
+    """The calibrated capacity curve of the planned replica shape; None when none is calibrated."""
+    return capacity.find(plan.model, plan.instance_type, plan.tensor_parallel_size)
+
+
+def service_level(slo: AutoscalingSlo) -> slo_targets.ServiceLevel:
+    """spec.autoscaling.slo as the plain data the target derivation takes."""
+    return slo_targets.ServiceLevel(
+        per_user_tokens_per_second=slo.per_user_tokens_per_second,
+        ttft_seconds=slo.time_to_first_token_seconds,
+        ttft_prompt_tokens_per_second=slo.ttft_prompt_tokens_per_second,
+    )
+
+
+def autoscale_policy(
+    spec: AutoscalingSpec,
+    *,
+    expected_startup_seconds: float,
+    profile: capacity.CapacityProfile | None = None,
+) -> autoscale_types.Policy:
     """The autoscaling spec after defaulting, as the pure decision function takes it.
 
     `expected_startup_seconds` comes from the plan (cache hit or miss), so the decision knows how
-    long new capacity takes to arrive.
+    long new capacity takes to arrive. With `spec.slo`, targets are derived from it on `profile`
+    (`capacity_profile(plan)`); a target set in `spec.metrics` wins over the derived one. Raises
+    `PlanError` when an SLO is the only source of targets and no profile matches, or when the
+    profile cannot meet the SLO at all (the controller reports it as Degraded).
     """
     m = spec.metrics
+    explicit = autoscale_types.Targets(
+        tokens_per_second=m.tokens_per_second_per_replica,
+        concurrency=m.concurrency_per_replica,
+        waiting=m.waiting_per_replica,
+        kv_cache_usage=m.kv_cache_usage,
+        prompt_tokens_per_second=m.prompt_tokens_per_second_per_replica,
+    )
+    targets, load_model = explicit, None
+    if spec.slo is not None:
+        derived = _derived(spec.slo, profile, explicit)
+        if derived is not None:
+            targets = dataclasses.replace(
+                derived.targets,
+                **{f.name: v for f in dataclasses.fields(explicit) if (v := getattr(explicit, f.name)) is not None},
+            )
+            load_model = derived.load_model
     return autoscale_types.Policy(
         min_replicas=spec.min_replicas,
         max_replicas=spec.max_replicas,
-        targets=autoscale_types.Targets(
-            tokens_per_second=m.tokens_per_second_per_replica,
-            concurrency=m.concurrency_per_replica,
-            waiting=m.waiting_per_replica,
-            kv_cache_usage=m.kv_cache_usage,
-        ),
+        targets=targets,
         scale_up=_rules(spec.behavior.scale_up, defaults.SCALE_UP),
         scale_down=_rules(spec.behavior.scale_down, defaults.SCALE_DOWN),
         max_metric_age_seconds=max(defaults.MAX_METRIC_AGE_SECONDS, 4.0 * spec.interval_seconds),
         expected_startup_seconds=float(expected_startup_seconds),
+        load_model=load_model,
     )
+
+
+def _derived(
+    slo: AutoscalingSlo, profile: capacity.CapacityProfile | None, explicit: autoscale_types.Targets
+) -> slo_targets.DerivedTargets | None:
+    """Targets from spec.slo; None when explicit targets stand in for a missing profile."""
+    has_explicit = any(getattr(explicit, f.name) is not None for f in dataclasses.fields(explicit))
+    if profile is None:
+        if has_explicit:
+            return None
+        raise errors.PlanError(
+            "spec.autoscaling.slo needs a calibrated capacity profile for this model, instance type and "
+            f"tensor-parallel size, and there is none (calibrated: {', '.join(sorted(capacity.PROFILES))}); "
+            "set per-replica targets in spec.autoscaling.metrics instead"
+        )
+    utilization = slo.target_utilization or slo_targets.DEFAULT_UTILIZATION
+    try:
+        return slo_targets.derive(service_level(slo), profile, utilization=utilization)
+    except slo_targets.SloUnreachable as exc:
+        raise errors.PlanError(f"spec.autoscaling.slo cannot be met: {exc}") from None
+
+
+def autoscaling_targets(policy: autoscale_types.Policy) -> dict[str, float]:
+    """The per-replica targets in force, keyed like spec.autoscaling.metrics: status.autoscalingTargets."""
+    return slo_targets.status_targets(policy.targets)
 
 
 def query_config(spec: AutoscalingSpec) -> promql.QueryConfig:

@@ -17,6 +17,7 @@ __all__ = [
     "INSTANCE_TYPES",
     "AutoscalingBehavior",
     "AutoscalingMetrics",
+    "AutoscalingSlo",
     "AutoscalingSpec",
     "EnvVar",
     "HPAScalingPolicy",
@@ -251,6 +252,30 @@ class AutoscalingMetrics(ApiModel):
     """Waiting (queued) requests per replica before scaling up."""
     kv_cache_usage: float | None = Field(default=None, gt=0, le=1)
     """Mean KV-cache usage (0-1) to keep replicas at."""
+    prompt_tokens_per_second_per_replica: float | None = Field(default=None, gt=0, le=1e7)
+    """Prompt (prefill) tokens/s one replica should carry (rate of vllm:prompt_tokens_total). The signal
+    that matters for prompt-heavy, bursty traffic, where generated tokens/s stays low while prefill
+    saturates the replicas."""
+
+
+class AutoscalingSlo(ApiModel):
+    """A service level to derive the per-replica targets from, instead of raw thresholds.
+
+    The operator sizes replicas with the capacity profile calibrated for this (model, instance type,
+    TP degree) and shows the targets in status.autoscalingTargets. Targets set in `metrics` win over
+    the derived ones. Without a profile for the deployment's shape, only the `metrics` targets apply
+    (and with none set, the Degraded condition says so)."""
+
+    per_user_tokens_per_second: float = Field(gt=0, le=1000)
+    """Output tokens/s every user must get (1 / time per output token)."""
+    time_to_first_token_seconds: float = Field(gt=0, le=600)
+    """First-token budget of a short prompt, in seconds."""
+    ttft_prompt_tokens_per_second: float | None = Field(default=None, gt=0, le=1e7)
+    """Extra TTFT allowed per prompt token, as a rate: the budget of a p-token prompt is
+    timeToFirstTokenSeconds + p / this. Default: none (a flat budget)."""
+    target_utilization: float | None = Field(default=None, gt=0, le=1)
+    """Share of a replica's engine time to plan for at the SLO's pace (0-1); lower buys headroom for
+    bursts. Default: 0.5, what the simulator benchmark needed for 99 % attainment."""
 
 
 class HPAScalingPolicy(ApiModel):
@@ -321,6 +346,9 @@ class PrometheusSpec(ApiModel):
         return self
 
 
+_NO_TARGET = "autoscaling.metrics needs at least one target when autoscaling is enabled, unless autoscaling.slo is set"
+
+
 class AutoscalingSpec(ApiModel):
     """Built-in autoscaling on vLLM metrics from Prometheus. When enabled the operator alone sets replicas."""
 
@@ -349,6 +377,8 @@ class AutoscalingSpec(ApiModel):
     """How often the operator decides, in seconds. Default: 15."""
     metrics: AutoscalingMetrics = Field(default_factory=AutoscalingMetrics, json_schema_extra={"default": {}})
     """Per-replica targets."""
+    slo: AutoscalingSlo | None = None
+    """Service level to derive per-replica targets from (see AutoscalingSlo). Default: none."""
     behavior: AutoscalingBehavior = Field(default_factory=AutoscalingBehavior, json_schema_extra={"default": {}})
     """Stabilization windows and rate limits."""
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec, json_schema_extra={"default": {}})
@@ -365,9 +395,10 @@ class AutoscalingSpec(ApiModel):
             m.concurrency_per_replica,
             m.waiting_per_replica,
             m.kv_cache_usage,
+            m.prompt_tokens_per_second_per_replica,
         )
-        if self.enabled and all(t is None for t in targets):
-            raise ValueError("autoscaling.metrics needs at least one target when autoscaling is enabled")
+        if self.enabled and self.slo is None and all(t is None for t in targets):
+            raise ValueError(_NO_TARGET)
         return self
 
 

@@ -44,8 +44,15 @@ from neuronfleet.autoscale import types
 
 __all__ = ["SIGNALS", "decide"]
 
-SIGNALS = ("tokens_per_second", "concurrency", "waiting", "kv_cache_usage", "prompt_tokens_per_second")
-"""Signal names, as fields of both `Observation` and `Targets`, in reporting order."""
+SIGNALS = (
+    "tokens_per_second",
+    "concurrency",
+    "waiting",
+    "kv_cache_usage",
+    "prompt_tokens_per_second",
+    "engine_load",
+)
+"""Signal names, as fields of `Targets` (and of `Observation`, except the derived `engine_load`)."""
 
 # ceil(3.0000000000000004) must be 3: float noise from rate() must not buy a replica.
 _EPSILON = 1e-9
@@ -82,7 +89,7 @@ def decide(
             continue
         if target <= 0:
             raise ValueError(f"target {name} must be > 0, got {target}")
-        value = getattr(observation, name)
+        value = _engine_load(observation, policy.load_model) if name == "engine_load" else getattr(observation, name)
         if value is None or value != value:  # None or NaN
             missing.append(name)
             continue
@@ -182,6 +189,17 @@ def decide(
         limited=limited,
         per_signal=per_signal,
     )
+
+
+def _engine_load(observation: types.Observation, model: types.LoadModel | None) -> float | None:
+    """Replicas' worth of engine time the fleet's concurrency and prompt tokens/s need at the SLO's pace."""
+    if model is None:
+        raise ValueError("the engine_load target needs Policy.load_model")
+    concurrency = observation.concurrency
+    prompt = observation.prompt_tokens_per_second
+    if concurrency is None or prompt is None:
+        return None
+    return (model.per_request * concurrency + model.per_prompt_token * prompt) / model.available
 
 
 def _in_flight_for(history: tuple[types.HistoryEntry, ...], now: float) -> float:

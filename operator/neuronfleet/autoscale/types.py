@@ -14,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "Decision",
     "HistoryEntry",
+    "LoadModel",
     "Observation",
     "Policy",
     "Reason",
@@ -47,6 +48,25 @@ class Targets:
     waiting: float | None = None
     kv_cache_usage: float | None = None
     prompt_tokens_per_second: float | None = None  # prefill load: what prompt-heavy traffic saturates
+    # Share of a replica's engine time the fleet's requests may use at the SLO's pace (0..1]; needs
+    # `Policy.load_model`. Sizes on concurrency and prompt tokens/s together, as they share the steps.
+    engine_load: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    """Engine seconds per second that one unit of demand costs a replica serving at the SLO's pace.
+
+    From the step model `alpha + beta*batch + gamma*prefill_tokens`: a replica whose users get R tok/s
+    runs R steps a second, so each concurrent request costs `R*beta`, each prompt token/s `gamma`, and
+    the fixed step cost leaves `1 - R*alpha` of every second. One replica carries load `L` with
+    `per_request*concurrency + per_prompt_token*prompt_tps <= available * L`
+    (`neuronfleet.autoscale.slo_targets` derives it from an SLO and a capacity profile).
+    """
+
+    per_request: float  # R * beta
+    per_prompt_token: float  # gamma
+    available: float  # 1 - R * alpha
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,7 @@ class Policy:
     # True: no further scale-up while replicas start (llm-d WVA, Dynamo), until the last scale-up is
     # older than expected_startup_seconds. False: only demand beyond the starting capacity scales up.
     hold_scale_up_while_starting: bool = False
+    load_model: LoadModel | None = None  # weights of the `engine_load` signal
 
 
 @dataclass(frozen=True)

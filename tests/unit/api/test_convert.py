@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from neuronfleet import errors
 from neuronfleet.api import convert, resource
 from neuronfleet.api.spec import AutoscalingSpec
-from neuronfleet.autoscale import defaults, promql
+from neuronfleet.autoscale import defaults, promql, slo_targets
+from neuronfleet.neuron import capacity, planner
 
 
 def md(**spec):
@@ -103,3 +105,57 @@ def test_query_overrides_reach_the_promql():
 def test_unknown_query_keys_are_rejected():
     with pytest.raises(ValueError, match=r"prometheus\.queries keys"):
         AutoscalingSpec(prometheus={"queries": {"tokens": "x"}})
+
+
+SLO = {"perUserTokensPerSecond": 10, "timeToFirstTokenSeconds": 1, "ttftPromptTokensPerSecond": 4000}
+
+
+def test_the_prompt_token_target_reaches_the_policy():
+    spec = AutoscalingSpec(enabled=True, metrics={"promptTokensPerSecondPerReplica": 3000})
+    policy = convert.autoscale_policy(spec, expected_startup_seconds=60)
+    assert policy.targets.prompt_tokens_per_second == 3000
+    assert convert.autoscaling_targets(policy) == {"promptTokensPerSecondPerReplica": 3000.0}
+
+
+def test_an_slo_alone_enables_autoscaling_and_derives_targets_from_the_capacity_profile():
+    spec = AutoscalingSpec(enabled=True, slo=SLO)
+    plan = planner.plan(convert.plan_request(md(neuron={"instanceType": "trn2.48xlarge", "tensorParallelSize": 4})))
+    profile = convert.capacity_profile(plan)
+    assert profile is capacity.LLAMA_8B_TRN2_TP4
+    policy = convert.autoscale_policy(spec, expected_startup_seconds=60, profile=profile)
+    derived = slo_targets.derive(convert.service_level(spec.slo), profile)
+    assert policy.targets == derived.targets
+    assert policy.load_model == derived.load_model
+    assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 32.0, "engineLoad": 0.5}
+
+
+def test_an_explicit_metric_target_wins_over_the_derived_one_and_the_utilization_is_the_users():
+    spec = AutoscalingSpec(enabled=True, slo={**SLO, "targetUtilization": 0.7}, metrics={"concurrencyPerReplica": 12})
+    policy = convert.autoscale_policy(spec, expected_startup_seconds=60, profile=capacity.LLAMA_8B_TRN2_TP4)
+    assert policy.targets.concurrency == 12
+    assert policy.targets.engine_load == 0.7
+
+
+def test_an_slo_without_a_profile_or_explicit_targets_is_a_plan_error_naming_the_calibrated_profiles():
+    spec = AutoscalingSpec(enabled=True, slo=SLO)
+    with pytest.raises(errors.PlanError, match=r"llama-3\.1-8b-trn2-tp4.*spec\.autoscaling\.metrics"):
+        convert.autoscale_policy(spec, expected_startup_seconds=60, profile=None)
+
+
+def test_an_slo_without_a_profile_falls_back_to_the_explicit_targets():
+    spec = AutoscalingSpec(enabled=True, slo=SLO, metrics={"concurrencyPerReplica": 16})
+    policy = convert.autoscale_policy(spec, expected_startup_seconds=60, profile=None)
+    assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 16.0}
+    assert policy.load_model is None
+
+
+def test_an_slo_the_profile_cannot_meet_is_a_plan_error():
+    spec = AutoscalingSpec(enabled=True, slo={"perUserTokensPerSecond": 100, "timeToFirstTokenSeconds": 1})
+    with pytest.raises(errors.PlanError, match="cannot be met"):
+        convert.autoscale_policy(spec, expected_startup_seconds=60, profile=capacity.LLAMA_8B_TRN2_TP4)
+
+
+def test_enabled_autoscaling_needs_a_metric_target_or_an_slo():
+    with pytest.raises(ValueError, match=r"unless autoscaling\.slo is set"):
+        AutoscalingSpec(enabled=True)
+    assert AutoscalingSpec(enabled=True, metrics={"promptTokensPerSecondPerReplica": 1}).enabled

@@ -455,3 +455,37 @@ def _unlimited_up() -> types.ScalingRules:
 
 def _unlimited_down() -> types.ScalingRules:
     return types.ScalingRules(0, ())
+
+
+LOAD = types.LoadModel(per_request=0.01, per_prompt_token=0.0001, available=0.8)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "prompt", "replicas"),
+    [(40.0, 2000.0, 3), (80.0, 0.0, 4), (0.0, 4000.0, 2), (8.0, 400.0, 1)],
+    ids=[
+        "decodes and prompts add up: (0.4 + 0.2) / 0.8 / 0.25 = 3",
+        "decodes alone: 0.8 / 0.8 / 0.25 = 4",
+        "prompts alone: 0.4 / 0.8 / 0.25 = 2",
+        "light load stays at one",
+    ],
+)
+def test_engine_load_sizes_on_concurrency_and_prompt_tokens_sharing_the_steps(concurrency, prompt, replicas):
+    policy = make_policy(targets=types.Targets(engine_load=0.25), load_model=LOAD)
+    decision = decide(observe(1, concurrency=concurrency, prompt_tokens_per_second=prompt), policy, (), NOW)
+    assert decision.replicas == replicas
+    assert decision.per_signal["engine_load"] == replicas
+
+
+def test_engine_load_without_a_prompt_rate_is_missing_and_never_scales_down():
+    policy = make_policy(targets=types.Targets(engine_load=0.25, concurrency=24.0), load_model=LOAD)
+    decision = decide(observe(5, concurrency=10.0), policy, steady(5, 5, since=NOW - 3600), NOW)
+    assert decision.replicas == 5
+    assert decision.reason == Reason.METRICS_UNAVAILABLE
+    assert "engine_load" not in decision.per_signal
+
+
+def test_an_engine_load_target_without_a_load_model_is_refused():
+    policy = make_policy(targets=types.Targets(engine_load=0.5))
+    with pytest.raises(ValueError, match="load_model"):
+        decide(observe(1, concurrency=1.0, prompt_tokens_per_second=1.0), policy, (), NOW)

@@ -1,0 +1,114 @@
+"""Measured capacity of one vLLM replica per (model, instance type, TP degree): the step-time model.
+
+Why it lives in neuron/: the operator derives per-replica autoscaling targets from a user's SLO
+(`neuronfleet.autoscale.slo_targets`) and the simulator replays traces against the same numbers, so
+the calibration exists once. A replica runs continuous batching; one engine step costs
+`alpha + beta * decode_batch + gamma * prefill_tokens` seconds (the linear ITL = a + b*batch fit that
+llm-d WVA uses, plus a prefill term as in Dynamo's regression). Each constant below is fitted to
+published Neuron numbers (reference/neuron-vllm.md section 5) and cites them. A deployment whose
+(model, instance, TP) is not listed has no profile: `find` answers None and SLO-derived targets are
+refused with a message naming the known profiles (set explicit per-replica targets instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LLAMA_8B_TRN2_TP4", "LLAMA_70B_TRN2_TP64", "PROFILES", "CapacityProfile", "find", "get"]
+
+
+@dataclass(frozen=True)
+class CapacityProfile:
+    """One replica's capacity model; times in seconds, sizes in tokens."""
+
+    name: str
+    model: str
+    instance_type: str
+    tensor_parallel_size: int
+    cores: int  # NeuronCores requested per replica (aws.amazon.com/neuroncore, logical at LNC2)
+    alpha: float  # fixed cost of one engine step
+    beta: float  # extra step cost per sequence in the decode batch
+    gamma: float  # extra step cost per prefill token in the step
+    max_num_seqs: int  # vLLM --max-num-seqs: running sequences per replica
+    max_num_batched_tokens: int  # chunked-prefill token budget per step (decode tokens included)
+    kv_cache_tokens: int  # KV-cache capacity of the replica
+
+    def step_seconds(self, decode_batch: int, prefill_tokens: int) -> float:
+        """Duration of one engine step."""
+        return self.alpha + self.beta * decode_batch + self.gamma * prefill_tokens
+
+
+# Llama-3.1-8B on one Trainium2 chip (trn2, TP4 at LNC2), optimum-neuron vLLM benchmark
+# (huggingface/optimum-neuron benchmark/vllm/single-instance/llama-3.1-8b-trn2/vllm-results.csv,
+# guidellm 1500 in / 250 out, batch 32): sync ITL 22 ms, TTFT 197 ms; at 2.27 req/s 537 tok/s with
+# ITL 48 ms; max 579 tok/s.
+# - alpha + beta = 22 ms (sync ITL, batch 1).
+# - gamma = (197 ms - 22 ms) / 1500 tokens = 0.117 ms/token (sync TTFT is one prefill step).
+# - At 2.27 req/s: batch = 537 tok/s * 48 ms = 25.8; prefill takes 2.27*1500*0.117 ms = 0.40 s/s, so
+#   20.8 steps/s share the remaining 0.60 s: 20.8*alpha + 537*beta = 0.60 -> beta 0.28 ms, alpha 21.7 ms.
+#   Check: batch 32 with the same prefill share gives 615 tok/s against the published max 579.
+# - KV: vllm-neuron caps the KV budget at 0.30 x HBM x gpu_memory_utilization
+#   (determine_available_memory_design.md) = 0.30 * 96 GiB * 0.9 = 26 GiB; Llama-3.1-8B BF16 keeps
+#   128 KiB/token (32 layers, 8 KV heads, 128 dim) -> about 200k tokens.
+# - max_num_batched_tokens 2048: the vllm-neuron default with prefix caching (reference-configuration.md).
+LLAMA_8B_TRN2_TP4 = CapacityProfile(
+    name="llama-3.1-8b-trn2-tp4",
+    model="meta-llama/Llama-3.1-8B-Instruct",
+    instance_type="trn2.48xlarge",
+    tensor_parallel_size=4,
+    cores=4,
+    alpha=0.0217,
+    beta=0.00028,
+    gamma=0.000117,
+    max_num_seqs=32,
+    max_num_batched_tokens=2048,
+    kv_cache_tokens=200_000,
+)
+
+# Llama-3.3-70B BF16 on a whole trn2.48xlarge (TP64 at LNC2), NxDI + vLLM
+# (aws-neuron-sdk libraries/nxd-inference/tutorials/llama70b_perf_comparison.csv: 10k in / 1.5k out,
+# concurrency 1: TTFT p50 814 ms, TPOT 19.6 ms).
+# - alpha + beta = 19.6 ms (TPOT at batch 1).
+# - gamma = (814 ms - 19.6 ms) / 10,000 tokens = 0.079 ms/token.
+# - beta: no published trn2 batch sweep; the trn1.32xl TP32 numbers for 70B (about-neuron/benchmarks/
+#   trn1: TPOT 24.5 ms at BS1, 28 ms at BS4) give 1.17 ms/sequence; scaled by the trn2/trn1 BS1 ratio
+#   19.6/24.5 -> 0.93 ms. alpha = 19.6 - 0.93 = 18.7 ms.
+# - max_num_seqs 32, KV: 64 cores x 24 GiB, capped at 0.30 x 1536 GiB x 0.9 = 415 GiB; 320 KiB/token
+#   (80 layers, 8 KV heads, 128 dim) replicated x8 at TP64 -> 2.5 MiB/token -> about 165k tokens.
+LLAMA_70B_TRN2_TP64 = CapacityProfile(
+    name="llama-3.3-70b-trn2-tp64",
+    model="meta-llama/Llama-3.3-70B-Instruct",
+    instance_type="trn2.48xlarge",
+    tensor_parallel_size=64,
+    cores=64,
+    alpha=0.0187,
+    beta=0.00093,
+    gamma=0.000079,
+    max_num_seqs=32,
+    max_num_batched_tokens=2048,
+    kv_cache_tokens=165_000,
+)
+
+PROFILES: dict[str, CapacityProfile] = {p.name: p for p in (LLAMA_8B_TRN2_TP4, LLAMA_70B_TRN2_TP64)}
+"""Calibrated profiles by name."""
+
+
+def get(name: str) -> CapacityProfile:
+    """Look a profile up by name, with the known names in the error."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+
+
+def find(model: str, instance_type: str, tensor_parallel_size: int) -> CapacityProfile | None:
+    """The profile calibrated for exactly this deployment shape; None when there is none."""
+    model = model.lower()
+    for profile in PROFILES.values():
+        if (
+            profile.model.lower() == model
+            and profile.instance_type == instance_type
+            and profile.tensor_parallel_size == tensor_parallel_size
+        ):
+            return profile
+    return None
