@@ -1,35 +1,22 @@
 """Integration fixtures: the API emulator on 127.0.0.1, the CRD from crds/, and the real operator.
 
-The operator is the real `neuronfleet run` code path (`controller.runner.run_operator`, real
-kopf, the official `kubernetes` client) in a background thread with its own event loop, the
-same way kopf's own KopfRunner runs it; the test talks to the emulator through the official
-client and asserts the state of the world there. `OperatorThread.exception` must be None at the
-end of every test (checked in the fixture's teardown).
+The test talks to the emulator through the official client and asserts the state of the world
+there; helpers live in operator_support.py. `OperatorThread.exception` must be None at the end of
+every test (checked in the `start_operator` fixture's teardown).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import copy
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import emulator_fixtures
-import kopf
 import kubernetes
 import pytest
-import yaml
-from emulator_support import wait_for
+from operator_support import NAMESPACE, Cluster, OperatorThread, load_crd, operator_config
 
 from e2e import conftest as e2e_fixtures
-from neuronfleet.api import constants
-from neuronfleet.commands import run as run_command
-from neuronfleet.controller import runner
-from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.kube_emulator import ThreadedEmulator
 
 # The emulator engineer's fixtures, made visible to every test in this folder.
@@ -41,82 +28,6 @@ emulator_login = emulator_fixtures.emulator_login
 prometheus_binary = e2e_fixtures.prometheus_binary
 start_prometheus = e2e_fixtures.start_prometheus
 start_replica = e2e_fixtures.start_replica
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_crd() -> dict[str, Any]:
-    """The ModelDeployment CRD as shipped in crds/ (the file may hold comments and several documents)."""
-    docs = yaml.safe_load_all((REPO / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text())
-    return next(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
-
-
-NAMESPACE = "ml"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class OperatorThread:
-    """The operator running in a thread until `stop()`; `exception` holds what killed it, if anything."""
-
-    def __init__(self, config: OperatorConfig) -> None:
-        self.config = config
-        self.memo = kopf.Memo()
-        self.exception: BaseException | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="operator", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(runner.run_operator(self.config, stop_flag=self._stop, ready_flag=self._ready, memo=self.memo))
-        except BaseException as exc:  # surfaced to the test through `exception`
-            self.exception = exc
-
-    def start(self, timeout: float = 20.0) -> OperatorThread:
-        self._thread.start()
-        wait_for(lambda: self._ready.is_set() or not self._thread.is_alive(), timeout=timeout)
-        if self.exception is not None:
-            raise RuntimeError("the operator failed to start") from self.exception
-        return self
-
-    def stop(self, timeout: float = 20.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self.exception = self.exception or TimeoutError("the operator did not stop in time")
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-
-def operator_config(kubeconfig: Path, *extra: str, **overrides: Any) -> OperatorConfig:
-    """A config built by the real `neuronfleet run` argument parser, then test knobs applied."""
-    from neuronfleet import cli
-
-    args = cli.build_parser().parse_args(
-        [
-            "run",
-            "--kubeconfig",
-            str(kubeconfig),
-            *(() if "--peering" in extra else ("--standalone",)),
-            "--bind-address",
-            "127.0.0.1",
-            "--health-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            *extra,
-        ]
-    )
-    config = run_command.config_from_args(args)
-    knobs = {"watch_server_timeout": 30.0, "retry_delay": 0.5, "retry_delay_max": 2.0, **overrides}
-    return OperatorConfig(**{**config.__dict__, **knobs})
 
 
 @pytest.fixture
@@ -151,91 +62,6 @@ def start_operator(emulator_kubeconfig: Path, crd: dict[str, Any]) -> Iterator[C
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorThread]) -> OperatorThread:
     return start_operator()
-
-
-BASE_SPEC: dict[str, Any] = {
-    "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"},
-    "neuron": {"instanceType": "inf2.48xlarge", "tensorParallelSize": 8},
-    "replicas": 2,
-}
-
-
-def make_md(name: str, namespace: str = NAMESPACE, **spec_overrides: Any) -> dict[str, Any]:
-    """A ModelDeployment that plans on inf2.48xlarge; keyword arguments replace spec fields."""
-    spec = copy.deepcopy(BASE_SPEC)
-    spec.update(spec_overrides)
-    return {
-        "apiVersion": constants.API_VERSION,
-        "kind": constants.KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-class Cluster:
-    """The world as a user sees it, through the official client (no operator internals)."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, emu: ThreadedEmulator) -> None:
-        self.api = api
-        self.emu = emu
-        self.custom = kubernetes.client.CustomObjectsApi(api)
-        self.apps = kubernetes.client.AppsV1Api(api)
-        self.core = kubernetes.client.CoreV1Api(api)
-        self.policy = kubernetes.client.PolicyV1Api(api)
-
-    def create_md(self, body: dict[str, Any]) -> dict[str, Any]:
-        ns = body["metadata"].get("namespace", NAMESPACE)
-        return self.custom.create_namespaced_custom_object(
-            constants.GROUP, constants.VERSION, ns, constants.PLURAL, body
-        )
-
-    def md(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
-        with contextlib.suppress(kubernetes.client.ApiException):
-            return self.custom.get_namespaced_custom_object(
-                constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
-            )
-        return None
-
-    def patch_md(self, name: str, patch: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
-        return self.custom.patch_namespaced_custom_object(
-            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name, patch
-        )
-
-    def delete_md(self, name: str, namespace: str = NAMESPACE) -> None:
-        self.custom.delete_namespaced_custom_object(
-            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
-        )
-
-    def status(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
-        return (self.md(name, namespace) or {}).get("status") or {}
-
-    def condition(self, name: str, type_: str, namespace: str = NAMESPACE) -> dict[str, Any]:
-        for cond in self.status(name, namespace).get("conditions") or ():
-            if cond.get("type") == type_:
-                return cond
-        return {}
-
-    def deployment(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
-        with contextlib.suppress(kubernetes.client.ApiException):
-            return self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, namespace))
-        return None
-
-    def deployments(self, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
-        items = self.apps.list_namespaced_deployment(namespace).items
-        return [self.api.sanitize_for_serialization(d) for d in items]
-
-    def service(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
-        with contextlib.suppress(kubernetes.client.ApiException):
-            return self.api.sanitize_for_serialization(self.core.read_namespaced_service(name, namespace))
-        return None
-
-    def events(self, name: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
-        items = self.core.list_namespaced_event(namespace).items
-        return [
-            self.api.sanitize_for_serialization(e)
-            for e in items
-            if e.involved_object is not None and e.involved_object.name == name
-        ]
 
 
 @pytest.fixture

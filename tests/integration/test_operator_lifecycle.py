@@ -12,8 +12,8 @@ import time
 
 import kubernetes
 import pytest
-from conftest import Cluster, OperatorThread, make_md
 from emulator_support import enable_controllers, wait_for
+from operator_support import Cluster, OperatorThread, make_md
 
 READY_DELAY = 0.3
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import NAMESPACE, Cluster, OperatorThread, make_md
 from emulator_support import wait_for
+from operator_support import NAMESPACE, Cluster, OperatorThread, make_md
 
 from neuronfleet.api import constants
 from neuronfleet.controller import rbac

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-from conftest import REPO, Cluster, OperatorThread, free_port, make_md
 from emulator_support import wait_for
+from operator_support import REPO, Cluster, OperatorThread, free_port, make_md
 
 PEERING_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
