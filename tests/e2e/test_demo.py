@@ -88,7 +88,7 @@ def _fast_manifest(tmp_path: Path) -> Path:
 class DemoRun:
     """`neuronfleet demo` in a subprocess; a thread collects its output, `watch` samples its children."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
         command = [
             sys.executable,
             "-m",
@@ -108,7 +108,13 @@ class DemoRun:
         self.lines: list[str] = []
         self.children: set[int] = set()
         self.process = subprocess.Popen(
-            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            command,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -188,7 +194,12 @@ def test_the_demo_scales_up_under_the_trace_and_back_down_and_leaves_nothing_beh
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_demo_cleanly_in_the_middle_of_the_load(prometheus_binary: str, tmp_path: Path) -> None:
-    demo = DemoRun(tmp_path, "--compression", "10", "--startup", "20", "--duration", "600")
+    """Also asks for --real-vllm where none is installed (an empty cache): the demo says so and goes on."""
+    demo = DemoRun(
+        tmp_path,
+        *("--compression", "10", "--startup", "20", "--duration", "600", "--no-plot", "--real-vllm"),
+        env={"NEURONFLEET_CACHE": str(tmp_path / "empty-cache")},
+    )
     # The first live-view line means the load is on.
     demo.watch(60, until=lambda: any(line.startswith("  0:0") for line in demo.lines))
     assert demo.process.poll() is None, demo.output
@@ -198,6 +209,9 @@ def test_ctrl_c_stops_the_demo_cleanly_in_the_middle_of_the_load(prometheus_bina
     assert code == 0, demo.output
     summary = demo.summary()
     assert summary["interrupted"] is True
+    assert summary["real_vllm"]["available"] is False
+    assert "Real vLLM    unavailable: the vLLM CPU virtualenv is not installed" in demo.output
+    assert not (tmp_path / "neuronfleet-demo.png").exists()
     assert summary["requests"]["sent"] > 0
     assert not (tmp_path / "work" / "prometheus" / "targets" / "vllm.json").read_text().strip("[]\n ")
     _assert_nothing_left(summary, demo.children)

@@ -61,12 +61,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="simulated replica startup time, compressed like the rest (default 120: cached Neuron artifacts)",
     )
     parser.add_argument("--kubeconfig-out", type=Path, metavar="PATH", help="write the kubeconfig here (kept)")
-    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a plot of load vs replicas")
+    plot = parser.add_mutually_exclusive_group()
+    plot.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("neuronfleet-demo.png"),
+        metavar="FILE.png",
+        help="where to write the plot of load vs replicas (default: neuronfleet-demo.png)",
+    )
+    plot.add_argument("--no-plot", action="store_true", help="no plot (matplotlib is then never imported)")
     parser.add_argument("--summary-json", type=Path, metavar="FILE", help="write the summary as JSON")
     parser.add_argument(
         "--real-vllm",
         action="store_true",
-        help="also run one real vLLM replica (CPU, tiny model) if scripts/real-vllm.sh installed it",
+        help="also run one real vLLM server (CPU, tiny model) beside the simulated replicas, if scripts/real-vllm.sh "
+        "installed it; it needs spare CPU (try --compression 5)",
     )
     parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="live view refresh (default 2)")
     parser.add_argument("--workdir", type=Path, metavar="DIR", help="keep logs and Prometheus data here")
@@ -90,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         cooldown=args.cooldown,
         startup_seconds=args.startup,
         kubeconfig_out=args.kubeconfig_out,
-        plot=args.plot,
+        plot=None if args.no_plot else args.plot,
         summary_json=args.summary_json,
         real_vllm=args.real_vllm,
         view_interval=args.interval,

@@ -358,6 +358,11 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                         f"no replica became ready within {budget:.0f} s; operator log:\n{operator.log_tail()}"
                     )
                 await asyncio.sleep(0.1)
+            if sidecar is not None and not stop.is_set():
+                # Started first, so its minute of imports and model loading does not compete with the load.
+                say("Waiting      for the real vLLM (a minute or two: importing vLLM, loading the tiny model)")
+                await sidecar.wait(stop)
+                say(f"Real vLLM    {sidecar.status()}")
             reader = view.FleetReader(api, namespace, md_name)
             plan = (await asyncio.to_thread(_md_status, api, namespace, md_name)).get("plan") or {}
             cores = int(plan.get("coresPerReplica") or 1)

@@ -254,6 +254,16 @@ class Sidecar:
         self.ready = True
         self.publish()
 
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until the server is up, has failed, or the demo is told to stop."""
+        if self._starting is None:
+            return
+        stopping = asyncio.get_running_loop().create_task(stop.wait())
+        try:
+            await asyncio.wait({self._starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+
     def target(self) -> Target | None:
         return Target(self.real.address, self.labels) if self.ready else None
 
