@@ -148,7 +148,12 @@ class Autoscaler:
         plan = artifacts.keyed_plan(md, plan, rt.render_options)
         if artifacts.known_cache_hit(md, plan, body.get("status")):
             plan = artifacts.with_cache_hit(plan)
-        policy = convert.autoscale_policy(spec, expected_startup_seconds=plan.expected_startup_seconds)
+        try:
+            policy = convert.autoscale_policy(
+                spec, expected_startup_seconds=plan.expected_startup_seconds, profile=convert.capacity_profile(plan)
+            )
+        except errors.PlanError:
+            return None  # an SLO no calibrated replica can meet: the reconcile pass reports it (Degraded)
 
         url = spec.prometheus.url or self._default_url
         metrics_error: str | None = None
@@ -176,7 +181,8 @@ class Autoscaler:
                 rt.own_writes[("Deployment", key.namespace, sync.deployment_name(md))] = rv
             entry = history.entry(observation, decision, at=moment)
             self.histories[key] = history.append(past, entry, keep_seconds=history.horizon(policy))
-            await self._write_status(key, body, decision, observation, metrics_error, scaled, now)
+            targets = convert.autoscaling_targets(policy)
+            await self._write_status(key, body, decision, observation, metrics_error, scaled, now, targets)
         self._export(key, decision, observation)
         return decision
 
@@ -189,6 +195,7 @@ class Autoscaler:
         metrics_error: str | None,
         scaled: bool,
         now: datetime.datetime,
+        targets: dict[str, float],
     ) -> None:
         rt = self._rt
         previous = sync.previous_status(rt, key, body)
@@ -206,6 +213,7 @@ class Autoscaler:
             now=sync.utc_timestamp(now),
             sampled_at=sampled_at,
         )
+        new["autoscalingTargets"] = targets
         patch = status.status_patch(previous, new)
         uid = str(body["metadata"].get("uid", ""))
         if patch is not None:

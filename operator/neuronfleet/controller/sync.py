@@ -157,8 +157,16 @@ async def reconcile_pass(
     try:
         md = resource.load({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
         plan = planner.plan(convert.plan_request(md))
+        if md.spec.autoscaling.enabled:
+            # An SLO that no calibrated replica can meet is a spec problem like a model that does
+            # not fit: Degraded, running replicas untouched (the autoscaler holds meanwhile).
+            convert.autoscale_policy(
+                md.spec.autoscaling,
+                expected_startup_seconds=plan.expected_startup_seconds,
+                profile=convert.capacity_profile(plan),
+            )
     except (PlanError, ValueError) as exc:
-        failure = str(exc)
+        failure, plan = str(exc), None
 
     namespace = key.namespace
     dep_name = _deployment_name(body, md)
