@@ -11,7 +11,10 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
 2. Per-signal size. Sum signals (generated and prompt tokens/s, concurrency = running + waiting,
    waiting) are fleet totals
    scraped from the *ready* replicas only, so a signal needs `total / per-replica target` replicas.
-   KV-cache usage is a mean over ready replicas: it needs `ready * usage / target` replicas. Each size
+   KV-cache usage is a mean over ready replicas: it needs `ready * usage / target` replicas. The derived
+   `engine_load` signal prices concurrency and prompt tokens/s in engine seconds with
+   `policy.load_model` (both compete for the same steps, so their needs add up rather than the larger
+   winning) and needs `load / target utilization` replicas; it is missing when either input is. Each size
    is compared with `current_replicas`, which *includes* replicas still starting: capacity that is
    coming counts, so demand those replicas will absorb does not buy more of them (the starting-replicas
    guard, `Reason.WAITING_FOR_STARTING`). A signal inside the tolerance band keeps the current count.

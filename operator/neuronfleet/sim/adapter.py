@@ -11,22 +11,46 @@ from __future__ import annotations
 import dataclasses
 
 from neuronfleet.autoscale import decide as decide_module
-from neuronfleet.autoscale import defaults, history, types
+from neuronfleet.autoscale import defaults, history, slo_targets, types
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
-from neuronfleet.sim.policies import slo_batch
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
 
-__all__ = ["PROMPT_SIGNAL", "RATE_WINDOW_SECONDS", "NeuronfleetPolicy", "observation", "simulated_policy"]
+__all__ = [
+    "HOLD_SECONDS",
+    "RATE_WINDOW_SECONDS",
+    "VARIANTS",
+    "NeuronfleetPolicy",
+    "observation",
+    "service_level",
+    "simulated_policy",
+]
 
 RATE_WINDOW_SECONDS = 60.0
 
-# The benchmark's main lesson for prefill-heavy traffic is a prompt-token signal
-# (rate of vllm:prompt_tokens_total). Filled in as soon as the decision types carry it.
-PROMPT_SIGNAL = "prompt_tokens_per_second"
-_HAS_PROMPT_SIGNAL = PROMPT_SIGNAL in {f.name for f in dataclasses.fields(types.Observation)} and PROMPT_SIGNAL in {
-    f.name for f in dataclasses.fields(types.Targets)
-}
+VARIANTS = ("slo", "v0", "hold")
+"""Target sets the benchmark compares, each a spec a user could write:
+- "slo": `spec.autoscaling.slo` with the benchmark's SLO, targets derived on the profile
+  (`neuronfleet.autoscale.slo_targets`: engine load at the default utilization, concurrency at the SLO batch).
+- "v0": the explicit targets used before SLO derivation: concurrency 3/4 of the SLO batch and prompt
+  tokens/s a third of the pure prefill speed (`metrics.concurrencyPerReplica`, `promptTokensPerSecondPerReplica`).
+- "hold": "slo" with a scale-down window of `HOLD_SECONDS`: a burst floor. A replica stays while any
+  recommendation of the last hour wanted it, so capacity sized for a burst is there for the next one
+  (bursts shorter than a startup cannot be met by reacting).
+"""
+
+HOLD_SECONDS = 3600
+"""Scale-down window of the "hold" variant (`behavior.scaleDown.stabilizationWindowSeconds`)."""
+
+
+def service_level(slo: Slo) -> slo_targets.ServiceLevel:
+    """The simulator's scoring SLO as the service level a user would put in spec.autoscaling.slo."""
+    kappa = slo.ttft_tokens_per_second
+    return slo_targets.ServiceLevel(
+        per_user_tokens_per_second=slo.min_tokens_per_second,
+        ttft_seconds=slo.ttft_base,
+        ttft_prompt_tokens_per_second=kappa if 0 < kappa < float("inf") else None,
+    )
 
 
 def simulated_policy(
@@ -37,26 +61,34 @@ def simulated_policy(
     target_scale: float = 1.0,
     min_replicas: int = 1,
     max_replicas: int = 64,
+    variant: str = "slo",
 ) -> types.Policy:
-    """The Policy a user of this profile would write, with neuronfleet's default behaviour.
+    """The Policy the operator would run for a spec of this variant, with every target times `target_scale`.
 
-    Concurrency target: three quarters of the largest batch that still gives each user the SLO's
-    token rate (the profile's capacity curve), leaving room for requests that arrive while a
-    replica starts.
+    `target_scale` is the benchmark's sweep knob: below 1 buys headroom, above 1 runs replicas hotter.
     """
-    batch = slo_batch(profile, slo)
-    targets = types.Targets(concurrency=0.75 * batch * target_scale)
-    if _HAS_PROMPT_SIGNAL:
-        # A third of the replica's pure prefill speed: prefill shares the steps with decodes.
-        targets = dataclasses.replace(targets, **{PROMPT_SIGNAL: target_scale / profile.gamma / 3.0})
+    derived = slo_targets.derive(service_level(slo), profile)
+    scale_down = defaults.SCALE_DOWN
+    load_model: types.LoadModel | None = derived.load_model
+    if variant in ("slo", "hold"):
+        targets = derived.targets
+        if variant == "hold":
+            scale_down = dataclasses.replace(scale_down, stabilization_seconds=HOLD_SECONDS)
+    elif variant == "v0":
+        targets = types.Targets(concurrency=0.75 * derived.batch, prompt_tokens_per_second=1.0 / profile.gamma / 3.0)
+        load_model = None
+    else:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    scaled = {f.name: v * target_scale for f in dataclasses.fields(targets) if (v := getattr(targets, f.name))}
     return types.Policy(
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        targets=targets,
+        targets=types.Targets(**scaled),
         scale_up=defaults.SCALE_UP,
-        scale_down=defaults.SCALE_DOWN,
+        scale_down=scale_down,
         max_metric_age_seconds=defaults.MAX_METRIC_AGE_SECONDS,
         expected_startup_seconds=startup_seconds,
+        load_model=load_model,
     )
 
 
@@ -66,11 +98,8 @@ def observation(view: FleetView, now: float) -> types.Observation:
     kv = None
     if newest is not None and newest.replicas:
         kv = sum(s.kv_cache_usage for s in newest.replicas.values()) / len(newest.replicas)
-    extra = {}
-    if _HAS_PROMPT_SIGNAL:
-        extra[PROMPT_SIGNAL] = sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "prompt_tokens")
     return types.Observation(
-        **extra,
+        prompt_tokens_per_second=sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "prompt_tokens"),
         tokens_per_second=sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "generation_tokens"),
         concurrency=last_sum(view.scrapes, ("running", "waiting")),
         waiting=last_sum(view.scrapes, ("waiting",)),
@@ -98,11 +127,18 @@ class NeuronfleetPolicy:
         target_scale: float | None = None,
         max_replicas: int = 64,
         policy: types.Policy | None = None,
+        variant: str = "slo",
     ) -> None:
         scale = 1.0 if target_scale is None else target_scale
-        self.name = "neuronfleet" if target_scale is None else f"neuronfleet@{scale:g}"
+        base = "neuronfleet" if variant == "slo" else f"neuronfleet-{variant}"
+        self.name = base if target_scale is None else f"{base}@{scale:g}"
         self.policy = policy or simulated_policy(
-            profile, slo, startup_seconds=startup_seconds, target_scale=scale, max_replicas=max_replicas
+            profile,
+            slo,
+            startup_seconds=startup_seconds,
+            target_scale=scale,
+            max_replicas=max_replicas,
+            variant=variant,
         )
         self.keep_seconds = history.horizon(self.policy)
         self.history: tuple[types.HistoryEntry, ...] = ()

@@ -8,7 +8,7 @@ import pytest
 from sim_builders import ROUND
 
 from neuronfleet.autoscale import decide as decide_module
-from neuronfleet.autoscale import types
+from neuronfleet.autoscale import defaults, slo_targets, types
 from neuronfleet.sim import adapter
 from neuronfleet.sim.observe import FleetView, ReplicaSample, Scrape
 from neuronfleet.sim.slo import Slo
@@ -63,9 +63,38 @@ def test_an_empty_view_holds_the_current_count():
     assert policy.last is not None and policy.last.reason == types.Reason.METRICS_UNAVAILABLE
 
 
-@pytest.mark.skipif(not adapter._HAS_PROMPT_SIGNAL, reason="decision types without a prompt-token signal")
-def test_the_prompt_token_rate_reaches_decide_with_a_target_from_the_profile_prefill_speed():
+def test_the_prompt_token_rate_reaches_decide():
     seen = adapter.observation(view(4, replicas=3), 30.0)
     assert seen.prompt_tokens_per_second == pytest.approx(3 * 3000.0 / 30.0)
-    policy = adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0)
-    assert policy.targets.prompt_tokens_per_second == pytest.approx(1 / ROUND.gamma / 3)
+
+
+def test_the_default_policy_is_the_one_derived_from_the_scoring_slo():
+    slo = Slo()
+    policy = adapter.simulated_policy(ROUND, slo, startup_seconds=60.0)
+    derived = slo_targets.derive(adapter.service_level(slo), ROUND)
+    assert policy.targets == derived.targets
+    assert policy.load_model == derived.load_model
+    assert policy.scale_down == defaults.SCALE_DOWN
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0], ids=["half the targets", "twice the targets"])
+def test_the_sweep_scales_every_target(scale):
+    plain = adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0, variant="v0")
+    scaled = adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0, variant="v0", target_scale=scale)
+    assert scaled.targets.concurrency == pytest.approx(plain.targets.concurrency * scale)
+    assert scaled.targets.prompt_tokens_per_second == pytest.approx(plain.targets.prompt_tokens_per_second * scale)
+    assert plain.targets.prompt_tokens_per_second == pytest.approx(1 / ROUND.gamma / 3)
+
+
+def test_the_hold_variant_keeps_replicas_for_an_hour_of_recommendations():
+    policy = adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0, variant="hold")
+    assert policy.scale_down.stabilization_seconds == adapter.HOLD_SECONDS
+    with pytest.raises(ValueError, match="unknown variant"):
+        adapter.simulated_policy(ROUND, Slo(), startup_seconds=60.0, variant="nope")
+
+
+def test_a_variant_names_the_policy_in_reports():
+    assert adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0).name == "neuronfleet"
+    assert adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0, variant="hold", target_scale=0.5).name == (
+        "neuronfleet-hold@0.5"
+    )
