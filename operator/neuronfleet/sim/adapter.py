@@ -31,7 +31,7 @@ RATE_WINDOW_SECONDS = 60.0
 VARIANTS = ("slo", "v0", "hold")
 """Target sets the benchmark compares, each a spec a user could write:
 - "slo": `spec.autoscaling.slo` with the benchmark's SLO, targets derived on the profile
-  (`neuronfleet.autoscale.slo_targets`: engine load at the default utilization, concurrency at the SLO batch).
+  (`neuronfleet.autoscale.slo_targets`: engine load at the default utilization, concurrency 3/4 of the SLO batch).
 - "v0": the explicit targets used before SLO derivation: concurrency 3/4 of the SLO batch and prompt
   tokens/s a third of the pure prefill speed (`metrics.concurrencyPerReplica`, `promptTokensPerSecondPerReplica`).
 - "hold": "slo" with a scale-down window of `HOLD_SECONDS`: a burst floor. A replica stays while any

@@ -126,7 +126,7 @@ def test_an_slo_alone_enables_autoscaling_and_derives_targets_from_the_capacity_
     derived = slo_targets.derive(convert.service_level(spec.slo), profile)
     assert policy.targets == derived.targets
     assert policy.load_model == derived.load_model
-    assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 32.0, "engineLoad": 0.5}
+    assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 24.0, "engineLoad": 0.5}
 
 
 def test_an_explicit_metric_target_wins_over_the_derived_one_and_the_utilization_is_the_users():

@@ -48,7 +48,7 @@ def test_the_batch_is_the_largest_that_keeps_each_user_at_the_slo_rate(rate, max
     derived = slo_targets.derive(level(rate), dataclasses.replace(ROUND, max_num_seqs=max_num_seqs))
     assert (derived.batch, derived.batch_limit) == (batch, limit)
     assert ROUND.step_seconds(derived.batch, 0) <= 1 / rate + 1e-12
-    assert derived.targets.concurrency == batch
+    assert derived.targets.concurrency == slo_targets.SLOT_SHARE * batch
     assert derived.decode_tokens_per_second == pytest.approx(rate * batch)
 
 
