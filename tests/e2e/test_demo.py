@@ -438,3 +438,16 @@ def test_the_arrival_rate_looks_back_one_window() -> None:
 )
 def test_scale_decisions_are_told_apart_from_other_events(message: str, scaled: bool) -> None:
     assert report.is_scale_event(view.EventLine("", "Normal", "Any", message)) is scaled
+
+
+def test_every_demo_module_exports_names_that_exist() -> None:
+    import importlib
+    import pkgutil
+
+    import neuronfleet.demo
+
+    for module_info in pkgutil.iter_modules(neuronfleet.demo.__path__):
+        module = importlib.import_module(f"neuronfleet.demo.{module_info.name}")
+        assert module.__doc__, module_info.name
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{module_info.name}: {missing}"

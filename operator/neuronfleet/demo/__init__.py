@@ -12,6 +12,7 @@ The pieces, each in its own module:
 - ``load``: trace replay against the router;
 - ``view``: the live terminal view, read through the official kubernetes client;
 - ``report``: the summary and the plot at the end;
+- ``realvllm``: ``--real-vllm``, one real vLLM server (CPU, tiny model) beside the simulated replicas;
 - ``app``: wires it all up and tears it all down.
 """
 
