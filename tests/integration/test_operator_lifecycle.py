@@ -235,3 +235,21 @@ def test_turning_monitoring_off_deletes_the_pod_monitor(operator: OperatorThread
     cluster.patch_md("llama", {"spec": {"monitoring": {"podMonitor": False}}})
     wait_for(lambda: pod_monitor() is None)
     assert cluster.deployment("llama") is not None
+
+
+def test_a_foreign_object_on_a_child_name_is_left_alone_and_reported(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    squatter = {
+        "metadata": {"name": "llama", "labels": {"app": "someone-elses"}},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": "someone-elses"}},
+    }
+    cluster.core.create_namespaced_service("ml", squatter, _preload_content=False)
+    cluster.create_md(make_md("llama"))
+    degraded = wait_for(lambda: (c := cluster.condition("llama", "Degraded")).get("status") == "True" and c)
+    assert degraded["reason"] == "ApplyFailed"
+    assert "Service llama" in degraded["message"]
+    service = cluster.service("llama")
+    assert service["spec"]["selector"] == {"app": "someone-elses"}  # untouched
+    assert not service["metadata"].get("ownerReferences")
+    assert cluster.deployment("llama") is not None  # the other children still apply
