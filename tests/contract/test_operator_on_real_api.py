@@ -249,11 +249,6 @@ def test_kopf_progress_in_status_kopf_survives_on_the_real_server(
     assert any(record.get("retries", 0) >= 1 for record in progress.values()), progress
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller/settings.py gives kopf a float watch timeout; kopf sends timeoutSeconds=300.0 "
-    "and a real API server answers 400 (strconv.ParseInt), which kills the operator's watchers",
-)
 def test_the_watch_timeout_the_operator_gives_kopf_is_accepted_by_a_real_server(api: client.ApiClient) -> None:
     settings = kopf.OperatorSettings()
     configure_kopf(settings, OperatorConfig())  # the production defaults of `neuronfleet run`

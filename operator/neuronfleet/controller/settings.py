@@ -48,7 +48,7 @@ class OperatorConfig:
     kubeconfig: str | None = None
     verbose: bool = False
     # Not flags: knobs for tests and the benchmark (a real cluster wants the defaults).
-    watch_server_timeout: float = 300.0  # seconds the API server keeps a watch open
+    watch_server_timeout: int = 300  # seconds a watch stays open; an int: a real server refuses 300.0
     retry_delay: float = 2.0  # first delay after a failed pass; doubles up to `retry_delay_max`
     retry_delay_max: float = 30.0
     autoscale_interval: float | None = None  # overrides every spec.autoscaling.intervalSeconds (tests)
@@ -92,7 +92,7 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     )
     # Watches end on the server's timeout and resume from the last resourceVersion; a client
     # timeout a bit longer catches a silently dead connection.
-    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.server_timeout = int(config.watch_server_timeout)
     settings.watching.client_timeout = config.watch_server_timeout + 10
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
