@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -246,6 +247,14 @@ def test_a_watch_from_a_compacted_version_gets_an_expired_error_event(emulator: 
     with urllib.request.urlopen(url, timeout=10) as response:
         lines = [json.loads(line) for line in response.read().splitlines()]
     assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in lines] == [("ERROR", 410, "Expired")]
+
+
+def test_a_fractional_watch_timeout_is_refused_like_a_real_server_does(emulator: ThreadedEmulator):
+    url = f"{emulator.url}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=300.0"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url, timeout=10)
+    assert err.value.code == 400
+    assert "strconv.ParseInt" in err.value.read().decode()
 
 
 @pytest.mark.parametrize("status", [409, 500], ids=["conflicts", "server errors"])

@@ -366,9 +366,13 @@ class Emulator:
         fields: FieldSelector,
         query: dict[str, str],
     ) -> web.StreamResponse:
+        raw_timeout = query.get("timeoutSeconds")
+        if raw_timeout and not raw_timeout.isdigit():
+            # A real API server parses it as an integer and refuses "300.0" with a 400.
+            raise ApiError(400, "BadRequest", f'strconv.ParseInt: parsing "{raw_timeout}": invalid syntax')
+        timeout = float(raw_timeout) if raw_timeout else None
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
-        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
         try:
             watcher = self.store.watch(info, namespace, labels, fields, query.get("resourceVersion"))
         except ApiError as exc:
