@@ -36,7 +36,7 @@ from neuronfleet.demo.load import TraceReplay, trace_window
 from neuronfleet.demo.nodepool import NodePool
 from neuronfleet.demo.prometheus import PrometheusServer, free_port, pod_target_labels, start_prometheus
 from neuronfleet.demo.router import Router
-from neuronfleet.kube_emulator import Emulator, write_kubeconfig
+from neuronfleet.kube_emulator import Emulator, GarbageCollector, write_kubeconfig
 from neuronfleet.render import labels, names
 from neuronfleet.sim.trace import read_trace
 
@@ -248,6 +248,9 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             # 1. The API server, the CRD, a kubeconfig.
             emulator = await Emulator().start()
             stack.push_async_callback(emulator.stop)
+            # kube-controller-manager's garbage collector, so `kubectl delete md` takes the fleet with it.
+            collector = GarbageCollector(emulator.store).start()
+            stack.callback(collector.stop)
             started.ports["kube-apiserver"] = emulator.port
             kubeconfig = config.kubeconfig_out or workdir / "kubeconfig"
             write_kubeconfig(kubeconfig, emulator.url, namespace=namespace)
