@@ -17,10 +17,11 @@ one changes, and garbage collection removes them with the fleet.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason, find_condition, set_condition
@@ -39,6 +40,7 @@ __all__ = [
     "annotate_status",
     "artifact_events",
     "hold_rollout",
+    "later",
     "run_gate",
     "starting_replicas",
 ]
@@ -57,6 +59,7 @@ class Gate:
     decision: artifacts.Decision
     created: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
+    requeue_after: float | None = None  # seconds until a pass must look again (retry, recheck, race)
 
 
 def live_key(live_deployment: Mapping[str, Any] | None) -> str | None:
@@ -90,6 +93,7 @@ async def run_gate(
     )
     created: list[str] = []
     deleted: list[str] = []
+    requeue = decision.requeue_after
     if decision.create is not None:
         body = apply.with_owner(decision.create, owner)
         name = body["metadata"]["name"]
@@ -98,8 +102,11 @@ async def run_gate(
             created.append(name)
             logger.info("Created Job %s for artifact key %s", name, plan.artifact_key, extra={"child": f"jobs/{name}"})
         except KubeError as exc:
-            if not exc.conflict:  # already there: a pass racing this one created it
+            if not exc.conflict:
                 raise
+            # A Job of that name still exists: a racing pass created it, or the old one is still
+            # being deleted. Look again shortly instead of waiting for an event that may not come.
+            requeue = 2.0
     for name in decision.delete:
         try:
             await kube.delete(JOB_REF, namespace, name)
@@ -110,7 +117,7 @@ async def run_gate(
                 raise
     if decision.ready:
         plan = artifacts.with_cache_hit(plan)
-    return Gate(plan, decision, tuple(created), tuple(deleted))
+    return Gate(plan, decision, tuple(created), tuple(deleted), requeue)
 
 
 def hold_rollout(rendered: Sequence[Mapping[str, Any]], gate: Gate) -> list[Mapping[str, Any]]:
@@ -208,3 +215,17 @@ def annotate_status(
 def artifact_events(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[events.Event]:
     """Events for CompiledArtifactsReady changes (compile started, artifacts ready, waiting)."""
     return [events.Event(type_, reason, message) for type_, reason, message in artifacts.transitions(previous, new)]
+
+
+def later(add: Callable[[Any], None]) -> Callable[[Hashable, float], None]:
+    """A requeue that queues a pass after `delay` without blocking earlier ones.
+
+    The work queue coalesces a key's passes into the one pending; handing it a ten-minute delay
+    directly would swallow every event until then (a Job deleted to retry now, say). A timer that
+    adds the key when it fires keeps both.
+    """
+
+    def requeue(key: Hashable, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, add, key)
+
+    return requeue
