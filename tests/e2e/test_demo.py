@@ -268,6 +268,48 @@ async def test_a_simulated_replica_answers_like_vllm_health_completions_and_metr
     assert f"vllm_generation_tokens_total{labels} 40.0" in exposition
 
 
+async def test_a_streamed_completion_sends_the_first_token_through_the_router_while_decoding_goes_on() -> None:
+    clock = CompressedClock(10)
+    replica = await SimulatedReplica(
+        profile=LLAMA_8B_TRN2_TP4, clock=clock, served_name="llama3-8b", startup_seconds=0
+    ).start()
+    service = await router.Router().start()
+    try:
+        await replica.ready_event.wait()
+        service.set_endpoint("pod-a", replica.address)
+        body = {
+            "model": "llama3-8b",
+            "prompt": [1] * 100,
+            "max_tokens": 400,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        events: list[str] = []
+        running_at_first_chunk = None
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{service.url}/v1/completions", json=body) as response,
+        ):
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            async for line in response.content:
+                text = line.decode().strip()
+                if not text:
+                    continue
+                if running_at_first_chunk is None:
+                    replica.advance()
+                    running_at_first_chunk = replica.engine.running
+                events.append(text)
+    finally:
+        await service.stop()
+        await replica.stop()
+    assert running_at_first_chunk == 1  # the first token arrived while the other 399 were still being made
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, "length"]
+    assert "".join(c["choices"][0]["text"] for c in chunks).split() == ["tok"] * 400
+    assert chunks[-1]["usage"] == {"prompt_tokens": 100, "completion_tokens": 400, "total_tokens": 500}
+
+
 async def test_requests_beyond_max_num_seqs_wait_and_show_as_waiting() -> None:
     clock = CompressedClock(50)
     profile = nodepool.replica_settings(

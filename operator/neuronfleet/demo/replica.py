@@ -8,8 +8,9 @@ What a client, a kubelet and Prometheus can observe is what vLLM's OpenAI server
   ``usage``); ``prompt`` is a string or a list of token ids; ``max_tokens`` tokens are generated
   (the engine model has no end-of-sequence, as with vLLM's ``ignore_eos``), with the timing of
   one continuous-batching engine (``neuronfleet.sim.engine.Replica``: step cost, chunked prefill,
-  ``max_num_seqs``, KV capacity), compressed like everything else in the demo. ``GET /v1/models``
-  lists the served name.
+  ``max_num_seqs``, KV capacity), compressed like everything else in the demo. ``"stream": true``
+  answers with server-sent events (a chunk at the first token, the rest at the last, ``[DONE]``).
+  ``GET /v1/models`` lists the served name.
 - ``GET /metrics``: vLLM's own series names, types and labels (``model_name``, ``engine``), as
   recorded from a real vLLM 0.32 server: gauges ``vllm:num_requests_running``,
   ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``; counters
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import socket
 import time
@@ -138,6 +140,7 @@ class SimulatedReplica:
         self._next_step: float | None = None  # simulated time of the pending step end
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[SimRequest]] = {}
+        self._first_waiters: dict[int, tuple[SimRequest, asyncio.Future[None]]] = {}
         self._runner: web.AppRunner | None = None
         self._startup: asyncio.TimerHandle | None = None
         self.registry = CollectorRegistry(auto_describe=True)
@@ -211,10 +214,11 @@ class SimulatedReplica:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for future in self._waiters.values():
+        for future in [*self._waiters.values(), *(f for _, f in self._first_waiters.values())]:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
+        self._first_waiters.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -238,6 +242,11 @@ class SimulatedReplica:
             future = self._waiters.pop(request.index, None)
             if future is not None and not future.done():
                 future.set_result(request)
+        for index, (request, first) in list(self._first_waiters.items()):
+            if not math.isnan(request.first_token):
+                del self._first_waiters[index]
+                if not first.done():
+                    first.set_result(None)
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -247,13 +256,17 @@ class SimulatedReplica:
             delay = max(0.0, self.clock.wall_at(self._next_step) - time.monotonic())
             self._timer = asyncio.get_running_loop().call_later(delay, self.advance)
 
-    async def complete(self, prompt_tokens: int, output_tokens: int) -> CompletionResult:
-        """Run one request through the engine and wait for its last token."""
+    async def complete(
+        self, prompt_tokens: int, output_tokens: int, *, first_token: asyncio.Future[None] | None = None
+    ) -> CompletionResult:
+        """Run one request through the engine and wait for its last token; `first_token` resolves at the first."""
         self.advance()
         now = self.clock.now()
         request = SimRequest(next(_ids), now, prompt_tokens, max(1, output_tokens))
         future: asyncio.Future[SimRequest] = asyncio.get_running_loop().create_future()
         self._waiters[request.index] = future
+        if first_token is not None:
+            self._first_waiters[request.index] = (request, first_token)
         step_end = self.engine.enqueue(request, now)
         if step_end is not None:
             self._next_step = step_end
@@ -262,6 +275,7 @@ class SimulatedReplica:
             done = await future
         finally:
             self._waiters.pop(request.index, None)
+            self._first_waiters.pop(request.index, None)
         return CompletionResult(done.prompt_tokens, done.output_tokens, done.arrival, done.first_token, done.finish)
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -281,7 +295,7 @@ class SimulatedReplica:
         model = {"id": self.served_name, "object": "model", "created": int(time.time()), "owned_by": "vllm"}
         return web.json_response({"object": "list", "data": [{**model, "max_model_len": self.max_model_len}]})
 
-    async def _completions(self, request: web.Request) -> web.Response:
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
         if not self.started or self.stopping:
             return _error(503, "the server is not ready", "ServiceUnavailableError")
         try:
@@ -300,6 +314,8 @@ class SimulatedReplica:
                 f"{prompt + max_tokens} tokens ({prompt} in the messages, {max_tokens} in the completion).",
                 "BadRequestError",
             )
+        if body.get("stream"):
+            return await self._stream(request, body, prompt, max_tokens)
         try:
             result = await self.complete(prompt, max_tokens)
         except asyncio.CancelledError:
@@ -333,6 +349,51 @@ class SimulatedReplica:
                 },
             }
         )
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], prompt: int, max_tokens: int
+    ) -> web.StreamResponse:
+        """Server-sent events as vLLM sends them: a chunk at the first token, the rest at the end, [DONE].
+
+        The engine model advances decodes in macro steps, so tokens between the first and the last
+        arrive together in the final chunk; TTFT and end-to-end time are exact.
+        """
+        ident, created = f"cmpl-{next(_ids):x}", int(time.time())
+
+        def chunk(text: str, finish: str | None, usage: dict[str, int] | None = None) -> bytes:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+            payload: dict[str, Any] = {
+                "id": ident,
+                "object": "text_completion",
+                "created": created,
+                "model": self.served_name,
+                "choices": [choice],
+            }
+            if usage is not None:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        work = asyncio.ensure_future(self.complete(prompt, max_tokens, first_token=first))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        try:
+            await response.prepare(request)
+            await asyncio.wait({first, work}, return_when=asyncio.FIRST_COMPLETED)
+            await response.write(chunk(" tok", None))
+            result = await work
+            usage = None
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "total_tokens": result.prompt_tokens + result.completion_tokens,
+                }
+            await response.write(chunk(" tok" * (result.completion_tokens - 1), "length", usage))
+            await response.write(b"data: [DONE]\n\n")
+        finally:
+            work.cancel()
+            first.cancel()
+        return response
 
 
 def _finite(value: float) -> float | None:

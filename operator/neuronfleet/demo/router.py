@@ -94,10 +94,19 @@ class Router:
             async with self._session.request(
                 request.method, f"http://{address}{request.path_qs}", data=body, headers=headers
             ) as upstream:
-                payload = await upstream.read()
                 reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+                if not upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
+                    payload = await upstream.read()
+                    self.proxied += 1
+                    return web.Response(body=payload, status=upstream.status, headers=reply_headers)
+                # A stream is passed on as it comes, so the client sees the first token when it is made.
+                response = web.StreamResponse(status=upstream.status, headers=reply_headers)
+                await response.prepare(request)
+                async for data in upstream.content.iter_any():
+                    await response.write(data)
+                await response.write_eof()
                 self.proxied += 1
-                return web.Response(body=payload, status=upstream.status, headers=reply_headers)
+                return response
         except aiohttp.ClientError as exc:
             self.rejected += 1
             return web.json_response(
