@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,6 +58,9 @@ __all__ = [
     "transitions",
     "with_cache_hit",
 ]
+
+
+ENGINE_READY_FLOOR_SECONDS = 600  # never below vLLM Neuron's own default compile budget
 
 
 class Policy(enum.StrEnum):
@@ -166,10 +170,17 @@ def keyed_plan(md: ModelDeployment, plan: Plan, render: RenderOptions) -> Plan:
 def with_cache_hit(plan: Plan) -> Plan:
     """`plan` when its artifacts are known to exist: startup is download + load, no compile.
 
-    This is what the startup probe budget and the autoscaler's time-to-ready then use.
+    This is what the startup probe budget and the autoscaler's time-to-ready then use. vLLM's
+    engine-ready timeout, sized by the planner for a cold compile, shrinks to twice the cache-hit
+    estimate (at least 10 minutes): replicas of a ready key serve in strict no-compile mode, so a
+    replica stuck far beyond a load is restarted in minutes, not after a compile's budget.
     """
     seconds = planner.expected_startup_seconds(plan.weights_bytes, runtime=plan.runtime, cache_hit=True)
-    return dataclasses.replace(plan, expected_startup_seconds=seconds)
+    env = dict(plan.env)
+    if "VLLM_ENGINE_READY_TIMEOUT_S" in env:
+        budget = max(ENGINE_READY_FLOOR_SECONDS, math.ceil(2 * seconds / 300) * 300)
+        env["VLLM_ENGINE_READY_TIMEOUT_S"] = str(min(int(env["VLLM_ENGINE_READY_TIMEOUT_S"]), budget))
+    return dataclasses.replace(plan, expected_startup_seconds=seconds, env=tuple(env.items()))
 
 
 def known_cache_hit(md: ModelDeployment, plan: Plan, status: Mapping[str, Any] | None) -> bool:

@@ -18,7 +18,7 @@ from neuronfleet.api import convert, resource
 from neuronfleet.api.conditions import Reason
 from neuronfleet.controller import artifacts as gate
 from neuronfleet.neuron import planner
-from neuronfleet.render import compile_job
+from neuronfleet.render import compile_job, deployment
 from neuronfleet.render.options import RenderOptions
 
 RENDER = RenderOptions()
@@ -247,11 +247,15 @@ def test_jobs_without_artifact_labels_are_ignored():
     assert gate.observe_job({"metadata": {"name": "other", "labels": {}}, "status": {}}) is None
 
 
-def test_a_cache_hit_shortens_the_expected_startup():
+def test_a_cache_hit_shortens_the_expected_startup_and_the_startup_probe_budget():
     _, plan = fleet()
     hit = gate.with_cache_hit(plan)
     assert hit.expected_startup_seconds < plan.expected_startup_seconds
     assert hit.artifact_key == plan.artifact_key
+    assert deployment.startup_budget_seconds(hit, RENDER) < deployment.startup_budget_seconds(plan, RENDER)
+    engine = int(dict(hit.env)["VLLM_ENGINE_READY_TIMEOUT_S"])
+    assert gate.ENGINE_READY_FLOOR_SECONDS <= engine <= int(dict(plan.env)["VLLM_ENGINE_READY_TIMEOUT_S"])
+    assert engine >= hit.expected_startup_seconds
 
 
 def test_the_key_follows_the_image_the_pods_will_run():
