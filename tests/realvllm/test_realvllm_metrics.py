@@ -57,7 +57,7 @@ def test_token_counters_rise_by_exactly_what_was_sent_and_the_queue_fills_past_m
     served_tiny_model: vllm_support.VllmServer,
 ) -> None:
     server = served_tiny_model
-    requests, max_tokens = 3 * server.max_num_seqs, 128
+    requests, max_tokens = 3 * server.max_num_seqs, 256
     labels = {"model_name": server.served_name}
 
     def pick(text: str) -> dict[str, float]:

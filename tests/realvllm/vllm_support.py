@@ -240,8 +240,8 @@ def get_json(url: str, body: dict[str, object] | None = None, *, timeout: float 
         return json.loads(resp.read())
 
 
-def scrape(server: VllmServer) -> str:
-    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10) as resp:
+def scrape(server: VllmServer, *, timeout: float = 10) -> str:
+    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=timeout) as resp:
         return resp.read().decode()
 
 
@@ -353,8 +353,10 @@ class MetricSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # A busy 2-core machine can delay /metrics for seconds while the engine works; a short
+            # timeout would drop exactly the samples taken under load.
             with contextlib.suppress(OSError):
-                self.samples.append(self._pick(scrape(self._server)))
+                self.samples.append(self._pick(scrape(self._server, timeout=120)))
             self._stop.wait(self._every)
 
     @contextlib.contextmanager
