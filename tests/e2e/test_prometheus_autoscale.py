@@ -217,3 +217,18 @@ async def test_replica_endpoints_vanishing_reads_as_missing_and_holds(
         held = decide.decide(seen, policy(), (), time.time())
     assert (seen.concurrency, seen.sampled_at) == (None, None)
     assert (held.replicas, held.reason) == (4, types.Reason.METRICS_UNAVAILABLE)
+
+
+async def test_a_replica_whose_scrapes_fail_holds_scale_down_until_it_answers_again(
+    start_replica: StartReplica, start_prometheus: StartPrometheus
+) -> None:
+    """Fleet totals summed without a replica that is too busy to be scraped undercount: never shrink on them."""
+    replicas, server = start_fleet(start_replica, start_prometheus, 2)
+    set_all(replicas, running=2, waiting=0, tokens_per_second=100)  # demand for one replica
+    server.wait_for_scrapes(6)
+    replicas[1].stop()  # its scrapes fail from now on (up == 0) and its series go stale
+    server.wait_for(QUERIES.failing_scrapes, lambda v: v == 1)
+    async with prometheus.PrometheusClient(server.url, timeout=2.0) as client:
+        held = await Loop(client, policy(), replicas=2).step()
+    assert (held.replicas, held.reason) == (2, types.Reason.METRICS_UNAVAILABLE), held.message
+    assert "1 replica(s) whose scrapes fail" in held.message

@@ -312,7 +312,15 @@ class AutoscalingBehavior(ApiModel):
     """Scale-down behaviour."""
 
 
-_QUERY_KEYS = ("tokensPerSecond", "concurrency", "waiting", "kvCacheUsage", "promptTokensPerSecond", "sampledAt")
+_QUERY_KEYS = (
+    "tokensPerSecond",
+    "concurrency",
+    "waiting",
+    "kvCacheUsage",
+    "promptTokensPerSecond",
+    "sampledAt",
+    "failingScrapes",
+)
 
 
 class PrometheusSpec(ApiModel):
@@ -334,9 +342,9 @@ class PrometheusSpec(ApiModel):
     selector: str | None = Field(default=None, max_length=1024)
     """PromQL label matchers selecting this fleet's series (without braces), for clusters with other
     relabeling. Default: namespace="<ns>",app_kubernetes_io_instance="<name>"."""
-    queries: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=6)
+    queries: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=7)
     """Full PromQL overrides by signal (tokensPerSecond, concurrency, waiting, kvCacheUsage,
-    promptTokensPerSecond, sampledAt); `$selector` and `$window` are substituted."""
+    promptTokensPerSecond, sampledAt, failingScrapes); `$selector` and `$window` are substituted."""
 
     @model_validator(mode="after")
     def _query_keys(self) -> PrometheusSpec:

@@ -20,7 +20,8 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
    guard, `Reason.WAITING_FOR_STARTING`). A signal inside the tolerance band keeps the current count.
    The largest size wins.
 3. Partial data. If an enabled signal is missing while another is present, the present ones may scale
-   up but never down (HPA's rule).
+   up but never down (HPA's rule). Likewise while some replicas' scrapes fail (`failing_scrapes`):
+   scrapes that time out under load make the fleet totals undercount exactly when the fleet is busiest.
 4. Stabilization (HPA semantics over `history`): scale up to the *lowest* recommendation in the
    scale-up window, down to the *highest* in the scale-down window. After an operator restart the
    history is empty and says nothing about the window: scale-down is held until the history covers
@@ -112,6 +113,8 @@ def decide(
     recommended = int(max(per_signal.values()))
 
     # 3. Partial data never scales down.
+    if observation.failing_scrapes:
+        missing.append(f"{observation.failing_scrapes} replica(s) whose scrapes fail")
     partial_hold = bool(missing) and recommended < current
     if partial_hold:
         recommended = current

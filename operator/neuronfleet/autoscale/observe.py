@@ -39,9 +39,9 @@ async def observe(
     logger: logging.Logger | None = None,
 ) -> types.Observation:
     """Query the signals (all, or only `signals`) and the sample freshness; raise only if all fail."""
-    wanted = dict(queries.by_signal())
+    wanted = {name: query for name, query in queries.by_signal().items() if query}
     if signals is not None:
-        keep = set(signals) | {"sampled_at"}
+        keep = set(signals) | {"sampled_at", "failing_scrapes"}
         wanted = {name: query for name, query in wanted.items() if name in keep}
     names = list(wanted)
     outcomes = await asyncio.gather(*(client.query(wanted[n], at=at) for n in names), return_exceptions=True)
@@ -65,7 +65,9 @@ async def observe(
         raise errors.MetricsUnavailable(f"every Prometheus query failed; first: {failures[0]}") from failures[0]
 
     starting = max(0, current_replicas - ready_replicas) if starting_replicas is None else starting_replicas
+    failing = values.get("failing_scrapes")
     return types.Observation(
+        failing_scrapes=None if failing is None else int(failing),
         tokens_per_second=values.get("tokens_per_second"),
         concurrency=values.get("concurrency"),
         waiting=values.get("waiting"),

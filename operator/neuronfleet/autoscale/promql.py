@@ -39,6 +39,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
     "kvCacheUsage": "kv_cache_usage",
     "promptTokensPerSecond": "prompt_tokens_per_second",
     "sampledAt": "sampled_at",
+    "failingScrapes": "failing_scrapes",
 }
 """Override keys as the API spells them (spec.autoscaling.prometheus.queries) -> Queries field."""
 
@@ -67,6 +68,9 @@ class Queries:
     kv_cache_usage: str
     prompt_tokens_per_second: str
     sampled_at: str  # max sample timestamp: the query's own timestamp is evaluation time, not sample time
+    # Fleet targets whose last scrape failed (a replica too busy to answer /metrics in time): the sums
+    # above then miss exactly the busiest replicas.
+    failing_scrapes: str = ""
 
     def by_signal(self) -> dict[str, str]:
         """Field name -> query, in a stable order."""
@@ -77,6 +81,7 @@ class Queries:
             "kv_cache_usage": self.kv_cache_usage,
             "prompt_tokens_per_second": self.prompt_tokens_per_second,
             "sampled_at": self.sampled_at,
+            "failing_scrapes": self.failing_scrapes,
         }
 
 
@@ -108,6 +113,7 @@ def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queri
         "kv_cache_usage": f"avg({series('kv_cache_usage_perc')})",
         "prompt_tokens_per_second": f"sum(rate({series('prompt_tokens_total')}[{window}]))",
         "sampled_at": f"max(timestamp({series('num_requests_running')}))",
+        "failing_scrapes": f"count(up{{{matchers}}} == 0) or vector(0)",
     }
     for key, query in config.overrides.items():
         queries[OVERRIDE_KEYS[key]] = query.replace("$selector", matchers).replace("$window", window)

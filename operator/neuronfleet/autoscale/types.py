@@ -36,6 +36,9 @@ class Observation:
     current_replicas: int = 0  # replicas asked of the child Deployment so far
     ready_replicas: int = 0  # serving: counted in the metrics above
     starting_replicas: int = 0  # requested, not ready yet (Neuron cold start: minutes)
+    # Fleet targets whose last scrape failed (None: not measured). Then the fleet totals miss some
+    # replicas, typically the busiest (scrapes time out under load): never scale down on that.
+    failing_scrapes: int | None = None
     prompt_tokens_per_second: float | None = None  # fleet sum of rate(vllm:prompt_tokens_total[w])
 
 

@@ -489,3 +489,20 @@ def test_an_engine_load_target_without_a_load_model_is_refused():
     policy = make_policy(targets=types.Targets(engine_load=0.5))
     with pytest.raises(ValueError, match="load_model"):
         decide(observe(1, concurrency=1.0, prompt_tokens_per_second=1.0), policy, (), NOW)
+
+
+def test_failing_scrapes_never_scale_down() -> None:
+    # Scrapes that time out under load make the fleet totals undercount exactly when the fleet is busy.
+    policy = make_policy(scale_down=dataclasses.replace(defaults.HPA_SCALE_DOWN, stabilization_seconds=0))
+    busy_but_half_scraped = dataclasses.replace(observe(8, concurrency=24.0 * 4), failing_scrapes=4)
+    decision = decide(busy_but_half_scraped, policy, (), NOW)
+    assert decision.replicas == 8
+    assert "4 replica(s) whose scrapes fail" in decision.message
+    every_scrape_fine = dataclasses.replace(busy_but_half_scraped, failing_scrapes=0)
+    assert decide(every_scrape_fine, policy, (), NOW).replicas == 4
+
+
+def test_failing_scrapes_still_allow_scaling_up() -> None:
+    policy = make_policy(scale_up=_unlimited_up())
+    overloaded = dataclasses.replace(observe(4, concurrency=24.0 * 6), failing_scrapes=1)
+    assert decide(overloaded, policy, (), NOW).replicas == 6

@@ -202,6 +202,7 @@ async def test_observe_reads_every_signal_and_the_sample_time(fake: tuple[FakePr
         queries.kv_cache_usage: "0.5",
         queries.prompt_tokens_per_second: "9000",
         queries.sampled_at: "1700000000.25",
+        queries.failing_scrapes: "1",
     }
     state.by_query = lambda q: (200, vector(answers[q]))
     async with prometheus.PrometheusClient(url) as client:
@@ -210,6 +211,7 @@ async def test_observe_reads_every_signal_and_the_sample_time(fake: tuple[FakePr
     assert seen.prompt_tokens_per_second == 9000.0
     assert seen.sampled_at == 1700000000.25
     assert (seen.current_replicas, seen.ready_replicas, seen.starting_replicas) == (3, 2, 1)
+    assert seen.failing_scrapes == 1
 
 
 async def test_observe_turns_one_failing_or_empty_signal_into_none(fake: tuple[FakePrometheus, str]) -> None:
@@ -240,7 +242,9 @@ async def test_observe_queries_only_the_requested_signals(fake: tuple[FakePromet
     queries = promql.build("ml", "m")
     async with prometheus.PrometheusClient(url) as client:
         seen = await observe.observe(client, queries, current_replicas=1, ready_replicas=1, signals=["concurrency"])
-    assert sorted(r["query"] for r in state.requests) == sorted([queries.concurrency, queries.sampled_at])
+    assert sorted(r["query"] for r in state.requests) == sorted(
+        [queries.concurrency, queries.sampled_at, queries.failing_scrapes]
+    )
     assert seen.tokens_per_second is None and seen.concurrency == 1.0
 
 
