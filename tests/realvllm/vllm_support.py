@@ -29,6 +29,8 @@ from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from neuronfleet.demo import realvllm
+
 __all__ = [
     "REPO",
     "InstallOutcome",
@@ -81,17 +83,7 @@ def install_vllm(*, timeout: float = 900.0) -> InstallOutcome:
 
 def offline_env(home: Path) -> dict[str, str]:
     """Environment for vLLM and transformers: no hub, no telemetry, caches in the test's tmp."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "HF_"))}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_HOME=str(home / "hf"),
-        VLLM_CACHE_ROOT=str(home / "vllm-cache"),
-        VLLM_NO_USAGE_STATS="1",
-        DO_NOT_TRACK="1",
-        VLLM_HOST_IP="127.0.0.1",
-    )
-    return env
+    return realvllm.offline_env(home)  # the demo's real replica runs with the same environment
 
 
 def build_tiny_model(python: Path, out: Path, *, env: dict[str, str]) -> Path:

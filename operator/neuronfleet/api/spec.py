@@ -7,7 +7,7 @@ what needs the planner (does the model fit, is TP legal on this instance) does n
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -36,18 +36,8 @@ __all__ = [
     "Toleration",
 ]
 
-# The admission vocabulary of instance types; a unit test keeps it equal to the planner's catalog.
-INSTANCE_TYPES: tuple[str, ...] = (
-    "inf2.xlarge",
-    "inf2.8xlarge",
-    "inf2.24xlarge",
-    "inf2.48xlarge",
-    "trn1.2xlarge",
-    "trn1.32xlarge",
-    "trn1n.32xlarge",
-    "trn2.48xlarge",
-    "trn2u.48xlarge",
-)
+# The admission vocabulary of instance types: the planner's catalog less its entries with inferred
+# numbers (a unit test keeps the two in step).
 InstanceTypeName = Literal[
     "inf2.xlarge",
     "inf2.8xlarge",
@@ -59,6 +49,7 @@ InstanceTypeName = Literal[
     "trn2.48xlarge",
     "trn2u.48xlarge",
 ]
+INSTANCE_TYPES: tuple[str, ...] = get_args(InstanceTypeName)
 # Tensor-parallel degrees any Neuron instance documents; the planner checks the instance's own list.
 TensorParallelSize = Literal[1, 2, 4, 8, 16, 24, 32, 64, 128]
 DNSLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]

@@ -34,7 +34,7 @@ from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.prometheus import Target, free_port
 from neuronfleet.sim.trace import TraceRequest
 
-__all__ = ["POD_NAME", "Installation", "RealVllm", "Sidecar", "find_installation"]
+__all__ = ["POD_NAME", "Installation", "RealVllm", "Sidecar", "find_installation", "offline_env"]
 
 POD_NAME = "real-vllm"
 INSTALL_SCRIPT = Path("scripts") / "real-vllm.sh"
@@ -76,7 +76,8 @@ def find_installation() -> Installation:
     return Installation(Path(proc.stdout.strip().splitlines()[-1]), script)
 
 
-def _offline_env(home: Path) -> dict[str, str]:
+def offline_env(home: Path) -> dict[str, str]:
+    """Environment for vLLM and transformers: no hub, no telemetry, caches under `home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "HF_"))}
     env.update(
         HF_HUB_OFFLINE="1",
@@ -128,7 +129,7 @@ class RealVllm:
     def start(self, *, timeout: float = 400.0) -> None:
         """Blocking (run it in a thread): build the model (~10 s), start vLLM, wait for /health (~1 min)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = _offline_env(self.workdir)
+        env = offline_env(self.workdir)
         model = self.workdir / "model"
         build = subprocess.run(
             [str(self.python), str(self.script), str(model)], capture_output=True, text=True, env=env, timeout=300

@@ -223,3 +223,12 @@ def test_every_cel_rule_accepts_its_nodes_default():
             assert evaluate(rule["rule"], node["default"]), f"{path}: {rule['rule']} refuses its default"
             checked += 1
     assert checked >= 3
+
+
+def test_the_instance_type_enum_is_the_catalog_less_its_inferred_entries():
+    from neuronfleet.api.spec import INSTANCE_TYPES
+    from neuronfleet.neuron.catalog import CATALOG
+
+    assert set(INSTANCE_TYPES) == {i.name for i in CATALOG if not i.inferred}
+    enum = schema()["properties"]["spec"]["properties"]["neuron"]["properties"]["instanceType"]["enum"]
+    assert enum == list(INSTANCE_TYPES)
