@@ -123,3 +123,11 @@ def test_compile_on_start_keeps_todays_behaviour(operator: OperatorThread, clust
     wait_for(lambda: cluster.status("plain").get("plan", {}).get("artifactKey"))
     assert jobs(cluster) == {}
     assert cluster.condition("plain", "CompiledArtifactsReady") == {}
+
+
+def test_the_artifact_lifecycle_shows_in_events(operator: OperatorThread, cluster: Cluster) -> None:
+    cluster.create_md(make_md("evented", neuron={"instanceType": "inf2.48xlarge", "compiledArtifacts": ARTIFACTS}))
+    (job,) = wait_for(lambda: list(jobs(cluster).values()))
+    wait_for(lambda: "Compiling" in [e["reason"] for e in cluster.events("evented")])
+    finish(cluster, job["metadata"]["name"], ok=True)
+    wait_for(lambda: "ArtifactsReady" in [e["reason"] for e in cluster.events("evented")])

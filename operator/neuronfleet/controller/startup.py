@@ -13,7 +13,7 @@ import logging
 import kopf
 import kubernetes
 
-from neuronfleet.controller import autoscaling, metrics
+from neuronfleet.controller import artifacts_sync, autoscaling, metrics
 from neuronfleet.controller.kube import KubeClient
 from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.controller.sync import FleetKey, Runtime, WorkQueue, fetch_and_pass
@@ -67,6 +67,7 @@ async def populate_memo(
     memo.config = config
     memo.runtime = runtime
     memo.queue = WorkQueue(run_child_pass, retry=config.retry_delay, retry_max=config.retry_delay_max)
+    runtime.requeue = artifacts_sync.later(memo.queue.add)
     memo.autoscaler = autoscaling.Autoscaler(
         runtime, default_prometheus_url=config.prometheus_url, interval_override=config.autoscale_interval
     )

@@ -79,6 +79,9 @@ class Runtime:
     # Generations whose turned-off children were already cleaned up.
     cleaned: dict[FleetKey, int] = dataclasses.field(default_factory=dict)
     degraded: set[FleetKey] = dataclasses.field(default_factory=set)
+    # Schedules a later pass for a fleet; the artifact gate uses it to retry a failed compile
+    # after its backoff and to recheck for required artifacts (no event would come otherwise).
+    requeue: Callable[[FleetKey, float], None] | None = None
     managed: set[FleetKey] = dataclasses.field(default_factory=set)
 
     def lock(self, key: FleetKey) -> asyncio.Lock:
@@ -230,6 +233,8 @@ async def reconcile_pass(
     if gate is not None and md is not None:
         phases = await artifacts_sync.starting_replicas(rt.kube, md, gate, live_dep, now=rt.clock())
         artifacts_sync.annotate_status(new_status, gate, generation=generation, now=now, phases=phases)
+        if gate.requeue_after is not None and rt.requeue is not None:
+            rt.requeue(key, gate.requeue_after)
     patch = status.status_patch(previous, new_status)
     written = False
     if patch is not None:
@@ -244,6 +249,7 @@ async def reconcile_pass(
     if previous.get("observedGeneration") == generation and previous.get("conditions"):
         repaired = result.created + result.patched
     events.post(body, events.transitions(previous, new_status, repaired=repaired))
+    events.post(body, artifacts_sync.artifact_events(previous, new_status))
 
     if failure is not None:
         rt.degraded.add(key)
