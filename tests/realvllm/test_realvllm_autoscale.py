@@ -174,7 +174,8 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
     prometheus_over_vllm: prometheus_support.PrometheusServer,
 ) -> None:
     server, prom = served_tiny_model, prometheus_over_vllm
-    workers, per_worker, max_tokens = 2 * server.max_num_seqs, 6, 96
+    # Long enough (about 20 s at ~1000 tok/s) that several decisions see a full short rate window.
+    workers, per_worker, max_tokens = 2 * server.max_num_seqs, 12, 96
     counter_query = f'sum({{__name__="vllm:generation_tokens_total",namespace="{NAMESPACE}"}})'
     tokens_before = vllm_support.sample_value(vllm_support.scrape(server), "vllm:generation_tokens_total")
     prom.wait_for(counter_query, lambda v: v == tokens_before)
@@ -246,9 +247,14 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
 
     # Concurrency: the closed loop keeps `workers` requests in the server; a scrape can land in
     # the instant between one reply and the next request of a client, never above `workers`.
-    assert all(c is not None and c <= workers for c in conc)
-    assert max(conc) == workers
-    steady_conc = [s.observation.concurrency for s in steady]
+    # A scrape that times out while the server is busy leaves a step without a sample (None): the
+    # decision then holds; most steps must still see the load.
+    present = [c for c in conc if c is not None]
+    assert len(present) >= 0.8 * len(conc), conc
+    assert all(c <= workers for c in present)
+    assert max(present) == workers
+    steady_conc = [s.observation.concurrency for s in steady if s.observation.concurrency is not None]
+    assert steady_conc, f"no decision fell inside the load after the {FAST_WINDOW_SECONDS}s window filled"
     assert statistics.median(steady_conc) >= workers - 2  # type: ignore[type-var]
 
     # Tokens/s over the short window, once it is full of load, against the test's own average:
