@@ -342,13 +342,16 @@ class MetricSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.samples: list[dict[str, float]] = []
+        self.times: list[tuple[float, float]] = []  # (scrape sent, scrape answered), time.time()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             # A busy 2-core machine can delay /metrics for seconds while the engine works; a short
             # timeout would drop exactly the samples taken under load.
+            sent = time.time()
             with contextlib.suppress(OSError):
                 self.samples.append(self._pick(scrape(self._server, timeout=120)))
+                self.times.append((sent, time.time()))
             self._stop.wait(self._every)
 
     @contextlib.contextmanager
@@ -362,3 +365,10 @@ class MetricSampler:
 
     def max(self, key: str) -> float:
         return max(s[key] for s in self.samples)
+
+    def timeline(self, *, since: float) -> str:
+        """One line per scrape, `sent->answered` in seconds from `since`: for failure messages."""
+        return "\n".join(
+            f"{sent - since:7.2f}->{answered - since:7.2f} {sample}"
+            for (sent, answered), sample in zip(self.times, self.samples, strict=True)
+        )
