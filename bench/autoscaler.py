@@ -15,8 +15,12 @@ The warm-up column follows reference/autoscaling.md section 3.5 (first 5 minutes
 policy starts from the oracle's fleet at t=0 with no history, and the Azure code trace opens with a
 burst after two silent minutes that no reactive policy can have seen coming.
 
-`--max-num-batched-tokens N` replaces the profile's chunked-prefill budget (the planner's choice),
-to measure what smaller chunks do to decodes stalled behind a prefill chunk.
+Engines: each policy runs on the engine its deployment would have. neuronfleet's planner cuts the
+chunked-prefill budget from the SLO (`--max-num-batched-tokens`, 608 tokens on the 8B profile), so
+`neuronfleet` and `neuronfleet-hold` (whose specs carry the SLO) run with it; `neuronfleet-v0` (explicit
+targets, no SLO) and the baselines keep the profile's 2048, the vllm-neuron default a hand-written
+deployment runs. `--max-num-batched-tokens N` puts every policy on one engine with that budget, to
+compare the autoscalers alone.
 
 Prints figures; asserts nothing. Two worker processes; `--quick` runs a smaller grid.
 
@@ -51,6 +55,7 @@ STARTUPS = (60.0, 180.0, 420.0, 1200.0)  # warm, AIBrix 2-3 min, WVA 2-7 min, co
 GOALS = (0.99, 0.95)
 WARMUP_SECONDS = 300.0
 NEURONFLEET = ("neuronfleet", "neuronfleet-v0", "neuronfleet-hold")
+SLO_SPECS = ("neuronfleet", "neuronfleet-hold")  # variants whose spec carries autoscaling.slo
 # Target scales for the neuronfleet variants: finer than the baselines' sweep where 99 % is decided,
 # so variants are compared on their frontier rather than on where a coarse grid happens to fall.
 NEURONFLEET_SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 0.9, 1.15, 1.3)
@@ -61,9 +66,12 @@ def _trace(path: str) -> tuple[TraceRequest, ...]:
     return read_trace(path)
 
 
-def _profile(name: str, chunk: int | None) -> EngineProfile:
+def _profile(name: str, chunk: int | None, policy: str = "") -> EngineProfile:
+    """The engine `policy` runs on: `chunk` for all when given, else what its deployment plans."""
     profile = get_profile(name)
-    return profile if chunk is None else dataclasses.replace(profile, max_num_batched_tokens=chunk)
+    if chunk is not None:
+        return dataclasses.replace(profile, max_num_batched_tokens=chunk)
+    return adapter.deployed_profile(profile, Slo() if policy in SLO_SPECS else None)
 
 
 @functools.lru_cache(maxsize=32)
@@ -85,7 +93,7 @@ def _warm_attainment(requests: list, slo: Slo) -> float:
 
 def _job(job: Job) -> dict[str, object]:
     trace_name, path, profile_name, startup, policy, target, chunk = job
-    profile = _profile(profile_name, chunk)
+    profile = _profile(profile_name, chunk, policy)
     plan = _plan(path, profile_name, startup, chunk)
     slo = Slo()
     if policy in NEURONFLEET[1:]:
@@ -99,7 +107,9 @@ def _job(job: Job) -> dict[str, object]:
         )
         report = summarize(result, slo, oracle_core_hours=plan.lbl_core_hours)
     else:
-        run = run_policy(_trace(path), profile, policy, startup_seconds=startup, target=target, plan=plan)
+        run = run_policy(
+            _trace(path), profile, policy, startup_seconds=startup, target=target, plan=plan, planned_engine=False
+        )
         result, report = run.result, run.report
     row = report.as_dict()
     row.update(
@@ -211,9 +221,16 @@ def main() -> int:
             if done % 10 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} runs, {time.monotonic() - started:.0f} s", file=sys.stderr)
     slo = Slo()
-    chunk = args.max_num_batched_tokens or get_profile(args.profile).max_num_batched_tokens
+    if args.max_num_batched_tokens:
+        engines = f"every policy with chunked-prefill budget {args.max_num_batched_tokens} tokens"
+    else:
+        planned = _profile(args.profile, None, "neuronfleet").max_num_batched_tokens
+        default = get_profile(args.profile).max_num_batched_tokens
+        engines = (
+            f"chunked-prefill budget {planned} tokens for {', '.join(SLO_SPECS)} (planned), {default} for the rest"
+        )
     print(
-        f"profile {args.profile}, chunked-prefill budget {chunk} tokens; SLO: TTFT <= {slo.ttft_base:g} s + "
+        f"profile {args.profile}, {engines}; SLO: TTFT <= {slo.ttft_base:g} s + "
         f"prompt/{slo.ttft_tokens_per_second:g} tok/s, >= {slo.min_tokens_per_second:g} tok/s per user. Default "
         f"target: attain, attain after {WARMUP_SECONDS:g} s warm-up, worst 5-min window, NC-h, x LB_L, flaps/h. "
         f"@99/@95: cheapest swept target reaching 99 % / 95 % attainment (@99>5m: after the warm-up); best: "

@@ -163,7 +163,8 @@ INVALID = [
     (
         "autoscaling enabled without any metric target",
         _with(md.MINIMAL_SPEC, "autoscaling.enabled", True),
-        "spec.autoscaling: Invalid value: autoscaling.metrics needs at least one target when autoscaling is enabled",
+        "spec.autoscaling: Invalid value: autoscaling.metrics needs at least one target when autoscaling is enabled, "
+        "unless autoscaling.slo is set",
     ),
     (
         "a prefill chunk smaller than the decode batch",

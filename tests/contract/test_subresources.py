@@ -58,6 +58,7 @@ def complete_status(generation: int) -> dict[str, Any]:
         memory_available_gi_b=128.0,
         expected_startup_seconds=420,
         artifact_key="sha256-3f2a9c",
+        max_num_batched_tokens=608,
         summary="inf2.48xlarge TP=8: 4 devices per replica, 3 replicas per node",
     )
     metrics = MetricsStatus(

@@ -129,6 +129,16 @@ def test_examples_plan_and_render(path: Path):
         assert int(args[args.index("--port") + 1]) == container["ports"][0]["containerPort"]
 
 
+def test_the_slo_example_renders_the_slo_sized_prefill_chunk_into_the_pod():
+    md = resource.load(load_one(ROOT / "examples" / "llama3-8b-trn2-slo.yaml"))
+    plan = planner.plan(convert.plan_request(md))
+    objects = children.desired(md, plan, replicas=children.preview_replicas(md), options=RenderOptions())
+    (dep,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    command = [*container.get("command", []), *container.get("args", [])]
+    assert command[command.index("--max-num-batched-tokens") + 1] == "608"
+
+
 def test_the_invalid_set_covers_the_cases_the_issue_lists():
     assert {p.name for p in INVALID} >= {
         "unknown-instance-type.yaml",

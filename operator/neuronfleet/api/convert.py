@@ -90,6 +90,7 @@ def plan_request(md: ModelDeployment) -> PlanRequest:
         ),
         extra_args=tuple(spec.serving.extra_args),
         extra_env=tuple((e.name, e.value) for e in spec.serving.env),
+        slo_tokens_per_second=spec.autoscaling.slo.per_user_tokens_per_second if spec.autoscaling.slo else None,
     )
 
 
@@ -113,7 +114,7 @@ def _rules(spec: ScalingRulesSpec, default: autoscale_types.ScalingRules) -> aut
 
 def capacity_profile(plan: Plan) -> capacity.CapacityProfile | None:
     """The calibrated capacity curve of the planned replica shape; None when none is calibrated."""
-    return capacity.find(plan.model, plan.instance_type, plan.tensor_parallel_size)
+    return capacity.for_plan(plan)
 
 
 def service_level(slo: AutoscalingSlo) -> slo_targets.ServiceLevel:

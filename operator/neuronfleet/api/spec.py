@@ -255,7 +255,10 @@ class AutoscalingSlo(ApiModel):
     The operator sizes replicas with the capacity profile calibrated for this (model, instance type,
     TP degree) and shows the targets in status.autoscalingTargets. Targets set in `metrics` win over
     the derived ones. Without a profile for the deployment's shape, only the `metrics` targets apply
-    (and with none set, the Degraded condition says so)."""
+    (and with none set, the Degraded condition says so). With a profile, the SLO also sizes the
+    engine: unless serving.maxNumBatchedTokens is set, the prefill chunk budget is cut so a step that
+    carries prefill still gives every decode the per-user rate (status.plan.maxNumBatchedTokens); this
+    holds whether autoscaling is enabled or not, so toggling it never rolls the fleet."""
 
     per_user_tokens_per_second: float = Field(gt=0, le=1000)
     """Output tokens/s every user must get (1 / time per output token)."""
@@ -358,10 +361,11 @@ class AutoscalingSpec(ApiModel):
                 "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
             ),
             (
-                "!has(self.enabled) || !self.enabled || has(self.metrics.tokensPerSecondPerReplica) || "
-                "has(self.metrics.concurrencyPerReplica) || has(self.metrics.waitingPerReplica) || "
-                "has(self.metrics.kvCacheUsage)",
-                "autoscaling.metrics needs at least one target when autoscaling is enabled",
+                "!has(self.enabled) || !self.enabled || has(self.slo) || "
+                "has(self.metrics.tokensPerSecondPerReplica) || has(self.metrics.concurrencyPerReplica) || "
+                "has(self.metrics.waitingPerReplica) || has(self.metrics.kvCacheUsage) || "
+                "has(self.metrics.promptTokensPerSecondPerReplica)",
+                _NO_TARGET,
             ),
         )
     }

@@ -70,6 +70,8 @@ class PlanStatus(ApiModel):
     """Expected time from pod start to ready (download, compile, load)."""
     artifact_key: str | None = None
     """Content-addressed key of the compiled Neuron artifacts this plan needs."""
+    max_num_batched_tokens: int | None = None
+    """Per-step token budget (prefill chunk plus decodes) the replicas run with."""
     summary: str | None = None
     """One-line summary of the plan."""
 

@@ -30,6 +30,8 @@ The TTFT half of the SLO enters as checks and as a chunk-size recommendation, no
 replica must meet the budget (else no fleet size can, and the SLO is refused), and a prefill chunk of
 c tokens stalls every decode in its step to alpha + beta*B + gamma*c seconds, so
 `max_prefill_chunk_tokens` is the chunk budget that keeps such a step within the per-user token time.
+The planner applies it (`neuron/planner.py`: `--max-num-batched-tokens` from the SLO), and the profile
+passed here carries the planned budget (`capacity.for_plan`), so the prefill speed below is the real one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from neuronfleet.autoscale import types
-from neuronfleet.neuron.capacity import CapacityProfile
+from neuronfleet.neuron.capacity import CapacityProfile, slo_batch, slo_prefill_chunk
 
 __all__ = [
     "DEFAULT_UTILIZATION",
@@ -103,12 +105,6 @@ class DerivedTargets:
     longest_prompt_tokens: float  # longest prompt an idle replica prefills within budget (inf: any)
 
 
-def slo_batch(profile: CapacityProfile, per_user_tokens_per_second: float) -> int:
-    """Largest decode batch whose step still gives each user `per_user_tokens_per_second`."""
-    fit = (1.0 / per_user_tokens_per_second - profile.alpha) / profile.beta
-    return max(0, min(profile.max_num_seqs, math.floor(fit + 1e-9)))
-
-
 def load_model(profile: CapacityProfile, per_user_tokens_per_second: float) -> types.LoadModel:
     """Engine-time weights of concurrency and prompt tokens/s at the SLO's pace."""
     rate = per_user_tokens_per_second
@@ -164,8 +160,7 @@ def derive(
 
     chunk = profile.max_num_batched_tokens
     prefill_speed = chunk / profile.step_seconds(0, chunk)
-    spare = 1.0 / rate - profile.step_seconds(batch, 0)
-    max_chunk = max(0, math.floor(spare / profile.gamma + 1e-9))
+    max_chunk = slo_prefill_chunk(profile, rate, batch)
 
     # Idle replica, prompt p in chunks of c: about alpha * p / c + gamma * p seconds. The budget grows
     # by p / kappa, so past some length even an idle replica misses it.

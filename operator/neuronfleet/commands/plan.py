@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-model-len", type=int, default=8192, help="longest sequence in tokens (8192)")
     parser.add_argument("--max-num-seqs", type=int, default=32, help="concurrent sequences per replica (32)")
     parser.add_argument("--max-num-batched-tokens", type=int, help="prefill chunk (default: per runtime)")
+    parser.add_argument(
+        "--per-user-tokens-per-second",
+        type=float,
+        help="spec.autoscaling.slo's per-user rate: sizes the prefill chunk on a calibrated shape",
+    )
     parser.add_argument("--runtime", choices=("vllm-neuron", "nxdi"), help="runtime profile (default: by family)")
     parser.add_argument("--dtype", default="bfloat16", help="weight dtype (bfloat16)")
     parser.add_argument("--quantization", help="weight quantization (vllm-neuron: fp8, mxfp8, mxfp4; nxdi: int8, fp8)")
@@ -83,6 +88,7 @@ def _request(args: argparse.Namespace) -> Any:
         max_num_batched_tokens=args.max_num_batched_tokens,
         speculative=speculative,
         compiled_cache_hit=args.compiled_cache_hit,
+        slo_tokens_per_second=args.per_user_tokens_per_second,
     )
 
 

@@ -83,6 +83,7 @@ def plan_status(plan: Plan) -> dict[str, Any]:
         "memoryNeededGiB": needed,
         "memoryAvailableGiB": available,
         "expectedStartupSeconds": plan.expected_startup_seconds,
+        "maxNumBatchedTokens": plan.max_num_batched_tokens,
         "summary": summary,
     }
 

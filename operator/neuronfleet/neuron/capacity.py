@@ -12,9 +12,23 @@ refused with a message naming the known profiles (set explicit per-replica targe
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
-__all__ = ["LLAMA_8B_TRN2_TP4", "LLAMA_70B_TRN2_TP64", "PROFILES", "CapacityProfile", "find", "get"]
+from neuronfleet.neuron.types import Plan
+
+__all__ = [
+    "LLAMA_8B_TRN2_TP4",
+    "LLAMA_70B_TRN2_TP64",
+    "PROFILES",
+    "CapacityProfile",
+    "find",
+    "for_plan",
+    "get",
+    "slo_batch",
+    "slo_prefill_chunk",
+]
 
 
 @dataclass(frozen=True)
@@ -112,3 +126,35 @@ def find(model: str, instance_type: str, tensor_parallel_size: int) -> CapacityP
         ):
             return profile
     return None
+
+
+def for_plan(plan: Plan) -> CapacityProfile | None:
+    """The calibrated curve of the planned shape, with the plan's own batch and chunk limits.
+
+    The step-time constants belong to (model, instance, TP); `max_num_seqs` and the chunked-prefill
+    budget are serving options the plan sets, so they come from the plan, not the calibration run.
+    """
+    profile = find(plan.model, plan.instance_type, plan.tensor_parallel_size)
+    if profile is None:
+        return None
+    return dataclasses.replace(
+        profile, max_num_seqs=plan.max_num_seqs, max_num_batched_tokens=plan.max_num_batched_tokens
+    )
+
+
+def slo_batch(profile: CapacityProfile, per_user_tokens_per_second: float) -> int:
+    """Largest decode batch whose step still gives each user `per_user_tokens_per_second`."""
+    fit = (1.0 / per_user_tokens_per_second - profile.alpha) / profile.beta
+    return max(0, min(profile.max_num_seqs, math.floor(fit + 1e-9)))
+
+
+def slo_prefill_chunk(profile: CapacityProfile, per_user_tokens_per_second: float, batch: int | None = None) -> int:
+    """Prompt tokens one step may carry beside `batch` decodes (default: the SLO batch) within 1/R.
+
+    Why: vLLM fills each step's token budget with prefill chunks first come, and every decode in
+    that step waits for them; a 2048-token chunk beside 32 decodes makes an 8B step 270 ms, so users
+    of a 10 tok/s SLO miss it on an idle fleet. 0 when even the decodes alone use the whole step.
+    """
+    batch = slo_batch(profile, per_user_tokens_per_second) if batch is None else batch
+    spare = 1.0 / per_user_tokens_per_second - profile.step_seconds(batch, 0)
+    return max(0, math.floor(spare / profile.gamma + 1e-9))

@@ -43,12 +43,13 @@ Choices:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from neuronfleet.errors import PlanError
-from neuronfleet.neuron import vllm_args
+from neuronfleet.neuron import capacity, vllm_args
 from neuronfleet.neuron.catalog import CATALOG, GIB, InstanceType, lookup
 from neuronfleet.neuron.models import resolve_arch
 from neuronfleet.neuron.types import ModelArch, Plan, PlanRequest
@@ -410,8 +411,72 @@ def _resources(instance: InstanceType, lnc: int, tp: int) -> _Resources:
 # --- serving options and env ------------------------------------------------------------------
 
 
+DEFAULT_BATCHED_TOKENS = 2048
+"""vllm-neuron's default chunked-prefill budget with prefix caching (reference-configuration.md)."""
+
+MIN_PREFILL_CHUNK = 128
+"""Fewest prompt tokens an SLO-sized step budget leaves for prefill: the smallest prefill bucket compiled."""
+
+
+def _slo_batched_tokens(
+    request: PlanRequest, profile: capacity.CapacityProfile | None, block_size: int
+) -> tuple[int | None, str | None]:
+    """The chunk budget spec.autoscaling.slo implies, or None to keep the default; with the reason.
+
+    Prefill chunks are scheduled first come into each step, and every decode of the step waits for
+    them: the SLO's per-user rate bounds the step time, so it bounds the chunk too. The budget counts
+    the SLO batch's decode tokens plus the prompt tokens that fit beside them, in whole KV blocks.
+    """
+    rate = request.slo_tokens_per_second
+    if rate is None:
+        return None, None
+    if profile is None:
+        return None, (
+            f"spec.autoscaling.slo: no calibrated capacity profile for this shape (calibrated: "
+            f"{', '.join(sorted(capacity.PROFILES))}), so maxNumBatchedTokens stays at its default; set it to "
+            "bound how long a prefill chunk stalls the decodes beside it"
+        )
+    shaped = dataclasses.replace(profile, max_num_seqs=request.max_num_seqs)
+    batch = capacity.slo_batch(shaped, rate)
+    chunk = capacity.slo_prefill_chunk(shaped, rate, batch)
+    default = max(DEFAULT_BATCHED_TOKENS, request.max_num_seqs)
+    if batch + chunk >= default:
+        return None, (
+            f"maxNumBatchedTokens {default} (the default) already keeps a step with {batch} decodes within "
+            f"1/{rate:g} s, as spec.autoscaling.slo asks"
+        )
+    if chunk >= MIN_PREFILL_CHUNK:
+        budget = max(request.max_num_seqs, (batch + chunk) // block_size * block_size)
+    else:
+        budget = max(request.max_num_seqs, -(-(batch + MIN_PREFILL_CHUNK) // block_size) * block_size)
+    budget = min(budget, default)
+    step_ms = 1000 * shaped.step_seconds(batch, budget - batch)
+    stalled_ms = 1000 * shaped.step_seconds(batch, default - batch)
+    head = (
+        f"maxNumBatchedTokens {budget} from spec.autoscaling.slo ({rate:g} tokens/s per user, "
+        f"{1000 / rate:.0f} ms a token)"
+    )
+    if chunk >= MIN_PREFILL_CHUNK:
+        return budget, (
+            f"{head}: a step with {batch} decodes and {budget - batch} prompt tokens takes {step_ms:.0f} ms on "
+            f"{profile.name}; the default {default} would stall those decodes to {stalled_ms:.0f} ms "
+            f"(whole {block_size}-token KV blocks)"
+        )
+    return budget, (
+        f"{head}: warning: beside {batch} decodes the SLO leaves room for {chunk} prompt tokens a step on "
+        f"{profile.name}; chunks under {MIN_PREFILL_CHUNK} tokens would starve prefill, so steps that carry "
+        f"prefill take {step_ms:.0f} ms (the default {default} would take {stalled_ms:.0f} ms); a lower per-user "
+        "rate or maxNumSeqs keeps every step within the SLO"
+    )
+
+
 def _serving(
-    request: PlanRequest, arch: ModelArch, runtime: str, tp: int, family: str
+    request: PlanRequest,
+    arch: ModelArch,
+    runtime: str,
+    tp: int,
+    family: str,
+    profile: capacity.CapacityProfile | None = None,
 ) -> tuple[vllm_args.ServingOptions, list[str]]:
     reasons: list[str] = []
     user_config, extra_args = vllm_args.split_additional_config(request.extra_args)
@@ -421,10 +486,15 @@ def _serving(
     block_size: int | None
     if runtime == vllm_args.RUNTIME_VLLM_NEURON:
         prefix = True if request.enable_prefix_caching is None else request.enable_prefix_caching
-        batched = request.max_num_batched_tokens or max(2048, S)
+        block_size = request.block_size or 32
+        batched = request.max_num_batched_tokens or max(DEFAULT_BATCHED_TOKENS, S)
+        if request.max_num_batched_tokens is None:
+            slo_batched, why = _slo_batched_tokens(request, profile, block_size)
+            batched = slo_batched or batched
+            if why:
+                reasons.append(why)
         if batched < S:
             raise PlanError(f"maxNumBatchedTokens {batched} is smaller than maxNumSeqs {S}")
-        block_size = request.block_size or 32
         section["num_seqs_buckets"] = vllm_args.power_of_two_ladder(1, S)
         section["num_batched_tokens_buckets"] = vllm_args.power_of_two_ladder(128, batched)
         if request.quantization in ("mxfp8", "mxfp4"):
@@ -440,6 +510,11 @@ def _serving(
     else:
         prefix = bool(request.enable_prefix_caching)
         batched = request.max_num_batched_tokens or L
+        if request.slo_tokens_per_second is not None:
+            reasons.append(
+                "spec.autoscaling.slo cannot bound prefill stalls on nxdi: it has no chunked prefill, so each "
+                "prompt is encoded whole while the decodes wait"
+            )
         if batched < L:
             raise PlanError(
                 f"maxNumBatchedTokens {batched} is smaller than maxModelLen {L}; the nxdi runtime has no chunked "
@@ -677,7 +752,8 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
             f"warning: the host memory request ({host_memory_gib} GiB) is smaller than the weights "
             f"({_gib(est.weights_bytes)} GiB); loading and compiling may run out of memory on this instance size"
         )
-    options, serving_reasons = _serving(request, arch, runtime, tp, instance.family)
+    profile = capacity.find(request.model, instance.name, tp)
+    options, serving_reasons = _serving(request, arch, runtime, tp, instance.family, profile)
     reasons.extend(serving_reasons)
     env, env_reasons = _env(request, instance, lnc, runtime, est)
     reasons.extend(env_reasons)
@@ -709,4 +785,6 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
         args=vllm_args.build_args(options),
         env=tuple(env.items()),
         reasons=tuple(reasons),
+        max_num_seqs=options.max_num_seqs,
+        max_num_batched_tokens=options.max_num_batched_tokens,
     )

@@ -67,6 +67,9 @@ class PlanRequest:
     # True when compiled artifacts for this exact shape are known to exist (cache hit): startup
     # is then download + load, without the multi-minute compile.
     compiled_cache_hit: bool = False
+    # spec.autoscaling.slo's per-user tokens/s: with a calibrated capacity profile, the planner sizes
+    # the chunked-prefill budget so a step carrying prefill still gives every decode this rate.
+    slo_tokens_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,5 @@ class Plan:
     # Content-addressed key of the compiled graphs this plan needs (neuron/artifacts.py); empty
     # until the caller, who knows the image and revision, fills it in with `artifacts.keyed`.
     artifact_key: str = ""
+    max_num_seqs: int = 32  # --max-num-seqs the plan serves with
+    max_num_batched_tokens: int = 2048  # --max-num-batched-tokens: the per-step token (chunk) budget

@@ -12,6 +12,8 @@ import dataclasses
 
 from neuronfleet.autoscale import decide as decide_module
 from neuronfleet.autoscale import defaults, history, slo_targets, types
+from neuronfleet.neuron import capacity, planner
+from neuronfleet.neuron.types import PlanRequest
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
@@ -21,6 +23,7 @@ __all__ = [
     "RATE_WINDOW_SECONDS",
     "VARIANTS",
     "NeuronfleetPolicy",
+    "deployed_profile",
     "observation",
     "service_level",
     "simulated_policy",
@@ -41,6 +44,31 @@ VARIANTS = ("slo", "v0", "hold")
 
 HOLD_SECONDS = 3600
 """Scale-down window of the "hold" variant (`behavior.scaleDown.stabilizationWindowSeconds`)."""
+
+
+def deployed_profile(profile: EngineProfile, slo: Slo | None) -> EngineProfile:
+    """The engine the operator deploys for this shape: the planner's serving options on the profile.
+
+    With an SLO in the spec the planner cuts the chunked-prefill budget (`--max-num-batched-tokens`)
+    so prefill chunks cannot stall decodes past the per-user rate; the simulated replicas then run
+    with that budget, exactly as the rendered pods would. Without one, or for a profile that is not
+    a calibrated one (a test's hand-made engine), the profile is unchanged.
+    """
+    if slo is None or capacity.find(profile.model, profile.instance_type, profile.tensor_parallel_size) is None:
+        return profile
+    request = PlanRequest(
+        model=profile.model,
+        source=profile.model,
+        served_name="sim",
+        instance_type=profile.instance_type,
+        tensor_parallel_size=profile.tensor_parallel_size,
+        max_num_seqs=profile.max_num_seqs,
+        slo_tokens_per_second=slo.min_tokens_per_second,
+    )
+    planned = capacity.for_plan(planner.plan(request))
+    if planned is None or planned.name != profile.name:
+        return profile
+    return planned
 
 
 def service_level(slo: Slo) -> slo_targets.ServiceLevel:

@@ -6,6 +6,7 @@ profile-derived one where the default is workload-specific), and the benchmark s
 
 from __future__ import annotations
 
+from neuronfleet.neuron import capacity
 from neuronfleet.sim import baselines
 from neuronfleet.sim.oracle import OraclePlan, OraclePolicy
 from neuronfleet.sim.policy import FleetPolicy
@@ -20,8 +21,7 @@ POLICY_NAMES: tuple[str, ...] = ("neuronfleet", *BASELINES, "oracle", "static")
 
 def slo_batch(profile: EngineProfile, slo: Slo) -> int:
     """Largest decode batch whose step still gives each user the SLO's token rate."""
-    fit = (1.0 / slo.min_tokens_per_second - profile.alpha) / profile.beta
-    return max(1, min(profile.max_num_seqs, int(fit)))
+    return max(1, capacity.slo_batch(profile, slo.min_tokens_per_second))
 
 
 def default_target(name: str, profile: EngineProfile, slo: Slo) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from neuronfleet.sim import adapter
 from neuronfleet.sim.fleet import SimResult, simulate
 from neuronfleet.sim.oracle import OraclePlan, plan_oracle
 from neuronfleet.sim.policies import make_policy
@@ -35,10 +36,18 @@ def run_policy(
     target: float | None = None,
     plan: OraclePlan | None = None,
     progress: Callable[[float, float], None] | None = None,
+    planned_engine: bool = True,
 ) -> Run:
-    """Simulate one policy; every policy starts from the oracle's warm fleet at t=0."""
+    """Simulate one policy; every policy starts from the oracle's warm fleet at t=0.
+
+    neuronfleet runs on the engine its planner configures for the SLO (`adapter.deployed_profile`);
+    the baselines run on `profile` as given, the serving options a hand-written deployment keeps.
+    `planned_engine=False` runs neuronfleet on `profile` too, to compare autoscalers on one engine.
+    """
     slo = slo or Slo()
     plan = plan or plan_oracle(trace, profile, slo, startup_seconds)
+    if policy_name == "neuronfleet" and planned_engine:
+        profile = adapter.deployed_profile(profile, slo)
     policy = make_policy(policy_name, profile, slo, startup_seconds=startup_seconds, plan=plan, target=target)
     initial = max(1, plan.replicas_at(0.0))
     if policy_name == "static":

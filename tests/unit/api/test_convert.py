@@ -121,12 +121,25 @@ def test_an_slo_alone_enables_autoscaling_and_derives_targets_from_the_capacity_
     spec = AutoscalingSpec(enabled=True, slo=SLO)
     plan = planner.plan(convert.plan_request(md(neuron={"instanceType": "trn2.48xlarge", "tensorParallelSize": 4})))
     profile = convert.capacity_profile(plan)
-    assert profile is capacity.LLAMA_8B_TRN2_TP4
+    assert profile == capacity.LLAMA_8B_TRN2_TP4
     policy = convert.autoscale_policy(spec, expected_startup_seconds=60, profile=profile)
     derived = slo_targets.derive(convert.service_level(spec.slo), profile)
     assert policy.targets == derived.targets
     assert policy.load_model == derived.load_model
     assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 24.0, "engineLoad": 0.5}
+
+
+def test_an_slo_in_the_spec_sizes_the_prefill_chunk_and_the_targets_see_the_planned_engine():
+    spec = {"neuron": {"instanceType": "trn2.48xlarge", "tensorParallelSize": 4}}
+    request = convert.plan_request(md(**spec, autoscaling={"slo": SLO}))
+    assert request.slo_tokens_per_second == 10
+    plan = planner.plan(request)
+    assert plan.max_num_batched_tokens == 608
+    profile = convert.capacity_profile(plan)
+    assert profile.max_num_batched_tokens == 608
+    slow = slo_targets.derive(slo_targets.ServiceLevel(10, 1, 4000), profile)
+    assert slow.prefill_tokens_per_second == pytest.approx(608 / profile.step_seconds(0, 608))
+    assert convert.plan_request(md(**spec)).slo_tokens_per_second is None
 
 
 def test_an_explicit_metric_target_wins_over_the_derived_one_and_the_utilization_is_the_users():

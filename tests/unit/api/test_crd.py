@@ -183,8 +183,22 @@ def test_every_cel_rule_compiles():
         ({"minReplicas": 2, "maxReplicas": 8, "enabled": True, "metrics": {"concurrencyPerReplica": 8}}, True),
         ({"minReplicas": 9, "maxReplicas": 8, "enabled": False, "metrics": {}}, False),
         ({"minReplicas": 1, "maxReplicas": 8, "enabled": True, "metrics": {}}, False),
+        (
+            {
+                "enabled": True,
+                "slo": {"perUserTokensPerSecond": 10, "timeToFirstTokenSeconds": 1},
+            },
+            True,
+        ),
+        ({"enabled": True, "metrics": {"promptTokensPerSecondPerReplica": 4000}}, True),
     ],
-    ids=["bounds in order", "min above max", "enabled without a target"],
+    ids=[
+        "bounds in order",
+        "min above max",
+        "enabled without a target",
+        "an slo stands in for the targets",
+        "prompt tokens/s alone is a target",
+    ],
 )
 def test_cel_rules_and_the_model_validator_agree(autoscaling: dict[str, Any], ok: bool):
     node = schema()["properties"]["spec"]["properties"]["autoscaling"]

@@ -65,3 +65,14 @@ def test_the_installed_console_script_runs_plan():
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["instance_family"] == "trn2"
+
+
+def test_a_per_user_rate_sizes_the_prefill_chunk_on_a_calibrated_shape(capsys):
+    base = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--instance-type", "trn2.48xlarge"]
+    base += ["--tensor-parallel-size", "4", "-o", "json"]
+    assert cli.main([*base, "--per-user-tokens-per-second", "10"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["max_num_batched_tokens"] == 608
+    assert data["args"][data["args"].index("--max-num-batched-tokens") + 1] == "608"
+    assert cli.main(base) == 0
+    assert json.loads(capsys.readouterr().out)["max_num_batched_tokens"] == 2048

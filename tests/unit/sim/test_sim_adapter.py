@@ -9,9 +9,12 @@ from sim_builders import ROUND
 
 from neuronfleet.autoscale import decide as decide_module
 from neuronfleet.autoscale import defaults, slo_targets, types
+from neuronfleet.neuron import capacity
 from neuronfleet.sim import adapter
 from neuronfleet.sim.observe import FleetView, ReplicaSample, Scrape
+from neuronfleet.sim.runner import run_policy
 from neuronfleet.sim.slo import Slo
+from neuronfleet.sim.trace import TraceRequest
 
 
 def view(concurrency_per_replica: int, *, replicas: int = 2, at: float = 30.0) -> FleetView:
@@ -98,3 +101,23 @@ def test_a_variant_names_the_policy_in_reports():
     assert adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0, variant="hold", target_scale=0.5).name == (
         "neuronfleet-hold@0.5"
     )
+
+
+def test_neuronfleet_runs_on_the_engine_its_planner_renders_for_the_slo():
+    profile = capacity.LLAMA_8B_TRN2_TP4
+    deployed = adapter.deployed_profile(profile, Slo())
+    assert deployed.max_num_batched_tokens == 608  # what `neuronfleet render` puts in --max-num-batched-tokens
+    assert (deployed.alpha, deployed.beta, deployed.gamma) == (profile.alpha, profile.beta, profile.gamma)
+    assert adapter.deployed_profile(profile, None) is profile
+    assert adapter.deployed_profile(ROUND, Slo()) is ROUND  # not a calibrated shape: nothing to plan
+
+
+def test_run_policy_gives_neuronfleet_the_planned_engine_and_the_baselines_the_profile_as_given():
+    trace = [TraceRequest(float(i), 300, 20) for i in range(5)]
+    profile = capacity.LLAMA_8B_TRN2_TP4
+    ours = run_policy(trace, profile, "neuronfleet", startup_seconds=60)
+    same = run_policy(trace, profile, "neuronfleet", startup_seconds=60, planned_engine=False)
+    hpa = run_policy(trace, profile, "hpa", startup_seconds=60)
+    assert ours.result.profile.max_num_batched_tokens == 608
+    assert same.result.profile.max_num_batched_tokens == 2048
+    assert hpa.result.profile.max_num_batched_tokens == 2048
