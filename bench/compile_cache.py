@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from neuronfleet.neuron import planner
-from neuronfleet.neuron.types import PlanRequest
+from neuronfleet.neuron import capacity, planner
 from neuronfleet.sim.oracle import OraclePlan, plan_oracle
 from neuronfleet.sim.policies import sweep_targets
 from neuronfleet.sim.profiles import EngineProfile, get_profile
@@ -37,13 +36,8 @@ POLICIES = ("neuronfleet", "hpa", "keda-tokens", "kpa")
 
 def startup_seconds(profile: EngineProfile, *, cache_hit: bool) -> int:
     """The planner's time-to-ready of one replica of the profile's shape (per-key expectation)."""
-    request = PlanRequest(
-        model=profile.model,
-        source=profile.model,
-        served_name="bench",
-        instance_type=profile.instance_type,
-        tensor_parallel_size=profile.tensor_parallel_size,
-        max_num_seqs=profile.max_num_seqs,
+    request = capacity.plan_request(
+        profile,
         max_num_batched_tokens=profile.max_num_batched_tokens,
         max_model_len=4096,
         compiled_cache_hit=cache_hit,

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from neuronfleet.neuron.types import Plan
+from neuronfleet.neuron.types import Plan, PlanRequest
 
 __all__ = [
     "LLAMA_8B_TRN2_TP4",
@@ -26,6 +26,7 @@ __all__ = [
     "find",
     "for_plan",
     "get",
+    "plan_request",
     "slo_batch",
     "slo_prefill_chunk",
 ]
@@ -126,6 +127,24 @@ def find(model: str, instance_type: str, tensor_parallel_size: int) -> CapacityP
         ):
             return profile
     return None
+
+
+def plan_request(profile: CapacityProfile, **overrides: object) -> PlanRequest:
+    """A request for one replica of exactly the profile's shape (model, instance, TP, batch).
+
+    The simulator and the benchmarks plan through it, so what they simulate is what the planner
+    would deploy; `overrides` set any other PlanRequest field.
+    """
+    fields: dict[str, object] = {
+        "model": profile.model,
+        "source": profile.model,
+        "served_name": profile.name,
+        "instance_type": profile.instance_type,
+        "tensor_parallel_size": profile.tensor_parallel_size,
+        "max_num_seqs": profile.max_num_seqs,
+        **overrides,
+    }
+    return PlanRequest(**fields)  # type: ignore[arg-type]
 
 
 def for_plan(plan: Plan) -> CapacityProfile | None:

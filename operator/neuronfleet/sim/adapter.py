@@ -13,7 +13,6 @@ import dataclasses
 from neuronfleet.autoscale import decide as decide_module
 from neuronfleet.autoscale import defaults, history, slo_targets, types
 from neuronfleet.neuron import capacity, planner
-from neuronfleet.neuron.types import PlanRequest
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
@@ -56,15 +55,7 @@ def deployed_profile(profile: EngineProfile, slo: Slo | None) -> EngineProfile:
     """
     if slo is None or capacity.find(profile.model, profile.instance_type, profile.tensor_parallel_size) is None:
         return profile
-    request = PlanRequest(
-        model=profile.model,
-        source=profile.model,
-        served_name="sim",
-        instance_type=profile.instance_type,
-        tensor_parallel_size=profile.tensor_parallel_size,
-        max_num_seqs=profile.max_num_seqs,
-        slo_tokens_per_second=slo.min_tokens_per_second,
-    )
+    request = capacity.plan_request(profile, slo_tokens_per_second=slo.min_tokens_per_second)
     planned = capacity.for_plan(planner.plan(request))
     if planned is None or planned.name != profile.name:
         return profile

@@ -12,8 +12,7 @@ import random
 
 import pytest
 
-from neuronfleet.neuron import planner
-from neuronfleet.neuron.types import PlanRequest
+from neuronfleet.neuron import capacity, planner
 from neuronfleet.sim.profiles import get_profile
 from neuronfleet.sim.runner import run_policy
 from neuronfleet.sim.trace import TraceRequest
@@ -22,13 +21,8 @@ PROFILE = get_profile("llama-3.1-8b-trn2-tp4")
 
 
 def planned_startup(*, cache_hit: bool) -> float:
-    request = PlanRequest(
-        model=PROFILE.model,
-        source=PROFILE.model,
-        served_name="sim",
-        instance_type=PROFILE.instance_type,
-        tensor_parallel_size=PROFILE.tensor_parallel_size,
-        max_num_seqs=PROFILE.max_num_seqs,
+    request = capacity.plan_request(
+        PROFILE,
         max_num_batched_tokens=PROFILE.max_num_batched_tokens,
         max_model_len=4096,
         compiled_cache_hit=cache_hit,
