@@ -78,11 +78,19 @@ def test_alerts_only_use_metrics_the_operator_exports(rules):
 
 
 def _alert(rule: dict[str, Any], value: str | None = None, **labels: str) -> dict[str, Any]:
-    """The expected firing alert: the rule's labels and annotations with `$value` as promtool renders it."""
+    """The expected firing alert: the rule's labels and annotations with `$value` and `$labels.x` as
+    promtool renders them."""
     annotations = dict(rule["annotations"])
     if value is not None:
         annotations = {k: re.sub(r"\{\{ \$value[^}]*\}\}", value, v) for k, v in annotations.items()}
+    for key, label in labels.items():
+        annotations = {k: v.replace(f"{{{{ $labels.{key} }}}}", label) for k, v in annotations.items()}
     return {"exp_labels": {**rule["labels"], **labels}, "exp_annotations": annotations}
+
+
+FLEET = 'namespace="ml", name="llama"'
+OTHER = 'namespace="ml", name="chat"'
+LIMITED = f'neuronfleet_autoscaler_decisions_total{{{JOB}, {FLEET}, reason="LimitedByMaxReplicas"}}'
 
 
 def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,37 +151,40 @@ def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "alert_rule_test": [{"eval_time": "40m", "alertname": "NeuronfleetReconcileErrors", "exp_alerts": []}],
         },
         {
-            "name": "degraded ModelDeployments fire after 10m, the standby replica's zero does not hide them",
+            "name": "a degraded ModelDeployment fires after 10m naming the fleet; a healthy one stays quiet",
             "interval": "1m",
             "input_series": [
-                {"series": f'neuronfleet_degraded_modeldeployments{{{JOB}, pod="active"}}', "values": "2x20"},
-                {"series": f'neuronfleet_degraded_modeldeployments{{{JOB}, pod="standby"}}', "values": "0x20"},
+                {"series": f'neuronfleet_modeldeployment_degraded{{{JOB}, pod="active", {FLEET}}}', "values": "1x20"},
+                {"series": f'neuronfleet_modeldeployment_degraded{{{JOB}, pod="active", {OTHER}}}', "values": "0x20"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "NeuronfleetModelDeploymentDegraded", "exp_alerts": []},
                 {
                     "eval_time": "12m",
                     "alertname": "NeuronfleetModelDeploymentDegraded",
-                    "exp_alerts": [_alert(degraded, "2")],
+                    "exp_alerts": [_alert(degraded, namespace="ml", name="llama")],
                 },
             ],
         },
         {
-            "name": "scaling capped at maxReplicas fires only when it lasts 30m",
+            "name": "scaling capped at maxReplicas fires only when it lasts 30m, for the capped fleet only",
             "interval": "1m",
             "input_series": [
                 {
-                    "series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, reason="LimitedByMaxReplicas"}}',
+                    "series": LIMITED,
                     "values": "0+12x60",
                 },
-                {"series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, reason="ScaledUp"}}', "values": "0+1x60"},
+                {
+                    "series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, {OTHER}, reason="ScaledUp"}}',
+                    "values": "0+1x60",
+                },
             ],
             "alert_rule_test": [
                 {"eval_time": "20m", "alertname": "NeuronfleetScalingLimitedAtMaxReplicas", "exp_alerts": []},
                 {
                     "eval_time": "40m",
                     "alertname": "NeuronfleetScalingLimitedAtMaxReplicas",
-                    "exp_alerts": [_alert(limited)],
+                    "exp_alerts": [_alert(limited, namespace="ml", name="llama")],
                 },
             ],
         },
@@ -182,7 +193,7 @@ def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "interval": "1m",
             "input_series": [
                 {
-                    "series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, reason="LimitedByMaxReplicas"}}',
+                    "series": LIMITED,
                     "values": "0+12x10 120x50",
                 },
             ],
@@ -191,17 +202,21 @@ def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             ],
         },
         {
-            "name": "autoscaling without metrics fires after 10m",
+            "name": "autoscaling without metrics fires after 10m naming the fleet",
             "interval": "1m",
             "input_series": [
                 {
-                    "series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, reason="MetricsUnavailable"}}',
+                    "series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, {FLEET}, reason="MetricsUnavailable"}}',
                     "values": "0+12x30",
                 },
             ],
             "alert_rule_test": [
                 {"eval_time": "8m", "alertname": "NeuronfleetMetricsUnavailable", "exp_alerts": []},
-                {"eval_time": "20m", "alertname": "NeuronfleetMetricsUnavailable", "exp_alerts": [_alert(no_metrics)]},
+                {
+                    "eval_time": "20m",
+                    "alertname": "NeuronfleetMetricsUnavailable",
+                    "exp_alerts": [_alert(no_metrics, namespace="ml", name="llama")],
+                },
             ],
         },
     ]
@@ -223,12 +238,12 @@ def test_promtool_test_rules_fails_when_an_alert_is_expected_but_quiet(rules, ru
     case = {
         "name": "healthy fleet",
         "interval": "1m",
-        "input_series": [{"series": f"neuronfleet_degraded_modeldeployments{{{JOB}}}", "values": "0x20"}],
+        "input_series": [{"series": f"neuronfleet_modeldeployment_degraded{{{JOB}, {FLEET}}}", "values": "0x20"}],
         "alert_rule_test": [
             {
                 "eval_time": "15m",
                 "alertname": "NeuronfleetModelDeploymentDegraded",
-                "exp_alerts": [_alert(rules["NeuronfleetModelDeploymentDegraded"], "0")],
+                "exp_alerts": [_alert(rules["NeuronfleetModelDeploymentDegraded"], namespace="ml", name="llama")],
             }
         ],
     }

@@ -104,6 +104,10 @@ def _vllm_series(metric: str, namespace: str, fleet: str, pod: str) -> str:
     return metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
+def _decisions(fleet: str, reason: str) -> str:
+    return f'neuronfleet_autoscaler_decisions_total{{{JOB}, namespace="ml", name="{fleet}", reason="{reason}"}}'
+
+
 def _query(title_prefix: str) -> str:
     matches = [e for t, e in exprs().items() if t.startswith(title_prefix)]
     assert matches, title_prefix
@@ -126,7 +130,8 @@ def test_dashboard_queries_compute_fleet_figures_from_vllm_and_operator_series(t
         {"series": _vllm_series("up", "ml", "llama", "llama-1"), "values": "1x10"},
         {"series": _vllm_series("up", "ml", "llama", "llama-2"), "values": "0x10"},  # still compiling
         {"series": f'neuronfleet_autoscaler_desired_replicas{{{JOB}, namespace="ml", name="llama"}}', "values": "3x10"},
-        {"series": f'neuronfleet_autoscaler_decisions_total{{{JOB}, reason="ScaledUp"}}', "values": "0+1x10"},
+        {"series": _decisions("llama", "ScaledUp"), "values": "0+1x10"},
+        {"series": _decisions("chat", "ScaledUp"), "values": "0+5x10"},  # another fleet: $fleet filters it out
     ]
     fleet = {"namespace": "ml", "app_kubernetes_io_instance": "llama"}
     autoscaler = promql.build("ml", "llama")
@@ -160,7 +165,7 @@ def test_dashboard_queries_compute_fleet_figures_from_vllm_and_operator_series(t
             "exp_samples": [{"labels": _labels(fleet), "value": 2}],
         },
         {
-            "expr": _query("Scale decisions"),
+            "expr": _query("Scale decisions").replace('name=~".*"', 'name=~"llama"'),  # $fleet = llama
             "eval_time": "8m",
             "exp_samples": [{"labels": _labels({"reason": "ScaledUp"}), "value": 2}],
         },

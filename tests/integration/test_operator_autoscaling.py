@@ -75,6 +75,8 @@ def test_load_scales_the_fleet_and_the_decision_shows_in_status_events_and_metri
 
     exported = _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
     assert 'neuronfleet_autoscaler_desired_replicas{name="llama",namespace="ml"} 4.0' in exported
+    limited_series = 'neuronfleet_autoscaler_decisions_total{name="llama",namespace="ml",reason="LimitedByMaxReplicas"}'
+    assert limited_series in exported
     assert 'neuronfleet_reconcile_total{handler="reconcile"}' in exported
     _scrape(f"http://127.0.0.1:{op.config.health_port}/healthz")  # kopf's liveness probe answers 200
 

@@ -9,6 +9,7 @@ pods updated/ready/available after a delay; no Pods are created) and the garbage
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import kubernetes
 import pytest
@@ -163,11 +164,23 @@ def test_an_unplannable_spec_degrades_without_touching_the_running_fleet(
     assert warning[0]["reason"] == "PlanFailed"
     after = cluster.deployment("llama")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # The per-fleet gauge the Degraded alert names the fleet from.
+    gauge = 'neuronfleet_modeldeployment_degraded{name="llama",namespace="ml"}'
+    assert f"{gauge} 1.0" in _operator_metrics(operator)
+    assert "neuronfleet_degraded_modeldeployments 1.0" in _operator_metrics(operator)
     # Fixing the spec clears the condition.
     fixed = {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, "neuron": {"instanceType": "inf2.48xlarge"}}
     cluster.patch_md("llama", {"spec": fixed})
     wait_for(lambda: cluster.condition("llama", "Degraded").get("status") == "False")
     assert cluster.status("llama")["observedGeneration"] == 3
+    assert f"{gauge} 0.0" in _operator_metrics(operator)
+    cluster.delete_md("llama")
+    wait_for(lambda: gauge not in _operator_metrics(operator))
+
+
+def _operator_metrics(op: OperatorThread) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.config.metrics_port}/metrics", timeout=5) as answer:
+        return answer.read().decode()
 
 
 def test_scaling_through_the_scale_subresource_resizes_the_fleet(operator: OperatorThread, cluster: Cluster) -> None:

@@ -233,7 +233,7 @@ class Autoscaler:
     def _export(self, key: sync.FleetKey, decision: types.Decision, observation: types.Observation) -> None:
         metrics = self._rt.metrics
         metrics.desired_replicas.labels(namespace=key.namespace, name=key.name).set(decision.replicas)
-        metrics.decisions.labels(reason=str(decision.reason)).inc()
+        metrics.decisions.labels(namespace=key.namespace, name=key.name, reason=str(decision.reason)).inc()
         values = {
             "tokens_per_second": observation.tokens_per_second,
             "concurrency": observation.concurrency,

@@ -57,6 +57,12 @@ class OperatorMetrics:
         self.degraded = prometheus_client.Gauge(
             "neuronfleet_degraded_modeldeployments", "ModelDeployments with Degraded=True.", registry=reg
         )
+        self.fleet_degraded = prometheus_client.Gauge(
+            "neuronfleet_modeldeployment_degraded",
+            "1 while the ModelDeployment's Degraded condition is True, else 0; alerts name the fleet from it.",
+            ["namespace", "name"],
+            registry=reg,
+        )
         self.desired_replicas = prometheus_client.Gauge(
             "neuronfleet_autoscaler_desired_replicas",
             "Replicas the autoscaler last asked for.",
@@ -71,29 +77,25 @@ class OperatorMetrics:
         )
         self.decisions = prometheus_client.Counter(
             "neuronfleet_autoscaler_decisions_total",
-            "Autoscaling decisions, by reason.",
-            ["reason"],
+            "Autoscaling decisions, by fleet and reason.",
+            ["namespace", "name", "reason"],
             registry=reg,
         )
 
     def forget_fleet(self, namespace: str, name: str) -> None:
         """Drop a deleted fleet's per-fleet series so they do not linger as stale values."""
-        for gauge, extra in ((self.desired_replicas, ()), (self.metric_value, None)):
-            if extra is None:
-                for labels in list(_label_sets(gauge)):
-                    if labels[:2] == (namespace, name):
-                        with contextlib.suppress(KeyError):
-                            gauge.remove(*labels)
-            else:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(namespace, name)
+        for metric in (self.desired_replicas, self.metric_value, self.decisions, self.fleet_degraded):
+            for labels in _label_sets(metric):
+                if labels[:2] == (namespace, name):
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*labels)
 
     def render(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
 
 
-def _label_sets(gauge: prometheus_client.Gauge) -> list[tuple[str, ...]]:
-    return [tuple(key) for key in gauge._metrics]  # the client has no public listing
+def _label_sets(metric: prometheus_client.Gauge | prometheus_client.Counter) -> list[tuple[str, ...]]:
+    return [tuple(key) for key in list(metric._metrics)]  # the client has no public listing
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from neuronfleet.api import constants, convert, resource
-from neuronfleet.api.conditions import Reason
+from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason
 from neuronfleet.controller import apply, artifacts_sync, events, reconcile, status
 from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.metrics import OperatorMetrics
@@ -251,11 +251,17 @@ async def reconcile_pass(
     events.post(body, events.transitions(previous, new_status, repaired=repaired))
     events.post(body, artifacts_sync.artifact_events(previous, new_status))
 
-    if failure is not None:
+    # From the condition, not `failure`: a failed compile Job is Degraded too (artifacts_sync).
+    degraded = any(
+        c.get("type") == ConditionType.DEGRADED and c.get("status") == ConditionStatus.TRUE
+        for c in new_status.get("conditions") or []
+    )
+    if degraded:
         rt.degraded.add(key)
     else:
         rt.degraded.discard(key)
     rt.metrics.degraded.set(len(rt.degraded))
+    rt.metrics.fleet_degraded.labels(namespace=key.namespace, name=key.name).set(int(degraded))
     return PassOutcome(
         status_written=written,
         created=tuple(result.created),
