@@ -9,32 +9,9 @@ import pytest
 
 from neuronfleet.api.conditions import find_condition
 from neuronfleet.controller import artifacts, artifacts_sync
-from neuronfleet.neuron.types import Plan
+from plan_builders import TRN2_TP4, make_plan
 
-PLAN = Plan(
-    model="m",
-    instance_type="trn2.48xlarge",
-    instance_family="trn2",
-    runtime="vllm-neuron",
-    tensor_parallel_size=4,
-    logical_core_size=2,
-    cores_per_replica=4,
-    devices_per_replica=1,
-    resource_name="aws.amazon.com/neuroncore",
-    resource_count=4,
-    replicas_per_node=16,
-    needs_contiguous_cores=True,
-    weights_bytes=1,
-    kv_cache_bytes=1,
-    memory_needed_bytes=1,
-    memory_available_bytes=1,
-    host_memory_bytes=1,
-    host_cpus=1,
-    expected_startup_seconds=180,
-    args=(),
-    env=(),
-    artifact_key="k2",
-)
+PLAN = make_plan(TRN2_TP4, expected_startup_seconds=180, artifact_key="k2")
 CHILDREN = [{"kind": "Service"}, {"kind": "PodDisruptionBudget"}, {"kind": "Deployment"}]
 NOW = "2026-01-01T00:00:00Z"
 

@@ -13,33 +13,10 @@ import pytest
 
 from neuronfleet.controller import replica_phases as rp
 from neuronfleet.neuron import startup_phases
-from neuronfleet.neuron.catalog import GIB
-from neuronfleet.neuron.types import Plan
+from plan_builders import TRN2_TP4
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
-PLAN = Plan(
-    model="m",
-    instance_type="trn2.48xlarge",
-    instance_family="trn2",
-    runtime="vllm-neuron",
-    tensor_parallel_size=4,
-    logical_core_size=2,
-    cores_per_replica=4,
-    devices_per_replica=1,
-    resource_name="aws.amazon.com/neuroncore",
-    resource_count=4,
-    replicas_per_node=16,
-    needs_contiguous_cores=True,
-    weights_bytes=16 * GIB,
-    kv_cache_bytes=GIB,
-    memory_needed_bytes=20 * GIB,
-    memory_available_bytes=96 * GIB,
-    host_memory_bytes=100 * GIB,
-    host_cpus=10,
-    expected_startup_seconds=600,
-    args=(),
-    env=(),
-)
+PLAN = TRN2_TP4
 
 
 def stamp(seconds_ago: float) -> str:
