@@ -79,6 +79,24 @@ def test_a_spec_change_rolls_the_deployment_and_bumps_observed_generation(
     assert after["spec"]["strategy"]["rollingUpdate"]["maxSurge"] in (0, "0")
 
 
+def test_a_setting_removed_from_the_spec_is_removed_from_the_child(operator: OperatorThread, cluster: Cluster) -> None:
+    """A merge patch of the new render alone would leave the dropped key; the last-applied record removes it."""
+    cluster.create_md(make_md("llama", scheduling={"nodeSelector": {"pool": "llm", "zone": "us-east-1a"}}))
+    selector = wait_for(
+        lambda: (d := cluster.deployment("llama")) and d["spec"]["template"]["spec"]["nodeSelector"].get("zone") and d
+    )["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector["pool"] == "llm"
+    cluster.apps.patch_namespaced_deployment("llama", "ml", {"metadata": {"annotations": {"other-tool/seen": "yes"}}})
+
+    cluster.patch_md("llama", {"spec": {"scheduling": {"nodeSelector": {"zone": None}}}})
+
+    dep = wait_for(
+        lambda: (d := cluster.deployment("llama")) and "zone" not in d["spec"]["template"]["spec"]["nodeSelector"] and d
+    )
+    assert dep["spec"]["template"]["spec"]["nodeSelector"]["pool"] == "llm"
+    assert dep["metadata"]["annotations"]["other-tool/seen"] == "yes"  # someone else's key stays
+
+
 def test_an_unchanged_fleet_is_not_written_again(operator: OperatorThread, cluster: Cluster) -> None:
     """Uses the emulator's Deployment status stand-in; a resync must not patch what matches."""
     enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=READY_DELAY)

@@ -4,9 +4,11 @@ Field ownership: the operator owns exactly the fields it renders (plus labels, a
 its controller ownerReference). A child that differs on those is brought back with a JSON merge
 patch of the rendered fields (lists such as containers are replaced whole, so they match the
 render exactly); fields others add (server defaults, other controllers' annotations, HPA-free
-replicas when autoscaling preserves them) are left alone. Server-side apply with a field manager
-would also remove fields the renderer stops emitting; it is the better tool on a real cluster,
-but the test API server does not implement it, so the operator uses merge patches everywhere.
+replicas when autoscaling preserves them) are left alone. Map keys the renderer stops emitting
+are removed through the child's last-applied record (`reconcile.LAST_APPLIED_ANNOTATION`), the
+way kubectl's client-side apply does it. Server-side apply with a field manager would do both
+natively; the emulator the tests and the demo run on does not implement it, so the operator uses
+merge patches everywhere.
 
 A child controlled by another owner, or an unlabelled object squatting on the name, is never
 touched: the pass reports it (Degraded=True, ApplyFailed) and carries on with the others.

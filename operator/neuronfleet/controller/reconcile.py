@@ -10,12 +10,19 @@ and equal in the live object, and anything the API server or other controllers a
 pass that changed nothing free of writes, unlike a naive equality check that would fight
 server defaulting on every pass (controllerutil.CreateOrUpdate's known trap). Quantities are
 compared by value (`"32Gi"` equals `34359738368`), because the API server canonicalises them.
+
+A subset check cannot see a map key the renderer stopped emitting (a nodeSelector entry, a label,
+a resource limit removed from the spec), and a merge patch of the new render leaves it in place.
+So every child carries what the operator last applied (`LAST_APPLIED_ANNOTATION`, like kubectl's
+client-side apply), and a key that was in it, is gone from the render and is still live is
+patched to null: removed, while keys others added stay untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -27,6 +34,7 @@ from neuronfleet.controller.refs import ResourceRef
 
 __all__ = [
     "CHILD_KINDS",
+    "LAST_APPLIED_ANNOTATION",
     "MANAGED_BY_LABEL",
     "MANAGED_BY_VALUE",
     "Step",
@@ -35,6 +43,7 @@ __all__ = [
     "child_step",
     "desired_replicas",
     "is_subset",
+    "last_applied",
     "owner_reference",
     "patch_body",
     "quantity",
@@ -42,6 +51,8 @@ __all__ = [
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "neuronfleet"
+LAST_APPLIED_ANNOTATION = "neuronfleet.io/last-applied"
+"""The owned fields (the merge patch body) the operator last wrote to a child, as compact JSON."""
 
 # Every kind the renderer may emit, and where it lives in the API. controller/rbac.py grants
 # exactly these (a test keeps the two in step).
@@ -135,6 +146,8 @@ def child_step(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, ow
     ref = child_ref(desired)
     name = str(desired["metadata"]["name"])
     kind = str(desired.get("kind"))
+    owned = patch_body(desired)
+    desired = _recording(desired, owned)
     if live is None:
         return Step(StepKind.CREATE, ref, name, desired, f"{kind} {name} is missing")
     controller = _controller_of(live)
@@ -144,10 +157,77 @@ def child_step(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, ow
     labels = (live.get("metadata") or {}).get("labels") or {}
     if controller is None and labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
         return Step(StepKind.REFUSE, ref, name, {}, f"{kind} {name} already exists and is not managed by neuronfleet")
-    diff = _first_difference(patch_body(desired), live)
-    if diff is None:
+    body = patch_body(desired)
+    dropped = _dropped(last_applied(live), owned, live)
+    diff = _first_difference(body, live)
+    if diff is None and not dropped:
         return Step(StepKind.NONE, ref, name, {}, f"{kind} {name} is up to date")
-    return Step(StepKind.PATCH, ref, name, patch_body(desired), f"{kind} {name} differs at {diff}")
+    why = [f"differs at {diff}"] if diff is not None else []
+    if dropped:
+        why.append(f"keeps fields no longer rendered: {', '.join(_paths(dropped))}")
+    return Step(StepKind.PATCH, ref, name, _merge(body, dropped), f"{kind} {name} {'; '.join(why)}")
+
+
+def last_applied(live: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the operator last applied to `live` (LAST_APPLIED_ANNOTATION); None when unknown or unreadable."""
+    text = ((live or {}).get("metadata") or {}).get("annotations", {}).get(LAST_APPLIED_ANNOTATION)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _recording(desired: Mapping[str, Any], owned: Mapping[str, Any]) -> dict[str, Any]:
+    """`desired` with LAST_APPLIED_ANNOTATION set to its owned fields."""
+    out = dict(desired)
+    meta = dict(out.get("metadata") or {})
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        LAST_APPLIED_ANNOTATION: json.dumps(owned, sort_keys=True, separators=(",", ":")),
+    }
+    out["metadata"] = meta
+    return out
+
+
+def _dropped(previous: Any, current: Any, live: Any) -> dict[str, Any]:
+    """Nested nulls for map keys in `previous`, absent from `current`, still in `live` (lists: replaced whole)."""
+    if not (isinstance(previous, Mapping) and isinstance(live, Mapping)):
+        return {}
+    current = current if isinstance(current, Mapping) else {}
+    out: dict[str, Any] = {}
+    for key, was in previous.items():
+        if key not in live:
+            continue
+        now = current.get(key)
+        if isinstance(was, Mapping) and isinstance(live[key], Mapping) and (now is None or isinstance(now, Mapping)):
+            # Key by key, so what others added to the same map (annotations, labels) stays.
+            inner = _dropped(was, now or {}, live[key])
+            if inner:
+                out[key] = inner
+        elif now is None:
+            out[key] = None
+    return out
+
+
+def _merge(body: Mapping[str, Any], nulls: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    for key, value in nulls.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _paths(nulls: Mapping[str, Any], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in nulls.items():
+        path = f"{prefix}.{key}"
+        found.extend(_paths(value, path) if isinstance(value, Mapping) else [path])
+    return found
 
 
 def is_subset(desired: Any, live: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -45,6 +46,11 @@ def deployment(replicas: int = 2, image: str = "vllm:1", owner: str | None = OWN
     }
 
 
+def applied(desired: dict[str, Any]) -> dict[str, Any]:
+    """The child as the operator creates it (with its last-applied record), as the API server returns it."""
+    return copy.deepcopy(dict(reconcile.child_step(desired, None, owner_uid=OWNER_UID).body))
+
+
 AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "metrics": {"concurrencyPerReplica": 8}}
 
 
@@ -66,7 +72,7 @@ def test_desired_replicas_has_one_writer_per_mode(spec: dict, live: int | None, 
 
 def test_server_defaulted_fields_do_not_count_as_a_difference() -> None:
     desired = deployment()
-    live = copy.deepcopy(desired)
+    live = applied(desired)
     live["metadata"].update(uid="x", resourceVersion="9", generation=3, creationTimestamp="t")
     live["spec"]["template"]["spec"].update(dnsPolicy="ClusterFirst", restartPolicy="Always")
     live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
@@ -77,7 +83,8 @@ def test_server_defaulted_fields_do_not_count_as_a_difference() -> None:
 def test_canonicalised_quantities_equal_what_was_rendered() -> None:
     desired = deployment()
     desired["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "34359738368", "cpu": 4}
-    live = deployment()  # "32Gi" and "4", as the API server writes them back
+    live = applied(desired)
+    live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "32Gi", "cpu": "4"}
     assert reconcile.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
 
 
@@ -115,6 +122,70 @@ def test_the_patch_carries_owned_fields_only() -> None:
     body = reconcile.patch_body(desired)
     assert set(body) == {"metadata", "spec"}
     assert set(body["metadata"]) == {"labels", "ownerReferences"}
+
+
+def test_a_map_key_no_longer_rendered_is_removed_and_keys_others_added_stay() -> None:
+    before = deployment()
+    before["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2", "zone": "a"}
+    before["metadata"]["annotations"] = {"team": "ml"}
+    live = applied(before)
+    live["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] = "app:apps/Deployment:ml/llama"
+    live["spec"]["template"]["spec"]["nodeSelector"]["added-by-a-webhook"] = "yes"
+
+    after = deployment()
+    after["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}  # zone dropped from the spec
+    step = reconcile.child_step(after, live, owner_uid=OWNER_UID)
+
+    assert step.kind is StepKind.PATCH
+    assert "no longer rendered" in step.reason and ".spec.template.spec.nodeSelector.zone" in step.reason
+    assert step.body["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2", "zone": None}
+    annotations = step.body["metadata"]["annotations"]
+    assert annotations["team"] is None  # the operator's own annotation, no longer rendered
+    assert "argocd.argoproj.io/tracking-id" not in annotations  # someone else's: untouched
+    recorded = json.loads(annotations[reconcile.LAST_APPLIED_ANNOTATION])
+    assert recorded["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2"}
+
+
+def test_after_the_removal_the_child_is_up_to_date() -> None:
+    before = deployment()
+    before["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2", "zone": "a"}
+    after = deployment()
+    after["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}
+    live = applied(before)
+    patch = reconcile.child_step(after, live, owner_uid=OWNER_UID).body
+    patched = _json_merge_patch(live, patch)
+    assert patched["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2"}
+    assert reconcile.child_step(after, patched, owner_uid=OWNER_UID).kind is StepKind.NONE
+
+
+def test_a_child_without_a_record_is_patched_once_to_get_one_and_nothing_is_removed() -> None:
+    live = deployment()  # made by an operator version without the record
+    live["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
+    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH
+    assert "nodeSelector" not in step.body["spec"]["template"]["spec"]
+    assert reconcile.last_applied(_json_merge_patch(live, step.body)) == reconcile.patch_body(deployment())
+
+
+def test_an_unreadable_record_removes_nothing() -> None:
+    live = applied(deployment())
+    live["metadata"]["annotations"][reconcile.LAST_APPLIED_ANNOTATION] = "{not json"
+    assert reconcile.last_applied(live) is None
+    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH and "keeps fields" not in step.reason
+
+
+def _json_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies application/merge-patch+json."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _json_merge_patch(out.get(key), value)
+    return out
 
 
 @pytest.mark.parametrize(
