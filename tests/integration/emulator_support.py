@@ -21,6 +21,7 @@ from neuronfleet.kube_emulator import (
     URL_ENV,
     DeploymentController,
     GarbageCollector,
+    JobController,
     ThreadedEmulator,
     write_kubeconfig,
 )
@@ -82,11 +83,17 @@ def enable_controllers(
     deployments: bool = True,
     gc_delay: float = 0.0,
     ready_delay: float = 0.0,
-) -> tuple[GarbageCollector | None, DeploymentController | None]:
+    jobs: bool = False,
+    job_seconds: float = 0.0,
+    failing_jobs: frozenset[str] = frozenset(),
+) -> tuple[GarbageCollector | None, DeploymentController | None, JobController | None]:
     """Switch on the OPTIONAL controller stand-ins (say so in the test that uses them)."""
     gc = emu.call(lambda: GarbageCollector(emu.store, delay=gc_delay).start()) if garbage_collector else None
     dc = emu.call(lambda: DeploymentController(emu.store, ready_delay=ready_delay).start()) if deployments else None
-    return gc, dc
+    jc = (
+        emu.call(lambda: JobController(emu.store, run_seconds=job_seconds, fail=failing_jobs).start()) if jobs else None
+    )
+    return gc, dc, jc
 
 
 def wait_for(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:

@@ -1,9 +1,11 @@
 """Compiled artifacts against the API emulator: compile Job, gated rollout, failure, retry.
 
-The real operator runs against the emulator; no Job controller or Neuron compiler runs there, so
-the test plays the Job controller's part by writing each Job's status (Complete or Failed, as
-batch/v1 reports them) through the official client, and asserts what the operator does about
-it: the children it creates or leaves alone, the Jobs, and the ModelDeployment's conditions.
+The real operator runs against the emulator; no Neuron compiler runs there. Most tests play the
+Job controller's part by writing each Job's status (Complete or Failed, as batch/v1 reports them)
+through the official client, to control exactly when a compile ends; the last two let the
+emulator's Job controller stand-in (the demo's) finish the Jobs. Each asserts what the operator
+does about it: the children it creates or leaves alone, the Jobs, and the ModelDeployment's
+conditions.
 """
 
 from __future__ import annotations
@@ -131,3 +133,42 @@ def test_the_artifact_lifecycle_shows_in_events(operator: OperatorThread, cluste
     wait_for(lambda: "Compiling" in [e["reason"] for e in cluster.events("evented")])
     finish(cluster, job["metadata"]["name"], ok=True)
     wait_for(lambda: "ArtifactsReady" in [e["reason"] for e in cluster.events("evented")])
+
+
+def test_with_the_emulators_job_controller_a_precompile_fleet_compiles_then_serves(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """The emulator's Job controller stand-in (the demo runs it too) finishes the compile Job; nobody
+    writes Job status by hand. It models outcomes only: no Pod, no compiler, no marker file."""
+    enable_controllers(
+        cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.2, jobs=True, job_seconds=0.5
+    )
+    cluster.create_md(make_md("llama", neuron={"instanceType": "inf2.48xlarge", "compiledArtifacts": ARTIFACTS}))
+
+    (job,) = wait_for(lambda: list(jobs(cluster).values()))
+    dep = wait_for(lambda: cluster.deployment("llama"), timeout=20)
+    assert dep["metadata"]["annotations"][KEY_ANNOTATION] == key_of(job)
+    wait_for(lambda: cluster.condition("llama", "CompiledArtifactsReady").get("status") == "True")
+    wait_for(lambda: cluster.condition("llama", "Ready").get("status") == "True")
+    finished = jobs(cluster)[job["metadata"]["name"]]
+    assert finished["status"]["succeeded"] == 1
+    assert {c["type"] for c in finished["status"]["conditions"]} == {"SuccessCriteriaMet", "Complete"}
+
+
+def test_with_the_emulators_job_controller_a_failing_compile_degrades_and_never_rolls_out(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """As above, with the stand-in switched on once the compile Job exists and told to fail it."""
+    cluster.create_md(make_md("llama", neuron={"instanceType": "inf2.48xlarge", "compiledArtifacts": ARTIFACTS}))
+    (job,) = wait_for(lambda: list(jobs(cluster).values()))
+    enable_controllers(
+        cluster.emu,
+        garbage_collector=False,
+        deployments=False,
+        jobs=True,
+        failing_jobs=frozenset({job["metadata"]["name"]}),
+    )
+    wait_for(lambda: cluster.condition("llama", "Degraded").get("reason") == "CompileFailed", timeout=20)
+    message = cluster.condition("llama", "Degraded")["message"]
+    assert "BackoffLimitExceeded" in message and key_of(job) in message
+    assert cluster.deployment("llama") is None

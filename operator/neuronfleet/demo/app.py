@@ -36,7 +36,7 @@ from neuronfleet.demo.load import TraceReplay, trace_window
 from neuronfleet.demo.nodepool import NodePool
 from neuronfleet.demo.prometheus import PrometheusServer, free_port, pod_target_labels, start_prometheus
 from neuronfleet.demo.router import Router
-from neuronfleet.kube_emulator import Emulator, GarbageCollector, write_kubeconfig
+from neuronfleet.kube_emulator import Emulator, GarbageCollector, JobController, write_kubeconfig
 from neuronfleet.render import labels, names
 from neuronfleet.sim.trace import read_trace
 
@@ -251,6 +251,10 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
             # kube-controller-manager's garbage collector, so `kubectl delete md` takes the fleet with it.
             collector = GarbageCollector(emulator.store).start()
             stack.callback(collector.stop)
+            # Its Job controller, reduced to outcomes: a ModelDeployment applied with
+            # compiledArtifacts.policy precompile gets its compile Job "run" in a startup's time.
+            jobs = JobController(emulator.store, run_seconds=config.startup_seconds / config.compression).start()
+            stack.callback(jobs.stop)
             started.ports["kube-apiserver"] = emulator.port
             kubeconfig = config.kubeconfig_out or workdir / "kubeconfig"
             write_kubeconfig(kubeconfig, emulator.url, namespace=namespace)

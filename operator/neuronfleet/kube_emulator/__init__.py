@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neuronfleet.kube_emulator.controllers import DeploymentController, GarbageCollector
+from neuronfleet.kube_emulator.controllers import DeploymentController, GarbageCollector, JobController
 from neuronfleet.kube_emulator.faults import Fault
 from neuronfleet.kube_emulator.kubeconfig import kubeconfig, write_kubeconfig
 from neuronfleet.kube_emulator.requests_log import RequestRecord, count, rbac_rules
@@ -34,6 +34,7 @@ __all__ = [
     "Emulator",
     "Fault",
     "GarbageCollector",
+    "JobController",
     "PatchType",
     "RequestRecord",
     "ResourceInfo",

@@ -12,6 +12,10 @@ fills in Deployment status. Tests that want "delete the owner, the children go a
   status says all ``spec.replicas`` are updated, ready and available, with
   ``observedGeneration`` and the Available/Progressing conditions. No ReplicaSets or Pods; the
   demo replaces it with a simulated node pool.
+- :class:`JobController`: ``run_seconds`` after a Job is created it has run to completion:
+  ``succeeded: 1`` and the SuccessCriteriaMet/Complete conditions, or, for a Job whose name is in
+  ``fail``, ``failed`` and the FailureTarget/Failed conditions with ``BackoffLimitExceeded``. No
+  Pods run; a Job stands for its outcome only (a compile Job's marker is not written anywhere).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store, WatchEvent, utc_now
 
-__all__ = ["DeploymentController", "GarbageCollector"]
+__all__ = ["DeploymentController", "GarbageCollector", "JobController"]
 
 _STATUS_KEYS = ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
 
@@ -182,5 +186,83 @@ class DeploymentController:
                 "lastTransitionTime": now,
             },
         ]
+        with contextlib.suppress(ApiError):
+            self.store.patch(self._info, key[0], key[1], PatchType.MERGE, {"status": status}, subresource="status")
+
+
+class JobController:
+    """Finishes each Job ``run_seconds`` after it is created (see the module docstring)."""
+
+    def __init__(self, store: Store, *, run_seconds: float = 0.0, fail: frozenset[str] = frozenset()) -> None:
+        self.store = store
+        self.run_seconds = run_seconds
+        self.fail = fail
+        self._pending: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._info = store.resource("batch", "v1", "jobs")
+
+    def start(self) -> JobController:
+        """Start; call from the emulator's event loop."""
+        self._loop = asyncio.get_running_loop()
+        for obj in self.store.objects(self._info):
+            self._consider(obj)
+        self.store.add_listener(self._on_event)
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.store.remove_listener(self._on_event)
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+
+    def _on_event(self, info: ResourceInfo, event: WatchEvent) -> None:
+        if info.storage_key == self._info.storage_key and event.type != "DELETED":
+            self._consider(event.obj)
+
+    def _consider(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        status = obj.get("status") or {}
+        if meta.get("deletionTimestamp") or status.get("succeeded") or status.get("failed"):
+            return
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in self._pending:
+            return
+        assert self._loop is not None
+        self._pending[key] = self._loop.call_later(self.run_seconds, self._finish, key)
+
+    def _finish(self, key: tuple[str, str]) -> None:
+        self._pending.pop(key, None)
+        obj = self.store.try_get(self._info, *key)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        now = utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        failed = key[1] in self.fail
+
+        def condition(kind: str, reason: str, message: str) -> dict[str, str]:
+            return {
+                "type": kind,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": now,
+                "lastTransitionTime": now,
+            }
+
+        status: dict[str, Any] = {"startTime": obj["metadata"].get("creationTimestamp", now)}
+        if failed:
+            message = "Job has reached the specified backoff limit"
+            status["failed"] = 1
+            status["conditions"] = [
+                condition("FailureTarget", "BackoffLimitExceeded", message),
+                condition("Failed", "BackoffLimitExceeded", message),
+            ]
+        else:
+            message = "Reached expected number of succeeded pods"
+            status.update(succeeded=1, completionTime=now)
+            status["conditions"] = [
+                condition("SuccessCriteriaMet", "CompletionsReached", message),
+                condition("Complete", "CompletionsReached", message),
+            ]
         with contextlib.suppress(ApiError):
             self.store.patch(self._info, key[0], key[1], PatchType.MERGE, {"status": status}, subresource="status")
