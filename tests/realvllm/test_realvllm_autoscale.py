@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from e2e import prometheus_support
+from neuronfleet import errors
 from neuronfleet.autoscale import decide, defaults, history, observe, prometheus, promql, types
 from realvllm import vllm_support
 
@@ -148,7 +149,14 @@ class DecisionLoop:
     async def step(self) -> Step:
         now = time.time()
         # Replicas the decision asks for are counted ready at once; the load is fleet-wide anyway.
-        seen = await observe.observe(self.client, FAST, current_replicas=self.replicas, ready_replicas=self.replicas)
+        # Prometheus not answering (a saturated 2-core machine) is what the operator's loop turns
+        # into an unavailable observation, and the decision then holds: so does this loop.
+        try:
+            seen = await observe.observe(
+                self.client, FAST, current_replicas=self.replicas, ready_replicas=self.replicas
+            )
+        except errors.MetricsUnavailable:
+            seen = observe.unavailable(current_replicas=self.replicas, ready_replicas=self.replicas)
         decision = decide.decide(seen, self.policy, self.history, now)
         self.history = history.append(
             self.history, history.entry(seen, decision, at=now), keep_seconds=history.horizon(self.policy)
@@ -180,7 +188,7 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
     tokens_before = vllm_support.sample_value(vllm_support.scrape(server), "vllm:generation_tokens_total")
     prom.wait_for(counter_query, lambda v: v == tokens_before)
 
-    async with prometheus.PrometheusClient(prom.url, timeout=2.0) as client:
+    async with prometheus.PrometheusClient(prom.url, timeout=4.0) as client:
         loop = DecisionLoop(client, make_policy())
         idle = await loop.step()
         assert (idle.observation.tokens_per_second, idle.observation.concurrency) == (0.0, 0.0)
