@@ -266,6 +266,7 @@ class LoadResult:
     prompt_tokens: list[int]  # usage.prompt_tokens of each reply
     started: float  # time.time() before the first request
     finished: float  # time.time() after the last response
+    all_busy_until: float = 0.0  # time.time() when the first client finished: full concurrency until then
 
     @property
     def sent_tokens(self) -> int:
@@ -301,14 +302,16 @@ def closed_loop(
     body = _completion_body(server, max_tokens, prompt)
     url = f"{server.base_url}/v1/completions"
 
-    def worker(_: int) -> list[tuple[int, int]]:
+    def worker(_: int) -> tuple[list[tuple[int, int]], float]:
         usages = [get_json(url, body)["usage"] for _ in range(per_worker)]
-        return [(int(u["completion_tokens"]), int(u["prompt_tokens"])) for u in usages]  # type: ignore[index]
+        pairs = [(int(u["completion_tokens"]), int(u["prompt_tokens"])) for u in usages]  # type: ignore[index]
+        return pairs, time.time()
 
     started = time.time()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        counts = [pair for batch in pool.map(worker, range(workers)) for pair in batch]
+        results = list(pool.map(worker, range(workers)))
     finished = time.time()
+    counts = [pair for pairs, _ in results for pair in pairs]
     return LoadResult(
         requests=workers * per_worker,
         max_tokens=max_tokens,
@@ -316,6 +319,7 @@ def closed_loop(
         prompt_tokens=[prompt for _, prompt in counts],
         started=started,
         finished=finished,
+        all_busy_until=min(done for _, done in results),
     )
 
 
