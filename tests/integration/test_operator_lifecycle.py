@@ -54,8 +54,7 @@ def test_status_follows_the_child_deployment_becoming_ready(operator: OperatorTh
     status = cluster.status("llama")
     assert (status["readyReplicas"], status["updatedReplicas"], status["availableReplicas"]) == (2, 2, 2)
     assert cluster.condition("llama", "Progressing")["reason"] == "RolloutComplete"
-    reasons = [e["reason"] for e in cluster.events("llama")]
-    assert "RolloutComplete" in wait_for(lambda: [e["reason"] for e in cluster.events("llama")])
+    reasons = wait_for(lambda: (r := [e["reason"] for e in cluster.events("llama")]) and "RolloutComplete" in r and r)
     assert reasons.count("Planned") == 1
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Self
 
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store, WatchEvent, utc_now
@@ -98,17 +98,17 @@ class GarbageCollector:
             self.deleted += 1
 
 
-class DeploymentController:
-    """Marks Deployments fully rolled out after ``ready_delay`` seconds (see module docstring)."""
+class _DelayedController:
+    """Calls `_act(key)` `delay` seconds after an object of one resource needs it (`_wants`)."""
 
-    def __init__(self, store: Store, *, ready_delay: float = 0.0) -> None:
+    def __init__(self, store: Store, info: ResourceInfo, delay: float) -> None:
         self.store = store
-        self.ready_delay = ready_delay
+        self._info = info
+        self._delay = delay
         self._pending: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._info = store.resource("apps", "v1", "deployments")
 
-    def start(self) -> DeploymentController:
+    def start(self) -> Self:
         """Start; call from the emulator's event loop."""
         self._loop = asyncio.get_running_loop()
         for obj in self.store.objects(self._info):
@@ -122,6 +122,40 @@ class DeploymentController:
         for handle in self._pending.values():
             handle.cancel()
         self._pending.clear()
+
+    def _wants(self, obj: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def _act(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _on_event(self, info: ResourceInfo, event: WatchEvent) -> None:
+        if info.storage_key == self._info.storage_key and event.type != "DELETED":
+            self._consider(event.obj)
+
+    def _consider(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp") or not self._wants(obj):
+            return
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in self._pending:
+            return
+        assert self._loop is not None
+        self._pending[key] = self._loop.call_later(self._delay, self._fire, key)
+
+    def _fire(self, key: tuple[str, str]) -> None:
+        self._pending.pop(key, None)
+        obj = self.store.try_get(self._info, *key)
+        if obj is not None and not obj["metadata"].get("deletionTimestamp"):
+            self._act(key, obj)
+
+
+class DeploymentController(_DelayedController):
+    """Marks Deployments fully rolled out after ``ready_delay`` seconds (see module docstring)."""
+
+    def __init__(self, store: Store, *, ready_delay: float = 0.0) -> None:
+        super().__init__(store, store.resource("apps", "v1", "deployments"), ready_delay)
+        self.ready_delay = ready_delay
 
     @staticmethod
     def expected_status(obj: dict[str, Any]) -> dict[str, Any]:
@@ -137,29 +171,12 @@ class DeploymentController:
             )
         return status
 
-    def _on_event(self, info: ResourceInfo, event: WatchEvent) -> None:
-        if info.storage_key == self._info.storage_key and event.type != "DELETED":
-            self._consider(event.obj)
-
-    def _consider(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        if meta.get("deletionTimestamp"):
-            return
+    def _wants(self, obj: dict[str, Any]) -> bool:
         status = obj.get("status") or {}
         wanted = self.expected_status(obj)
-        if all(status.get(k) == wanted.get(k) for k in _STATUS_KEYS):
-            return
-        key = (meta.get("namespace", ""), meta["name"])
-        if key in self._pending:
-            return
-        assert self._loop is not None
-        self._pending[key] = self._loop.call_later(self.ready_delay, self._reconcile, key)
+        return not all(status.get(k) == wanted.get(k) for k in _STATUS_KEYS)
 
-    def _reconcile(self, key: tuple[str, str]) -> None:
-        self._pending.pop(key, None)
-        obj = self.store.try_get(self._info, *key)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return
+    def _act(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         now = utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
         status = {
             "replicas": None,
@@ -190,52 +207,19 @@ class DeploymentController:
             self.store.patch(self._info, key[0], key[1], PatchType.MERGE, {"status": status}, subresource="status")
 
 
-class JobController:
+class JobController(_DelayedController):
     """Finishes each Job ``run_seconds`` after it is created (see the module docstring)."""
 
     def __init__(self, store: Store, *, run_seconds: float = 0.0, fail: frozenset[str] = frozenset()) -> None:
-        self.store = store
+        super().__init__(store, store.resource("batch", "v1", "jobs"), run_seconds)
         self.run_seconds = run_seconds
         self.fail = fail
-        self._pending: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._info = store.resource("batch", "v1", "jobs")
 
-    def start(self) -> JobController:
-        """Start; call from the emulator's event loop."""
-        self._loop = asyncio.get_running_loop()
-        for obj in self.store.objects(self._info):
-            self._consider(obj)
-        self.store.add_listener(self._on_event)
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.store.remove_listener(self._on_event)
-        for handle in self._pending.values():
-            handle.cancel()
-        self._pending.clear()
-
-    def _on_event(self, info: ResourceInfo, event: WatchEvent) -> None:
-        if info.storage_key == self._info.storage_key and event.type != "DELETED":
-            self._consider(event.obj)
-
-    def _consider(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
+    def _wants(self, obj: dict[str, Any]) -> bool:
         status = obj.get("status") or {}
-        if meta.get("deletionTimestamp") or status.get("succeeded") or status.get("failed"):
-            return
-        key = (meta.get("namespace", ""), meta["name"])
-        if key in self._pending:
-            return
-        assert self._loop is not None
-        self._pending[key] = self._loop.call_later(self.run_seconds, self._finish, key)
+        return not (status.get("succeeded") or status.get("failed"))
 
-    def _finish(self, key: tuple[str, str]) -> None:
-        self._pending.pop(key, None)
-        obj = self.store.try_get(self._info, *key)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return
+    def _act(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         now = utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
         failed = key[1] in self.fail
 

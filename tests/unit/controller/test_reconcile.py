@@ -11,6 +11,7 @@ import pytest
 from neuronfleet.api.resource import load
 from neuronfleet.controller import reconcile
 from neuronfleet.controller.reconcile import StepKind
+from neuronfleet.kube_emulator.patches import merge_patch  # RFC 7386, as the API server applies it
 
 OWNER_UID = "owner-uid"
 
@@ -153,7 +154,7 @@ def test_after_the_removal_the_child_is_up_to_date() -> None:
     after["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}
     live = applied(before)
     patch = reconcile.child_step(after, live, owner_uid=OWNER_UID).body
-    patched = _json_merge_patch(live, patch)
+    patched = merge_patch(live, patch)
     assert patched["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2"}
     assert reconcile.child_step(after, patched, owner_uid=OWNER_UID).kind is StepKind.NONE
 
@@ -164,7 +165,7 @@ def test_a_child_without_a_record_is_patched_once_to_get_one_and_nothing_is_remo
     step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
     assert step.kind is StepKind.PATCH
     assert "nodeSelector" not in step.body["spec"]["template"]["spec"]
-    assert reconcile.last_applied(_json_merge_patch(live, step.body)) == reconcile.patch_body(deployment())
+    assert reconcile.last_applied(merge_patch(live, step.body)) == reconcile.patch_body(deployment())
 
 
 def test_an_unreadable_record_removes_nothing() -> None:
@@ -173,19 +174,6 @@ def test_an_unreadable_record_removes_nothing() -> None:
     assert reconcile.last_applied(live) is None
     step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
     assert step.kind is StepKind.PATCH and "keeps fields" not in step.reason
-
-
-def _json_merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies application/merge-patch+json."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _json_merge_patch(out.get(key), value)
-    return out
 
 
 @pytest.mark.parametrize(
