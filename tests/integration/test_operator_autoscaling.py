@@ -4,11 +4,13 @@ The replicas are metric endpoints whose load the test sets (tests/e2e/vllm_expor
 not pods of the Deployment (the emulator runs no pods), so the replica count the operator writes
 changes nothing in the load: the test moves the load itself. The emulator's Deployment status
 stand-in marks the Deployment's replicas ready shortly after each change. Skipped, loudly, when
-the prometheus binary is missing.
+the prometheus binary is missing. The reaction time, from the load step to the child Deployment's
+`spec.replicas` changing, is printed (run with -s) in scrape and sync intervals, never asserted.
 """
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Callable
 
@@ -21,6 +23,9 @@ from e2e.vllm_exporter import FakeVllmReplica
 from neuronfleet.demo.prometheus import pod_target_labels
 
 pytestmark = pytest.mark.prometheus
+
+SCRAPE_SECONDS = 1.0
+SYNC_SECONDS = 0.5
 
 AUTOSCALING = {
     "enabled": True,
@@ -41,7 +46,9 @@ def fleet_metrics(
     labels = pod_target_labels(
         "ml", "llama-0", {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
     )
-    server = start_prometheus([prometheus_support.Target(replica.address, labels)], scrape_interval="1s")
+    server = start_prometheus(
+        [prometheus_support.Target(replica.address, labels)], scrape_interval=f"{SCRAPE_SECONDS:g}s"
+    )
     server.wait_for_scrapes(2)
     return replica, server
 
@@ -58,13 +65,21 @@ def test_load_scales_the_fleet_and_the_decision_shows_in_status_events_and_metri
 ) -> None:
     replica, prom = fleet_metrics
     enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.2)
-    op = start_operator("--prometheus-url", prom.url, autoscale_interval=0.5)
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
     cluster.create_md(make_md("llama", replicas=1, autoscaling=AUTOSCALING))
     wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
     assert cluster.deployment("llama")["spec"]["replicas"] == 1
 
+    stepped = time.monotonic()
     replica.set_load(running=40, waiting=20)  # 60 requests at 8 per replica: 8 wanted, 4 allowed
-    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 4, timeout=30)
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] > 1, timeout=30, interval=0.02)
+    first = time.monotonic() - stepped
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 4, timeout=30, interval=0.02)
+    full = time.monotonic() - stepped
+    print(
+        f"\nload step -> child Deployment scaled: {first:.2f}s ({first / SCRAPE_SECONDS:.1f} scrapes, "
+        f"{first / SYNC_SECONDS:.1f} syncs); at 4 replicas: {full:.2f}s ({full / SCRAPE_SECONDS:.1f} scrapes)"
+    )
     status = wait_for(lambda: (s := cluster.status("llama")).get("lastScaleReason") and s)
     assert status["desiredReplicas"] == 4
     assert status["metrics"]["concurrency"] == 60
@@ -91,7 +106,7 @@ def test_without_metrics_the_autoscaler_holds_and_says_why(
 ) -> None:
     replica, prom = fleet_metrics
     replica.set_load(running=16)  # exactly two replicas' worth
-    start_operator("--prometheus-url", prom.url, autoscale_interval=0.5)
+    start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
     # The default scale-down window (minutes) keeps 2 even if an older, lighter sample is read first.
     steady = {k: v for k, v in AUTOSCALING.items() if k != "behavior"}
     cluster.create_md(make_md("llama", replicas=2, autoscaling=steady))
