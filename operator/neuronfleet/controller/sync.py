@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from neuronfleet.api import constants, convert, resource
-from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason
+from neuronfleet.api.conditions import ConditionType, Reason, is_true
 from neuronfleet.controller import apply, artifacts_sync, events, reconcile, status
 from neuronfleet.controller.kube import KubeClient, KubeError
 from neuronfleet.controller.metrics import OperatorMetrics
@@ -252,10 +252,7 @@ async def reconcile_pass(
     events.post(body, artifacts_sync.artifact_events(previous, new_status))
 
     # From the condition, not `failure`: a failed compile Job is Degraded too (artifacts_sync).
-    degraded = any(
-        c.get("type") == ConditionType.DEGRADED and c.get("status") == ConditionStatus.TRUE
-        for c in new_status.get("conditions") or []
-    )
+    degraded = is_true(new_status.get("conditions"), ConditionType.DEGRADED)
     if degraded:
         rt.degraded.add(key)
     else:
