@@ -18,7 +18,7 @@ import pytest
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
 from neuronfleet import errors
-from neuronfleet.autoscale import decide, defaults, history, observe, prometheus, promql, types
+from neuronfleet.autoscale import decide, defaults, observe, prometheus, promql, step, types
 
 pytestmark = pytest.mark.prometheus
 
@@ -60,9 +60,7 @@ class Loop:
             )
         except errors.MetricsUnavailable:
             seen = observe.unavailable(current_replicas=self.replicas, ready_replicas=self.replicas)
-        decision = decide.decide(seen, self.policy, self.history, now)
-        entry = history.entry(seen, decision, at=now)
-        self.history = history.append(self.history, entry, keep_seconds=history.horizon(self.policy))
+        decision, self.history = step.step(seen, self.policy, self.history, now)
         self.replicas = decision.replicas
         self.decisions.append((now, decision))
         return decision

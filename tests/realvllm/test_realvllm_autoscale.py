@@ -3,7 +3,7 @@
 The whole autoscaling path with nothing simulated: a real `vllm serve` (CPU build, tiny model)
 under load the test sends, Debian's Prometheus scraping its `/metrics` every second with the
 labels a PodMonitor would add, `promql.build` for the queries, `PrometheusClient` +
-`observe.observe` to read them and `decide.decide` for the replica count. Only the replica
+`observe.observe` to read them and `step.step` for the replica count. Only the replica
 count is a plain number (no Deployment, no Neuron hardware): there is one real replica.
 
 Load is a closed loop of 2 x max_num_seqs clients with `ignore_eos`, so the test knows exactly
@@ -25,7 +25,7 @@ import pytest
 
 from e2e import prometheus_support
 from neuronfleet import errors
-from neuronfleet.autoscale import decide, defaults, history, observe, prometheus, promql, types
+from neuronfleet.autoscale import decide, defaults, observe, prometheus, promql, step, types
 from realvllm import vllm_support
 
 pytestmark = [pytest.mark.realvllm, pytest.mark.prometheus, pytest.mark.slow]
@@ -157,10 +157,7 @@ class DecisionLoop:
             )
         except errors.MetricsUnavailable:
             seen = observe.unavailable(current_replicas=self.replicas, ready_replicas=self.replicas)
-        decision = decide.decide(seen, self.policy, self.history, now)
-        self.history = history.append(
-            self.history, history.entry(seen, decision, at=now), keep_seconds=history.horizon(self.policy)
-        )
+        decision, self.history = step.step(seen, self.policy, self.history, now)
         self.replicas = decision.replicas
         self.steps.append(Step(now, seen, decision))
         return self.steps[-1]

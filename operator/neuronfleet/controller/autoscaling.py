@@ -27,7 +27,7 @@ from typing import Any
 
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
-from neuronfleet.autoscale import decide, history, observe, prometheus, promql, types
+from neuronfleet.autoscale import observe, prometheus, promql, step, types
 from neuronfleet.controller import artifacts, events, status, sync
 from neuronfleet.controller.kube import KubeError
 from neuronfleet.neuron import planner
@@ -172,15 +172,13 @@ class Autoscaler:
             now = rt.clock()
             moment = now.timestamp()
             past = self.histories.get(key, ())
-            decision = decide.decide(observation, policy, past, moment)
+            decision, self.histories[key] = step.step(observation, policy, past, moment)
             scaled = decision.replicas != current
             if scaled:
                 scale = {"spec": {"replicas": decision.replicas}}
                 answer = await rt.kube.patch(sync.DEPLOYMENT_REF, key.namespace, sync.deployment_name(md), scale)
                 rv = str((answer.get("metadata") or {}).get("resourceVersion", ""))
                 rt.own_writes[("Deployment", key.namespace, sync.deployment_name(md))] = rv
-            entry = history.entry(observation, decision, at=moment)
-            self.histories[key] = history.append(past, entry, keep_seconds=history.horizon(policy))
             targets = convert.autoscaling_targets(policy)
             await self._write_status(key, body, decision, observation, metrics_error, scaled, now, targets)
         self._export(key, decision, observation)

@@ -1,4 +1,4 @@
-"""Runs neuronfleet's own decision function, `neuronfleet.autoscale.decide.decide`, in the simulator.
+"""Runs neuronfleet's own decision step, `neuronfleet.autoscale.step.step`, in the simulator.
 
 The point of the simulator is to measure what production runs, so this adapter only does what
 the operator's timer does around `decide`: build an `Observation` from the newest Prometheus
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from neuronfleet.autoscale import decide as decide_module
 from neuronfleet.autoscale import defaults, history, slo_targets, types
+from neuronfleet.autoscale import step as step_module
 from neuronfleet.neuron import capacity, planner
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
 from neuronfleet.sim.profiles import EngineProfile
@@ -166,9 +166,6 @@ class NeuronfleetPolicy:
     def desired(self, view: FleetView, now: float) -> int:
         """One operator sync: observe, decide, remember."""
         seen = observation(view, now)
-        decision = decide_module.decide(seen, self.policy, self.history, now)
-        self.history = history.append(
-            self.history, history.entry(seen, decision, at=now), keep_seconds=self.keep_seconds
-        )
+        decision, self.history = step_module.step(seen, self.policy, self.history, now)
         self.last = decision
         return decision.replicas

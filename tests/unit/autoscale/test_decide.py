@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neuronfleet.autoscale import decide as decide_module
-from neuronfleet.autoscale import defaults, history, types
+from neuronfleet.autoscale import defaults, step, types
 
 decide = decide_module.decide
 Reason = types.Reason
@@ -57,13 +57,11 @@ def run(
 ) -> list[types.Decision]:
     """Decide every tick on fleet concurrency `loads`, replicas ready at once; the loop the operator runs."""
     past = steady(replicas, replicas, since=-history_seconds, until=0.0)
-    keep = history.horizon(policy)
     decisions = []
     for i, load in enumerate(loads):
         now = i * TICK
         observation = observe(replicas, concurrency=load, sampled_at=now)
-        decision = decide(observation, policy, past, now)
-        past = history.append(past, history.entry(observation, decision, at=now), keep_seconds=keep)
+        decision, past = step.step(observation, policy, past, now)
         replicas = decision.replicas
         decisions.append(decision)
     return decisions
@@ -252,8 +250,7 @@ def test_a_ramp_during_a_cold_start_buys_replicas_once_not_every_tick() -> None:
     for i in range(20):
         now = NOW + i * TICK
         observation = observe(replicas, starting=replicas - ready, concurrency=100.0, sampled_at=now)
-        decision = decide(observation, policy, past, now)
-        past = history.append(past, history.entry(observation, decision, at=now), keep_seconds=history.horizon(policy))
+        decision, past = step.step(observation, policy, past, now)
         replicas = decision.replicas
         counts.append(replicas)
     assert counts == [5] * 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuronfleet.autoscale import decide, defaults, history, types
+from neuronfleet.autoscale import decide, defaults, history, step, types
 
 
 def at(*times: float) -> tuple[types.HistoryEntry, ...]:
@@ -60,3 +60,21 @@ def test_entry_records_the_change_only_when_it_was_applied() -> None:
 def test_append_refuses_an_entry_older_than_the_last() -> None:
     with pytest.raises(ValueError, match="older"):
         history.append(at(10.0), types.HistoryEntry(5.0, 1, 1, 1), keep_seconds=60)
+
+
+def test_a_step_records_its_decision_and_trims_the_history_to_the_policy_horizon():
+    policy = types.Policy(1, 10, types.Targets(concurrency=10.0), defaults.SCALE_UP, defaults.SCALE_DOWN)
+    keep = history.horizon(policy)
+    past = tuple(types.HistoryEntry(float(t), 2, 2, 2) for t in range(0, int(2 * keep), 15))
+    seen = types.Observation(None, 45.0, sampled_at=2 * keep, current_replicas=2, ready_replicas=2)
+    decision, after = step.step(seen, policy, past, 2 * keep)
+    assert decision.replicas == 5
+    assert after[-1] == types.HistoryEntry(2 * keep, decision.recommended, 2, 5)
+    assert after[0].at <= keep < after[1].at  # one anchor older than the horizon, nothing older
+
+
+def test_a_step_not_applied_records_no_change():
+    policy = types.Policy(1, 10, types.Targets(concurrency=10.0), defaults.SCALE_UP, defaults.SCALE_DOWN)
+    seen = types.Observation(None, 45.0, sampled_at=0.0, current_replicas=2, ready_replicas=2)
+    decision, after = step.step(seen, policy, (), 0.0, applied=False)
+    assert decision.replicas == 5 and after[-1].replicas_after == 2
