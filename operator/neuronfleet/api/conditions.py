@@ -24,17 +24,22 @@ class ConditionType(StrEnum):
     """Condition types on `status.conditions` (a list keyed by `type`)."""
 
     # True when every desired replica is ready and updated for the current generation.
-    # False reasons: RolloutInProgress, ReplicasNotReady, PlanFailed (nothing rendered yet).
-    # Set by the reconcile handler and the child-Deployment watch. Argo CD's Healthy needs it.
+    # False reasons: RolloutInProgress, ReplicasNotReady, PlanFailed (nothing rendered yet),
+    # WaitingForArtifacts. Set by every reconcile pass (controller/status.py, the only writer of
+    # status). Argo CD's Healthy needs it.
     READY = "Ready"
     # True while the child Deployment rolls out a new template or changes its replica count.
     # Reasons: RolloutInProgress, Scaling; False: RolloutComplete.
     PROGRESSING = "Progressing"
-    # True when the spec cannot be served as written (PlanFailed) or a child cannot be applied
-    # (ApplyFailed). Running replicas are left untouched while Degraded. Cleared by a fixed spec.
+    # True when the spec cannot be served as written (PlanFailed), a child cannot be applied
+    # (ApplyFailed: someone else's object on its name, or the API server refused the write), the
+    # cluster does not serve a kind the spec needs (KindNotServed, e.g. LeaderWorkerSet), or the
+    # compile of the artifacts failed (CompileFailed). The first of those is the reason; the message
+    # lists all. Running replicas are left untouched while Degraded. False: AsExpected.
     DEGRADED = "Degraded"
     # True when built-in autoscaling is on and computing decisions; False: AutoscalingDisabled
-    # or MetricsUnavailable (holding the current count).
+    # or MetricsUnavailable (holding the current count). From the autoscaler's last decision, which
+    # the reconcile pass applies and reports (the autoscaler itself writes nothing).
     SCALING_ACTIVE = "ScalingActive"
     # True when the decision was clamped at minReplicas or maxReplicas (LimitedByMinReplicas,
     # LimitedByMaxReplicas); False: WithinBounds.
@@ -48,6 +53,10 @@ class ConditionType(StrEnum):
     # policy compileOnStart (replicas compile themselves). Set by the reconcile pass
     # (controller/artifacts.py); while False, the Deployment keeps its previous template.
     COMPILED_ARTIFACTS_READY = "CompiledArtifactsReady"
+    # True when every optional child the spec asks for (a PodMonitor) is applied (AsExpected).
+    # False: KindNotServed, the cluster lacks the kind (no Prometheus Operator CRDs); the child is
+    # skipped and nothing else is held back. Absent when the spec asks for no optional child.
+    OPTIONAL_CHILDREN_APPLIED = "OptionalChildrenApplied"
 
 
 class Reason(StrEnum):
@@ -77,6 +86,8 @@ class Reason(StrEnum):
     ARTIFACTS_READY = "ArtifactsReady"
     COMPILE_FAILED = "CompileFailed"
     WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
+    # The API server does not serve a kind the spec needs (a missing CRD or API group).
+    KIND_NOT_SERVED = "KindNotServed"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -1,7 +1,8 @@
 """ModelDeployment status: what the operator observes and writes, every field declared.
 
-A real API server prunes undeclared status fields, so anything the operator (or kopf, under
-`status.kopf`) writes must be here; the contract tests patch a complete status and read it back.
+A real API server prunes undeclared status fields, so anything the operator writes must be here;
+the contract tests patch a complete status and read it back. `status.kopf` stays declared for
+objects that earlier versions (which kept kopf's handler progress there) wrote.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class Condition(ApiModel):
         max_length=316,
         pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
     )
-    """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable."""
+    """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable,
+    CompiledArtifactsReady, OptionalChildrenApplied."""
     status: str = Field(pattern=r"^(True|False|Unknown)$")
     """True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
@@ -126,6 +128,7 @@ class ModelDeploymentStatus(ApiModel):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable."""
+    """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable, CompiledArtifactsReady,
+    OptionalChildrenApplied."""
     kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """Handler progress stored by the kopf framework (opaque)."""

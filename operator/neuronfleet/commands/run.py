@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from neuronfleet.controller.settings import DEFAULT_PEERING, OperatorConfig
 
@@ -88,5 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     log_format = kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=config.verbose, log_format=log_format)
+    # kopf logs every handler call at INFO ("Handler 'cache-pods' succeeded."): one line per watch
+    # event of every child. The operator's own logs say what it did; kopf's stay for --verbose.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if config.verbose else logging.WARNING)
     asyncio.run(runner.run_operator(config))
     return 0
