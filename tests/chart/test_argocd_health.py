@@ -103,13 +103,13 @@ def _deployment(replicas: int, *, ready: int, updated: int, total: int | None = 
 # agree on what each condition means.
 OPERATOR_STATES = {
     "all replicas ready is Healthy": (
-        status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2)),
+        status_mod.Observed(generation=3, plan=None, deployment=_deployment(2, ready=2, updated=2)),
         "Healthy",
         "2 of 2 replicas ready",
     ),
     "a template rollout is Progressing": (
         status_mod.Observed(
-            generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=1, total=3)
+            generation=3, plan=None, deployment=_deployment(2, ready=2, updated=1, total=3)
         ),
         "Progressing",
         "RolloutInProgress: 1 of 2 replicas updated",
@@ -118,7 +118,6 @@ OPERATOR_STATES = {
         status_mod.Observed(
             generation=3,
             plan=None,
-            failure=None,
             deployment=_deployment(4, ready=2, updated=4),
             desired_replicas=4,
         ),
@@ -129,14 +128,14 @@ OPERATOR_STATES = {
         status_mod.Observed(
             generation=3,
             plan=None,
-            failure="model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
+            plan_failure="model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
             deployment=_deployment(2, ready=2, updated=2),
         ),
         "Degraded",
         "PlanFailed: model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
     ),
     "no child Deployment yet is Progressing": (
-        status_mod.Observed(generation=1, plan=None, failure=None, deployment=None),
+        status_mod.Observed(generation=1, plan=None, deployment=None),
         "Progressing",
         "RolloutInProgress: the Deployment does not exist yet",
     ),
@@ -151,7 +150,7 @@ def test_health_of_statuses_the_operator_computes(observed, health, message):
 
 
 def test_a_newer_generation_is_progressing_until_the_operator_catches_up():
-    observed = status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2))
+    observed = status_mod.Observed(generation=3, plan=None, deployment=_deployment(2, ready=2, updated=2))
     status = status_mod.compute_status(observed, None, now="2026-11-26T05:00:00Z")
     assert run_health(SCRIPT, {"metadata": {"generation": 3}, "status": status})["status"] == "Healthy"
     assert run_health(SCRIPT, {"metadata": {"generation": 4}, "status": status}) == {

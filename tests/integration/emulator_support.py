@@ -6,13 +6,11 @@ benchmarks can all use them; ``emulator_fixtures`` wraps them as fixtures.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import kubernetes
 
@@ -33,8 +31,6 @@ __all__ = [
     "enable_controllers",
     "kopf_run_args",
     "running_emulator",
-    "wait_for",
-    "wait_for_async",
 ]
 
 _T = TypeVar("_T")
@@ -94,27 +90,3 @@ def enable_controllers(
         emu.call(lambda: JobController(emu.store, run_seconds=job_seconds, fail=failing_jobs).start()) if jobs else None
     )
     return gc, dc, jc
-
-
-def wait_for(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
-    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
-
-
-async def wait_for_async(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
-    """``wait_for`` for async tests: never blocks the event loop."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
