@@ -48,6 +48,13 @@ class ConditionType(StrEnum):
     # policy compileOnStart (replicas compile themselves). Set by the reconcile pass
     # (controller/artifacts.py); while False, the Deployment keeps its previous template.
     COMPILED_ARTIFACTS_READY = "CompiledArtifactsReady"
+    # True when every replica asked for is placed on a node or still within its wait for one:
+    # AllReplicasPlaced, or FallbackInUse when fallback variants serve what the primary cannot place.
+    # False: InsufficientNeuronCapacity, replicas stay unschedulable past the deadline on every variant
+    # that could take them; the message carries the scheduler's own reason (e.g. "0/8 nodes are
+    # available: 8 Insufficient aws.amazon.com/neuron."). Unschedulable pods are never deleted for it.
+    # Set by the reconcile pass from the pods' PodScheduled conditions (placement/capacity_status.py).
+    CAPACITY_AVAILABLE = "CapacityAvailable"
 
 
 class Reason(StrEnum):
@@ -77,6 +84,17 @@ class Reason(StrEnum):
     ARTIFACTS_READY = "ArtifactsReady"
     COMPILE_FAILED = "CompileFailed"
     WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
+    # Capacity (placement/): every asked replica placed; fallback variants serving; replicas that no
+    # node can take. ScalingLimited says LimitedByCapacity when the autoscaler asked for replicas that
+    # cannot be placed. Events: FallbackActivated when a fallback variant gets replicas, FallbackDrained
+    # when it is back to none, ReplicasUnschedulable when a replica passes the deadline.
+    ALL_REPLICAS_PLACED = "AllReplicasPlaced"
+    FALLBACK_IN_USE = "FallbackInUse"
+    INSUFFICIENT_NEURON_CAPACITY = "InsufficientNeuronCapacity"
+    LIMITED_BY_CAPACITY = "LimitedByCapacity"
+    FALLBACK_ACTIVATED = "FallbackActivated"
+    FALLBACK_DRAINED = "FallbackDrained"
+    REPLICAS_UNSCHEDULABLE = "ReplicasUnschedulable"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
