@@ -14,12 +14,12 @@ from pydantic import Field, model_validator
 from neuronfleet.api.base import ApiModel, Replicas, cel
 
 __all__ = [
+    "DEFAULT_FALLBACK_AFTER_SECONDS",
     "INSTANCE_TYPES",
     "AutoscalingBehavior",
     "AutoscalingMetrics",
     "AutoscalingSlo",
     "AutoscalingSpec",
-    "DEFAULT_FALLBACK_AFTER_SECONDS",
     "EnvVar",
     "FallbackVariant",
     "HPAScalingPolicy",
