@@ -49,7 +49,8 @@ class ConditionType(StrEnum):
     # (controller/artifacts.py); while False, the Deployment keeps its previous template.
     COMPILED_ARTIFACTS_READY = "CompiledArtifactsReady"
     # True when every replica asked for is placed on a node or still within its wait for one:
-    # AllReplicasPlaced, or FallbackInUse when fallback variants serve what the primary cannot place.
+    # AllReplicasPlaced, WaitingForNodes (some wait for a node, within the deadline), or FallbackInUse
+    # when fallback variants serve what the primary cannot place.
     # False: InsufficientNeuronCapacity, replicas stay unschedulable past the deadline on every variant
     # that could take them; the message carries the scheduler's own reason (e.g. "0/8 nodes are
     # available: 8 Insufficient aws.amazon.com/neuron."). Unschedulable pods are never deleted for it.
@@ -89,6 +90,7 @@ class Reason(StrEnum):
     # cannot be placed. Events: FallbackActivated when a fallback variant gets replicas, FallbackDrained
     # when it is back to none, ReplicasUnschedulable when a replica passes the deadline.
     ALL_REPLICAS_PLACED = "AllReplicasPlaced"
+    WAITING_FOR_NODES = "WaitingForNodes"
     FALLBACK_IN_USE = "FallbackInUse"
     INSUFFICIENT_NEURON_CAPACITY = "InsufficientNeuronCapacity"
     LIMITED_BY_CAPACITY = "LimitedByCapacity"
