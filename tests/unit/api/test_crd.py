@@ -73,7 +73,7 @@ def test_the_scale_subresource_points_at_replicas_and_selector():
     assert props["status"]["properties"]["selector"]["type"] == "string"
 
 
-@pytest.mark.parametrize("column", ["Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Age"])
+@pytest.mark.parametrize("column", ["Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Variants", "Age"])
 def test_printer_columns_point_at_declared_fields(column: str):
     columns = {c["name"]: c for c in crd.crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert column in columns
