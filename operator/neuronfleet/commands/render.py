@@ -14,8 +14,10 @@ the capacity types of `--capacity-type` (repeatable).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 __all__ = ["register", "render_documents", "render_nodepools"]
@@ -117,16 +119,23 @@ def _models(docs: list[Any]) -> list[Any]:
     return found
 
 
-def _planned_variants(md: Any) -> Any:
-    """The plan and its fallback variants; errors name the ModelDeployment."""
+@contextlib.contextmanager
+def _naming(md: Any) -> Iterator[None]:
+    """Errors raised inside name the ModelDeployment, as a user reads them on stderr."""
     from neuronfleet.errors import PlanError
 
     try:
-        return _variants(md)
+        yield
     except PlanError as exc:
         raise PlanError(f"ModelDeployment {md.name}: {exc}") from exc
     except ValueError as exc:
         raise ValueError(f"ModelDeployment {md.name}: {exc}") from exc
+
+
+def _planned_variants(md: Any) -> Any:
+    """The plan and its fallback variants; errors name the ModelDeployment."""
+    with _naming(md):
+        return _variants(md)
 
 
 def render_variant_deployments(docs: list[Any]) -> list[dict[str, Any]]:
@@ -145,34 +154,17 @@ def render_variant_deployments(docs: list[Any]) -> list[dict[str, Any]]:
 
 def render_documents(docs: list[Any]) -> list[dict[str, Any]]:
     """Children of every ModelDeployment in `docs`; raises ValueError/PlanError naming the document."""
-    from neuronfleet.api import constants, convert, resource
-    from neuronfleet.errors import PlanError
+    from neuronfleet.api import convert
     from neuronfleet.neuron import planner
     from neuronfleet.render import children
     from neuronfleet.render.options import RenderOptions
 
     options = RenderOptions()
     out: list[dict[str, Any]] = []
-    found = 0
-    for index, doc in enumerate(docs, start=1):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            raise ValueError(f"document {index}: expected a mapping, got {type(doc).__name__}")
-        if doc.get("kind") != constants.KIND:
-            continue
-        found += 1
-        name = (doc.get("metadata") or {}).get("name") or f"document {index}"
-        try:
-            md = resource.load(doc)
+    for md in _models(docs):
+        with _naming(md):
             plan = planner.plan(convert.plan_request(md))
             out.extend(children.desired(md, plan, replicas=children.preview_replicas(md), options=options))
-        except PlanError as exc:
-            raise PlanError(f"ModelDeployment {name}: {exc}") from exc
-        except ValueError as exc:
-            raise ValueError(f"ModelDeployment {name}: {exc}") from exc
-    if not found:
-        raise ValueError(f"no {constants.KIND} found in the input")
     return out
 
 

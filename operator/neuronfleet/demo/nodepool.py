@@ -41,12 +41,13 @@ from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.prometheus import Target, pod_target_labels
 from neuronfleet.demo.replica import SimulatedReplica
 from neuronfleet.demo.router import Router
-from neuronfleet.kube_emulator import ApiError, PatchType, Store
+from neuronfleet.kube_emulator import ApiError, PatchType, Store, kubelet, rollout
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.rollout import (
     PodView,
     deployment_status,
     max_unavailable,
+    pod_body,
     pods_to_remove,
     status_differs,
     template_hash,
@@ -66,7 +67,8 @@ __all__ = [
 ]
 
 ENDPOINT_ANNOTATION = "neuronfleet.io/demo-endpoint"
-HASH_LABEL = "pod-template-hash"
+HASH_LABEL = rollout.HASH_LABEL
+_IMAGE = "neuronfleet-demo/simulated-vllm-neuron"
 log = logging.getLogger(__name__)
 
 
@@ -267,29 +269,10 @@ class NodePool:
         namespace, owner = meta.get("namespace", ""), meta["name"]
         suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
         name = f"{owner}-{current}-{suffix}"
-        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: current}
-        pod_spec = {k: v for k, v in (template.get("spec") or {}).items() if k != "nodeName"}
+        body = pod_body(deployment, template, name, current)
         if not self.scheduled:
-            pod_spec["nodeName"] = self.node_name
-        body = {
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": labels,
-                "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
-                        "name": owner,
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": pod_spec,
-        }
+            body["spec"]["nodeName"] = self.node_name
+        labels = body["metadata"]["labels"]
         self._serial += 1
         pod = _Pod(name, namespace, owner, current, labels, self._serial, replica_settings(template))
         self.pods[(namespace, name)] = pod
@@ -325,7 +308,7 @@ class NodePool:
                 {"metadata": {"annotations": {ENDPOINT_ANNOTATION: replica.address}}},
             )
         started_at = _now()
-        self._patch_pod(pod, _pod_status(phase="Running", ready=False, started_at=started_at, now=started_at))
+        self._patch_pod(pod, self._running(pod, ready=False, started_at=started_at, now=started_at))
         self._publish_targets()
         self._dirty.add((pod.namespace, pod.deployment))
         self._wake.set()
@@ -337,7 +320,7 @@ class NodePool:
         if (pod.namespace, pod.name) not in self.pods:
             return
         pod.ready = True
-        self._patch_pod(pod, _pod_status(phase="Running", ready=True, started_at=started_at, now=_now()))
+        self._patch_pod(pod, self._running(pod, ready=True, started_at=started_at, now=_now()))
         router = self.router_for(pod.namespace, pod.deployment)
         if router is not None:
             router.set_endpoint(pod.name, pod.replica.address)
@@ -366,6 +349,10 @@ class NodePool:
         task = asyncio.get_running_loop().create_task(pod.replica.stop(grace=self.grace_seconds))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
+
+    def _running(self, pod: _Pod, *, ready: bool, started_at: str, now: str) -> dict[str, Any]:
+        live = self.store.try_get(self._pod_info, pod.namespace, pod.name)
+        return kubelet.running_status(ready=ready, started_at=started_at, now=now, image=_IMAGE, pod=live)
 
     def _patch_pod(self, pod: _Pod, status: dict[str, Any]) -> None:
         with contextlib.suppress(ApiError):
@@ -406,32 +393,3 @@ class NodePool:
         """(pods, ready pods) of one Deployment, straight from the pool."""
         mine = [p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, deployment)]
         return len(mine), sum(1 for p in mine if p.ready)
-
-
-def _pod_status(*, phase: str, ready: bool, started_at: str, now: str) -> dict[str, Any]:
-    """A pod status as a kubelet reports it, for one container named vllm."""
-    flag = "True" if ready else "False"
-    return {
-        "phase": phase,
-        "podIP": "127.0.0.1",
-        "podIPs": [{"ip": "127.0.0.1"}],
-        "hostIP": "127.0.0.1",
-        "startTime": started_at,
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started_at},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": started_at},
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-            {"type": "Ready", "status": flag, "lastTransitionTime": now},
-        ],
-        "containerStatuses": [
-            {
-                "name": "vllm",
-                "ready": ready,
-                "started": ready,
-                "restartCount": 0,
-                "image": "neuronfleet-demo/simulated-vllm-neuron",
-                "imageID": "",
-                "state": {"running": {"startedAt": started_at}},
-            }
-        ],
-    }

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neuronfleet.kube_emulator import nodes, scheduling
+from neuronfleet.kube_emulator.passes import PassController
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.scheduler import is_unschedulable
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store, WatchEvent
@@ -76,7 +77,7 @@ class _Launch:
     handle: asyncio.TimerHandle | None = None
 
 
-class Provisioner:
+class Provisioner(PassController):
     """Launches nodes for unschedulable pods (see the module docstring)."""
 
     def __init__(
@@ -87,7 +88,7 @@ class Provisioner:
         delay_seconds: float,
         consolidate_after: float | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store)
         self.pools = tuple(pools)
         self.delay_seconds = delay_seconds
         self.consolidate_after = consolidate_after
@@ -98,21 +99,8 @@ class Provisioner:
         self._launching: dict[str, _Launch] = {}
         self._empty_since: dict[str, asyncio.TimerHandle] = {}
         self._serial = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending_pass: asyncio.Handle | None = None
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> Provisioner:
-        """Start provisioning; call from the emulator's event loop."""
-        self._loop = asyncio.get_running_loop()
-        self.store.add_listener(self._on_event)
-        self._wake()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.store.remove_listener(self._on_event)
+    def _stop(self) -> None:
         for launch in self._launching.values():
             if launch.handle is not None:
                 launch.handle.cancel()
@@ -120,9 +108,6 @@ class Provisioner:
             handle.cancel()
         self._launching.clear()
         self._empty_since.clear()
-        if self._pending_pass is not None:
-            self._pending_pass.cancel()
-            self._pending_pass = None
 
     def set_available(self, instance_type: str, available: bool) -> None:
         """Make an instance type launchable or not (an insufficient-capacity outage)."""
@@ -164,15 +149,9 @@ class Provisioner:
             if self.consolidate_after is not None:
                 self._wake()
 
-    def _wake(self) -> None:
-        if self._loop is None or self._pending_pass is not None:
-            return
-        self._pending_pass = self._loop.call_soon(self._pass)
-
     # -- one pass ---------------------------------------------------------------------------
 
     def _pass(self) -> None:
-        self._pending_pass = None
         pods = self.store.objects(self._pods)
         pending = [
             p

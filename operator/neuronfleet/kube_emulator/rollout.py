@@ -14,7 +14,18 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PodView", "deployment_status", "max_unavailable", "pods_to_remove", "status_differs", "template_hash"]
+__all__ = [
+    "HASH_LABEL",
+    "PodView",
+    "deployment_status",
+    "max_unavailable",
+    "pod_body",
+    "pods_to_remove",
+    "status_differs",
+    "template_hash",
+]
+
+HASH_LABEL = "pod-template-hash"
 
 
 def template_hash(template: Mapping[str, Any]) -> str:
@@ -140,3 +151,30 @@ def status_differs(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
         return ({k: v for k, v in status.items() if k != "conditions" and v is not None}, conds)
 
     return strip(new) != strip(old)
+
+
+def pod_body(
+    deployment: Mapping[str, Any], template: Mapping[str, Any], name: str, current_hash: str
+) -> dict[str, Any]:
+    """A Pod of the Deployment's template, owned by the Deployment (no ReplicaSets), not yet on a node."""
+    meta = deployment["metadata"]
+    labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: current_hash}
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": meta.get("namespace", ""),
+            "labels": labels,
+            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {k: v for k, v in (template.get("spec") or {}).items() if k != "nodeName"},
+    }

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from neuronfleet.kube_emulator import nodes, scheduling
+from neuronfleet.kube_emulator.passes import PassController
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store, WatchEvent, utc_now
 
@@ -95,7 +96,7 @@ def bind(store: Store, pod: Mapping[str, Any], node_name: str) -> dict[str, Any]
     )
 
 
-class Scheduler:
+class Scheduler(PassController):
     """Binds pending pods to nodes (see the module docstring)."""
 
     def __init__(
@@ -107,7 +108,7 @@ class Scheduler:
         legacy_taints: bool = False,
         retry_seconds: float = 300.0,
     ) -> None:
-        self.store = store
+        super().__init__(store)
         self.scheduler_names = frozenset(scheduler_names)
         self.post_filter_message = post_filter_message
         self.legacy_taints = legacy_taints
@@ -117,26 +118,12 @@ class Scheduler:
         self._pods: ResourceInfo = store.resource("", "v1", "pods")
         self._nodes: ResourceInfo = nodes.serve_nodes(store)
         self._events: ResourceInfo = store.resource("", "v1", "events")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending_pass: asyncio.Handle | None = None
         self._retry: asyncio.TimerHandle | None = None
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> Scheduler:
-        """Start scheduling; call from the emulator's event loop."""
-        self._loop = asyncio.get_running_loop()
-        self.store.add_listener(self._on_event)
-        self._wake()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.store.remove_listener(self._on_event)
-        for handle in (self._pending_pass, self._retry):
-            if handle is not None:
-                handle.cancel()
-        self._pending_pass = self._retry = None
+    def _stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -154,11 +141,6 @@ class Scheduler:
             ):
                 self._wake()
 
-    def _wake(self) -> None:
-        if self._loop is None or self._pending_pass is not None:
-            return
-        self._pending_pass = self._loop.call_soon(self._pass)
-
     def _wants(self, pod: Mapping[str, Any]) -> bool:
         spec = pod.get("spec") or {}
         if spec.get("nodeName") or pod["metadata"].get("deletionTimestamp"):
@@ -170,7 +152,6 @@ class Scheduler:
     # -- one pass ---------------------------------------------------------------------------
 
     def _pass(self) -> None:
-        self._pending_pass = None
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -26,13 +26,15 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from neuronfleet.kube_emulator import rollout
+from neuronfleet.kube_emulator import kubelet, rollout
+from neuronfleet.kube_emulator.passes import PassController
 from neuronfleet.kube_emulator.resources import ResourceInfo
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store, WatchEvent, utc_now
 
 __all__ = ["HASH_LABEL", "PodDeploymentController"]
 
-HASH_LABEL = "pod-template-hash"
+HASH_LABEL = rollout.HASH_LABEL
+_IMAGE = "neuronfleet-emulator/pod"
 
 
 def _now() -> str:
@@ -46,37 +48,24 @@ class _Tracked:
     timer: asyncio.TimerHandle | None = None
 
 
-class PodDeploymentController:
+class PodDeploymentController(PassController):
     """Pods for every Deployment, placed by the scheduler (see the module docstring)."""
 
     def __init__(self, store: Store, *, ready_delay: float = 0.0) -> None:
-        self.store = store
+        super().__init__(store)
         self.ready_delay = ready_delay
         self._deployments: ResourceInfo = store.resource("apps", "v1", "deployments")
         self._pods: ResourceInfo = store.resource("", "v1", "pods")
         self._tracked: dict[tuple[str, str], _Tracked] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._serial = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending_pass: asyncio.Handle | None = None
-
-    def start(self) -> PodDeploymentController:
-        """Start; call from the emulator's event loop."""
-        self._loop = asyncio.get_running_loop()
-        self.store.add_listener(self._on_event)
-        for obj in self.store.objects(self._deployments):
+        for obj in store.objects(self._deployments):
             self._dirty.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
-        self._wake()
-        return self
 
-    def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.store.remove_listener(self._on_event)
+    def _stop(self) -> None:
         for tracked in self._tracked.values():
             if tracked.timer is not None:
                 tracked.timer.cancel()
-        if self._pending_pass is not None:
-            self._pending_pass.cancel()
 
     # -- events -----------------------------------------------------------------------------
 
@@ -114,7 +103,7 @@ class PodDeploymentController:
             return
         assert self._loop is not None
         started = _now()
-        self._status(key, _pod_status(ready=False, started_at=started, now=started, scheduled=pod))
+        self._status(key, kubelet.running_status(ready=False, started_at=started, now=started, image=_IMAGE, pod=pod))
         tracked.timer = self._loop.call_later(self.ready_delay, self._ready, key, started)
 
     def _ready(self, key: tuple[str, str], started: str) -> None:
@@ -123,7 +112,7 @@ class PodDeploymentController:
         if tracked is None or pod is None:
             return
         tracked.ready = True
-        self._status(key, _pod_status(ready=True, started_at=started, now=_now(), scheduled=pod))
+        self._status(key, kubelet.running_status(ready=True, started_at=started, now=_now(), image=_IMAGE, pod=pod))
         owner = self._owner(pod)
         if owner is not None:
             self._dirty.add((key[0], owner))
@@ -133,15 +122,9 @@ class PodDeploymentController:
         with contextlib.suppress(ApiError):
             self.store.patch(self._pods, key[0], key[1], PatchType.MERGE, {"status": status}, subresource="status")
 
-    def _wake(self) -> None:
-        if self._loop is None or self._pending_pass is not None:
-            return
-        self._pending_pass = self._loop.call_soon(self._pass)
-
     # -- one pass ---------------------------------------------------------------------------
 
     def _pass(self) -> None:
-        self._pending_pass = None
         while self._dirty:
             namespace, name = self._dirty.pop()
             with contextlib.suppress(ApiError):
@@ -200,56 +183,8 @@ class PodDeploymentController:
         serial = next(self._serial)
         suffix = f"{serial:05x}"[-5:]
         name = f"{owner}-{current}-{suffix}"
-        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: current}
-        body = {
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": labels,
-                "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
-                        "name": owner,
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": {k: v for k, v in (template.get("spec") or {}).items() if k != "nodeName"},
-        }
+        body = rollout.pod_body(deployment, template, name, current)
         self._tracked[(namespace, name)] = _Tracked(created=float(serial))
         self.store.create(self._pods, namespace, body)
         self._status((namespace, name), {"phase": "Pending"})
         return rollout.PodView(name, current, False, float(serial), scheduled=False)
-
-
-def _pod_status(*, ready: bool, started_at: str, now: str, scheduled: Mapping[str, Any]) -> dict[str, Any]:
-    """A bound pod's status as its kubelet reports it (one container, vllm), keeping PodScheduled."""
-    flag = "True" if ready else "False"
-    kept = [c for c in (scheduled.get("status") or {}).get("conditions") or () if c.get("type") == "PodScheduled"]
-    return {
-        "phase": "Running",
-        "podIP": "127.0.0.1",
-        "hostIP": "127.0.0.1",
-        "startTime": started_at,
-        "conditions": [
-            *kept,
-            {"type": "Initialized", "status": "True", "lastTransitionTime": started_at},
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-            {"type": "Ready", "status": flag, "lastTransitionTime": now},
-        ],
-        "containerStatuses": [
-            {
-                "name": "vllm",
-                "ready": ready,
-                "started": ready,
-                "restartCount": 0,
-                "image": "neuronfleet-emulator/pod",
-                "imageID": "",
-                "state": {"running": {"startedAt": started_at}},
-            }
-        ],
-    }
