@@ -48,6 +48,7 @@ from neuronfleet.kube_emulator import quantities
 
 __all__ = [
     "AFFINITY_REASON",
+    "NO_NODES",
     "TAINT_REASON",
     "TOO_MANY_PODS",
     "UNSCHEDULABLE_REASON",
@@ -64,6 +65,9 @@ UNSCHEDULABLE_REASON = "node(s) were unschedulable"
 TAINT_REASON = "node(s) had untolerated taint(s)"
 AFFINITY_REASON = "node(s) didn't match Pod's node affinity/selector"
 TOO_MANY_PODS = "Too many pods"
+NO_NODES = "no nodes available to schedule pods"
+"""With no node registered at all the scheduler answers ErrNoNodesAvailable instead of a FitError, and
+still marks the pod Unschedulable (pkg/scheduler/schedule_one.go, schedulingAlgorithm)."""
 _SCHEDULING_EFFECTS = ("NoSchedule", "NoExecute")
 
 
@@ -232,9 +236,10 @@ def unfit_reasons(
 def fit_error_message(node_count: int, reasons_by_node: Mapping[str, Sequence[str]], post_filter: str = "") -> str:
     """``FitError.Error()``: ``0/N nodes are available: <count> <reason>, ....`` (see module docstring).
 
-    With no node at all there is no histogram: ``0/0 nodes are available:`` stands alone, as the
-    framework's format gives it.
+    With no node at all the scheduler never builds a FitError: the message is ``NO_NODES``.
     """
+    if node_count == 0:
+        return NO_NODES
     histogram: Counter[str] = Counter()
     for reasons in reasons_by_node.values():
         histogram.update(reasons)

@@ -145,8 +145,8 @@ def test_a_post_filter_message_follows_the_histogram():
     )
 
 
-def test_no_nodes_at_all():
-    assert scheduling.fit_error_message(0, {}) == "0/0 nodes are available:"
+def test_no_nodes_at_all_is_the_schedulers_no_nodes_error():
+    assert scheduling.fit_error_message(0, {}) == "no nodes available to schedule pods"
 
 
 TYPE = "node.kubernetes.io/instance-type"
