@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
-from neuronfleet.kube_emulator import nodes
+from neuronfleet.kube_emulator import Emulator, nodes
 from neuronfleet.kube_emulator.provisioner import Pool, Provisioner, create_node
 from neuronfleet.kube_emulator.scheduler import Scheduler, is_unschedulable, pod_scheduled
 from neuronfleet.kube_emulator.store import PatchType, Store
@@ -285,3 +286,27 @@ async def test_a_pod_of_another_scheduler_is_left_alone(store: Store):
         assert scheduler.bound == 0
     finally:
         scheduler.stop()
+
+
+async def test_the_binding_subresource_puts_a_pod_on_a_node_once():
+    """What a real scheduler calls: POST pods/NAME/binding; a second binding is refused with 409."""
+    async with Emulator() as emu, aiohttp.ClientSession(emu.url) as session:
+        emu.store.create(emu.store.resource("", "v1", "namespaces"), None, {"metadata": {"name": NS}})
+        add_nodes(emu.store, 1)
+        pods_path = f"/api/v1/namespaces/{NS}/pods"
+        async with session.post(pods_path, json={"metadata": {"name": "p"}, "spec": {"containers": []}}) as created:
+            assert created.status == 201
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "p"},
+            "target": {"kind": "Node", "name": "n0"},
+        }
+        async with session.post(f"{pods_path}/p/binding", json=binding) as bound_answer:
+            assert bound_answer.status == 201
+        pod = emu.store.get(emu.store.resource("", "v1", "pods"), NS, "p")
+        assert pod["spec"]["nodeName"] == "n0"
+        assert pod_scheduled(pod)["status"] == "True"
+        async with session.post(f"{pods_path}/p/binding", json=binding) as again:
+            assert again.status == 409
+            assert (await again.json())["message"] == 'pod p is already assigned to node "n0"'
