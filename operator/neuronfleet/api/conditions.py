@@ -57,6 +57,14 @@ class ConditionType(StrEnum):
     # False: KindNotServed, the cluster lacks the kind (no Prometheus Operator CRDs); the child is
     # skipped and nothing else is held back. Absent when the spec asks for no optional child.
     OPTIONAL_CHILDREN_APPLIED = "OptionalChildrenApplied"
+    # True when every replica asked for is placed on a node or still within its wait for one:
+    # AllReplicasPlaced, WaitingForNodes (some wait for a node, within the deadline), or FallbackInUse
+    # when fallback variants serve what the primary cannot place.
+    # False: InsufficientNeuronCapacity, replicas stay unschedulable past the deadline on every variant
+    # that could take them; the message carries the scheduler's own reason (e.g. "0/8 nodes are
+    # available: 8 Insufficient aws.amazon.com/neuron."). Unschedulable pods are never deleted for it.
+    # Set by the reconcile pass from the pods' PodScheduled conditions (placement/capacity_status.py).
+    CAPACITY_AVAILABLE = "CapacityAvailable"
 
 
 class Reason(StrEnum):
@@ -88,6 +96,18 @@ class Reason(StrEnum):
     WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
     # The API server does not serve a kind the spec needs (a missing CRD or API group).
     KIND_NOT_SERVED = "KindNotServed"
+    # Capacity (placement/): every asked replica placed; fallback variants serving; replicas that no
+    # node can take. ScalingLimited says LimitedByCapacity when the autoscaler asked for replicas that
+    # cannot be placed. Events: FallbackActivated when a fallback variant gets replicas, FallbackDrained
+    # when it is back to none, ReplicasUnschedulable when a replica passes the deadline.
+    ALL_REPLICAS_PLACED = "AllReplicasPlaced"
+    WAITING_FOR_NODES = "WaitingForNodes"
+    FALLBACK_IN_USE = "FallbackInUse"
+    INSUFFICIENT_NEURON_CAPACITY = "InsufficientNeuronCapacity"
+    LIMITED_BY_CAPACITY = "LimitedByCapacity"
+    FALLBACK_ACTIVATED = "FallbackActivated"
+    FALLBACK_DRAINED = "FallbackDrained"
+    REPLICAS_UNSCHEDULABLE = "ReplicasUnschedulable"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -14,12 +14,14 @@ from pydantic import Field, model_validator
 from neuronfleet.api.base import ApiModel, Replicas, cel
 
 __all__ = [
+    "DEFAULT_FALLBACK_AFTER_SECONDS",
     "INSTANCE_TYPES",
     "AutoscalingBehavior",
     "AutoscalingMetrics",
     "AutoscalingSlo",
     "AutoscalingSpec",
     "EnvVar",
+    "FallbackVariant",
     "HPAScalingPolicy",
     "ModelArchSpec",
     "ModelDeploymentSpec",
@@ -146,8 +148,46 @@ class CompiledArtifactsSpec(ApiModel):
         return self
 
 
+DEFAULT_FALLBACK_AFTER_SECONDS = 300
+"""How long the primary may fail to place replicas before a fallback variant serves the rest.
+
+Karpenter caches an instance type it could not launch (insufficient capacity) for 3 minutes before
+it retries (karpenter.sh docs v1.6, concepts/nodepools, Capacity Type), and a launched Neuron node
+takes minutes to register; five minutes lets one retry happen before the fleet pays for a second
+instance type [INFERRED design choice]."""
+
+_FALLBACK_DISTINCT = "neuron.fallback instance types must be distinct"
+_FALLBACK_NOT_PRIMARY = "neuron.fallback must not repeat neuron.instanceType"
+
+
+class FallbackVariant(ApiModel):
+    """Another way to serve the same model, used when the primary instance type cannot be placed."""
+
+    instance_type: InstanceTypeName
+    """EC2 instance type of this variant's nodes."""
+    tensor_parallel_size: TensorParallelSize | None = None
+    """NeuronCores per replica on this variant. Default: the smallest legal degree that fits there."""
+    runtime: Literal["vllm-neuron", "nxdi"] | None = None
+    """Runtime profile on this variant. Default: by instance family (nxdi on inf2/trn1, vllm-neuron on trn2)."""
+
+
 class NeuronSpec(ApiModel):
     """How each replica is placed and sharded on Neuron hardware."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!has(self.fallback) || self.fallback.all(x, self.fallback.exists_one(y, "
+                "y.instanceType == x.instanceType))",
+                _FALLBACK_DISTINCT,
+            ),
+            (
+                "!has(self.fallback) || !has(self.instanceType) || "
+                "self.fallback.all(x, x.instanceType != self.instanceType)",
+                _FALLBACK_NOT_PRIMARY,
+            ),
+        )
+    }
 
     instance_type: InstanceTypeName | None = None
     """EC2 instance type of the Neuron nodes. Default: the planner picks the smallest that fits."""
@@ -161,6 +201,23 @@ class NeuronSpec(ApiModel):
         default_factory=CompiledArtifactsSpec, json_schema_extra={"default": {}}
     )
     """Compiled-artifact cache and policy."""
+    fallback: list[FallbackVariant] = Field(default_factory=list, max_length=4, json_schema_extra={"default": []})
+    """Variants to serve from, in order of preference, when the primary instance type cannot place replicas
+    for fallbackAfterSeconds. Each is planned on its own (TP, resources, compiled artifacts) and runs in its
+    own Deployment `<name>-<variant>` behind the one Service; the fleet drains back to the primary when it
+    can place replicas again. Default: none."""
+    fallback_after_seconds: int = Field(default=DEFAULT_FALLBACK_AFTER_SECONDS, ge=30, le=86400)
+    """Seconds a replica may wait unschedulable before the next variant serves its share. Default: 300."""
+
+    @model_validator(mode="after")
+    def _fallback_variants(self) -> NeuronSpec:
+        # Mirrors the CEL rules above.
+        types = [v.instance_type for v in self.fallback]
+        if len(set(types)) != len(types):
+            raise ValueError(_FALLBACK_DISTINCT)
+        if self.instance_type is not None and self.instance_type in types:
+            raise ValueError(_FALLBACK_NOT_PRIMARY)
+        return self
 
 
 class SpeculativeDecodingSpec(ApiModel):

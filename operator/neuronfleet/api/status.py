@@ -13,7 +13,7 @@ from pydantic import Field
 
 from neuronfleet.api.base import ApiModel
 
-__all__ = ["Condition", "MetricsStatus", "ModelDeploymentStatus", "PlanStatus"]
+__all__ = ["CapacityStatus", "Condition", "MetricsStatus", "ModelDeploymentStatus", "PlanStatus", "VariantStatus"]
 
 
 class Condition(ApiModel):
@@ -95,6 +95,44 @@ class MetricsStatus(ApiModel):
     """Time of the newest sample (RFC 3339)."""
 
 
+class VariantStatus(ApiModel):
+    """One way the fleet is served: the primary instance type or a fallback variant."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    name: str
+    """Variant name: `primary`, or the fallback's instance type with dashes (its Deployment is `<name>-<variant>`)."""
+    instance_type: str | None = None
+    """Instance type of the variant's nodes."""
+    tensor_parallel_size: int | None = None
+    """NeuronCores per replica on this variant."""
+    capacity_units_per_replica: float | None = None
+    """What one replica of this variant serves, in primary replicas (the autoscaler counts in these units)."""
+    desired_replicas: int | None = None
+    """Replicas asked of this variant's Deployment."""
+    replicas: int | None = None
+    """Pods of this variant."""
+    ready_replicas: int | None = None
+    """Pods of this variant passing readiness."""
+    unschedulable_replicas: int | None = None
+    """Pods of this variant that no node can take now (PodScheduled=False, Unschedulable)."""
+
+
+class CapacityStatus(ApiModel):
+    """Where the fleet's replicas can be placed, per variant."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    in_use: str | None = None
+    """Variants with replicas, e.g. `trn2.48xlarge=3,trn1.32xlarge=2` (the Variants column of kubectl get)."""
+    variants: list[VariantStatus] = Field(default_factory=list)
+    """Replicas per variant, primary first."""
+    unschedulable_message: str | None = None
+    """The scheduler's reason for the oldest unschedulable replica, as kubectl describe pod shows it."""
+    capacity_units: float | None = None
+    """Capacity placed or on its way, in primary replicas (what the autoscaler counts as current)."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state, reconstituted from the children and Prometheus on every pass."""
 
@@ -124,11 +162,13 @@ class ModelDeploymentStatus(ApiModel):
     """Last metric values read for autoscaling."""
     autoscaling_targets: dict[str, float] | None = None
     """Per-replica targets in force (from spec or derived from an SLO)."""
+    capacity: CapacityStatus | None = None
+    """Replicas per variant and what cannot be placed (see the CapacityAvailable condition)."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable, CompiledArtifactsReady,
-    OptionalChildrenApplied."""
+    OptionalChildrenApplied, CapacityAvailable."""
     kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """Handler progress stored by the kopf framework (opaque)."""
