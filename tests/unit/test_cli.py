@@ -28,3 +28,16 @@ def test_crd_prints_the_file_shipped_in_crds():
         [sys.executable, "-m", "neuronfleet.cli", "crd"], check=True, capture_output=True, text=True
     ).stdout
     assert out == (ROOT / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text()
+
+
+def test_run_takes_the_default_neuron_allocation_and_refuses_unknown_ones(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["run"]).neuron_allocation == "devicePlugin"
+    assert parser.parse_args(["run", "--neuron-allocation", "dra"]).neuron_allocation == "dra"
+    try:
+        parser.parse_args(["run", "--neuron-allocation", "cdi"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("an unknown allocation must be refused")
+    assert "invalid choice: 'cdi'" in capsys.readouterr().err

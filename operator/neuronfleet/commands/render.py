@@ -20,15 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render",
         help="print the child manifests of ModelDeployments (YAML, like helm template)",
-        description="Plan every ModelDeployment in FILE and print the Deployment, Service, PodDisruptionBudget "
-        "and PodMonitor the operator would apply (without ownerReferences), for reviews and `kubectl diff`.",
+        description="Plan every ModelDeployment in FILE and print the children the operator would apply "
+        "(Deployment or LeaderWorkerSet, Service, PodDisruptionBudget, ResourceClaimTemplate with DRA, PodMonitor; "
+        "without ownerReferences), for reviews and `kubectl diff`.",
     )
     parser.add_argument("-f", "--filename", required=True, help="YAML file with ModelDeployments ('-' for stdin)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
+    parser.add_argument(
+        "--neuron-allocation",
+        choices=("devicePlugin", "dra"),
+        default="devicePlugin",
+        help="the operator default for ModelDeployments without spec.neuron.allocation (devicePlugin)",
+    )
     parser.set_defaults(func=_run)
 
 
-def render_documents(docs: list[Any]) -> list[dict[str, Any]]:
+def render_documents(docs: list[Any], *, default_allocation: str = "devicePlugin") -> list[dict[str, Any]]:
     """Children of every ModelDeployment in `docs`; raises ValueError/PlanError naming the document."""
     from neuronfleet.api import constants, convert, resource
     from neuronfleet.errors import PlanError
@@ -36,7 +43,7 @@ def render_documents(docs: list[Any]) -> list[dict[str, Any]]:
     from neuronfleet.render import children
     from neuronfleet.render.options import RenderOptions
 
-    options = RenderOptions()
+    options = RenderOptions(default_allocation=default_allocation)
     out: list[dict[str, Any]] = []
     found = 0
     for index, doc in enumerate(docs, start=1):
@@ -50,7 +57,7 @@ def render_documents(docs: list[Any]) -> list[dict[str, Any]]:
         name = (doc.get("metadata") or {}).get("name") or f"document {index}"
         try:
             md = resource.load(doc)
-            plan = planner.plan(convert.plan_request(md))
+            plan = planner.plan(convert.plan_request(md, default_allocation=options.default_allocation))
             out.extend(children.desired(md, plan, replicas=children.preview_replicas(md), options=options))
         except PlanError as exc:
             raise PlanError(f"ModelDeployment {name}: {exc}") from exc
@@ -75,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         docs = list(yaml.safe_load_all(_read(args.filename, sys.stdin)))
-        objects = render_documents(docs)
+        objects = render_documents(docs, default_allocation=args.neuron_allocation)
     except OSError as exc:
         print(f"error: cannot read {args.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -64,14 +64,16 @@ def test_on_trn2_the_group_is_planned_on_nxdi_and_the_plan_says_why():
 
 
 def test_vllm_neuron_given_explicitly_is_refused_for_a_group_naming_the_runtime_that_can():
-    with pytest.raises(PlanError, match=r"needs a runtime that runs one replica across nodes \(nxdi.*vllm-neuron does not"):
+    with pytest.raises(
+        PlanError, match=r"needs a runtime that runs one replica across nodes \(nxdi.*vllm-neuron does not"
+    ):
         planner.plan(
             make_request(instance_type="trn2.48xlarge", max_model_len=32768, max_num_seqs=5, runtime="vllm-neuron")
         )
 
 
 def test_instances_without_efa_never_span_nodes():
-    with pytest.raises(PlanError, match="cannot span inf2.48xlarge nodes.*EFA"):
+    with pytest.raises(PlanError, match=r"cannot span inf2\.48xlarge nodes.*EFA"):
         planner.plan(make_request(instance_type="inf2.48xlarge", max_model_len=8192, max_num_seqs=8))
 
 
@@ -79,7 +81,7 @@ def test_a_trn2u_group_is_an_ultraserver_node_config_and_larger_groups_are_refus
     plan = planner.plan(make_request(instance_type="trn2u.48xlarge", max_model_len=32768, max_num_seqs=8))
     assert (plan.nodes_per_replica, plan.ultraserver_nodes) == (4, 4)
     assert groups.node_counts(lookup("trn2u.48xlarge")) == (2, 4)
-    with pytest.raises(PlanError, match="group of 8 trn2u.48xlarge nodes is not legal.*UltraServer has 4 nodes"):
+    with pytest.raises(PlanError, match=r"group of 8 trn2u\.48xlarge nodes is not legal.*UltraServer has 4 nodes"):
         planner.plan(make_request(instance_type="trn2u.48xlarge", nodes_per_replica=8))
 
 
@@ -92,7 +94,7 @@ def test_dra_on_an_ultraserver_claims_nodes_without_efa_and_the_device_plugin_ke
 
 
 def test_given_nodes_and_tp_must_agree():
-    with pytest.raises(PlanError, match="fills 4 trn1.32xlarge nodes.*nodesPerReplica is 2"):
+    with pytest.raises(PlanError, match=r"fills 4 trn1\.32xlarge nodes.*nodesPerReplica is 2"):
         planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=128, nodes_per_replica=2))
     with pytest.raises(PlanError, match="not a whole number of nodes"):
         planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=48))
@@ -196,7 +198,10 @@ def test_without_an_instance_the_pick_confirms_by_direct_request_groups_included
     if plan is None:
         return
     direct = planner.plan(replace(request, instance_type=plan.instance_type))
-    assert (direct.tensor_parallel_size, direct.nodes_per_replica) == (plan.tensor_parallel_size, plan.nodes_per_replica)
+    assert (direct.tensor_parallel_size, direct.nodes_per_replica) == (
+        plan.tensor_parallel_size,
+        plan.nodes_per_replica,
+    )
 
 
 # --- the per-rank launch line -----------------------------------------------------------------
@@ -222,7 +227,7 @@ def _kubernetes_expand(text: str, env: dict[str, str]) -> str:
 def fake_vllm(tmp_path: Path) -> Path:
     """A `vllm` on PATH that prints its argv as JSON (the real one needs Neuron hardware)."""
     script = tmp_path / "vllm"
-    script.write_text('#!/bin/sh\nexec python3 -c \'import json, sys; print(json.dumps(sys.argv[1:]))\' "$@"\n')
+    script.write_text("#!/bin/sh\nexec python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \"$@\"\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return tmp_path
 
@@ -243,7 +248,9 @@ def test_the_launch_line_gives_each_rank_its_start_rank_and_keeps_every_other_ar
     assert section["local_ranks_size"] == 32
     planned = json.loads(plan.args[plan.args.index("--additional-config") + 1])["override_neuron_config"]
     assert {k: v for k, v in section.items() if k != "start_rank_id"} == planned
-    without_config = [a for i, a in enumerate(got) if a != "--additional-config" and got[i - 1] != "--additional-config"]
+    without_config = [
+        a for i, a in enumerate(got) if a != "--additional-config" and got[i - 1] != "--additional-config"
+    ]
     plan_args = list(plan.args)
     i = plan_args.index("--additional-config")
     del plan_args[i : i + 2]
