@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from neuronfleet import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +36,7 @@ def test_run_takes_the_default_neuron_allocation_and_refuses_unknown_ones(capsys
     parser = cli.build_parser()
     assert parser.parse_args(["run"]).neuron_allocation == "devicePlugin"
     assert parser.parse_args(["run", "--neuron-allocation", "dra"]).neuron_allocation == "dra"
-    try:
+    with pytest.raises(SystemExit) as exc:
         parser.parse_args(["run", "--neuron-allocation", "cdi"])
-    except SystemExit as exc:
-        assert exc.code == 2
-    else:
-        raise AssertionError("an unknown allocation must be refused")
+    assert exc.value.code == 2
     assert "invalid choice: 'cdi'" in capsys.readouterr().err
