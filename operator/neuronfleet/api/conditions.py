@@ -31,7 +31,9 @@ class ConditionType(StrEnum):
     # Reasons: RolloutInProgress, Scaling; False: RolloutComplete.
     PROGRESSING = "Progressing"
     # True when the spec cannot be served as written (PlanFailed) or a child cannot be applied
-    # (ApplyFailed). Running replicas are left untouched while Degraded. Cleared by a fixed spec.
+    # (ApplyFailed), or a multi-node plan needs the LeaderWorkerSet API the cluster does not serve
+    # (LeaderWorkerSetMissing; single-node fleets never depend on it). Running replicas are left
+    # untouched while Degraded. Cleared by a fixed spec (or the CRD installed).
     DEGRADED = "Degraded"
     # True when built-in autoscaling is on and computing decisions; False: AutoscalingDisabled
     # or MetricsUnavailable (holding the current count).
@@ -77,6 +79,9 @@ class Reason(StrEnum):
     ARTIFACTS_READY = "ArtifactsReady"
     COMPILE_FAILED = "CompileFailed"
     WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
+    # Replicas spanning nodes run as LeaderWorkerSet groups; the cluster serves no LeaderWorkerSet
+    # kind (render/leaderworkerset.py missing_api_message words the condition).
+    LEADER_WORKER_SET_MISSING = "LeaderWorkerSetMissing"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -43,8 +43,10 @@ __all__ = [
     "PLURAL",
     "RESTART_POLICY",
     "STARTUP_POLICY",
+    "CRD_NAME",
     "VERSION",
     "expected",
+    "missing_api_message",
     "pod_templates",
 ]
 
@@ -56,6 +58,15 @@ PLURAL = "leaderworkersets"
 RESTART_POLICY = "RecreateGroupOnPodRestart"
 STARTUP_POLICY = "LeaderCreated"
 EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topology"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+
+def missing_api_message(plan: Plan) -> str:
+    """The Degraded message (reason LeaderWorkerSetMissing) when the cluster serves no LeaderWorkerSet."""
+    return (
+        f"replicas span {plan.nodes_per_replica} nodes and need the LeaderWorkerSet API ({CRD_NAME}), which this "
+        "cluster does not serve; install LeaderWorkerSet (kubernetes-sigs/lws)"
+    )
 
 
 def pod_templates(md: ModelDeployment, plan: Plan, options: RenderOptions) -> tuple[dict[str, Any], dict[str, Any]]:
