@@ -36,6 +36,20 @@ KIND = "LeaderWorkerSet"
 PLURAL = "leaderworkersets"
 
 _INT_OR_STRING = {"x-kubernetes-int-or-string": True}
+# metav1.Condition, as the conditions of LeaderWorkerSetStatus are (a list map keyed by type needs the
+# key declared; a real API server refuses the CRD otherwise).
+_CONDITION = {
+    "type": "object",
+    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+    "properties": {
+        "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
 
 
 def _schema() -> dict[str, Any]:
@@ -85,7 +99,7 @@ def _schema() -> dict[str, Any]:
         "properties": {
             "conditions": {
                 "type": "array",
-                "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "items": _CONDITION,
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
