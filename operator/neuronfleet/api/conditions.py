@@ -82,6 +82,8 @@ class Reason(StrEnum):
     # Replicas spanning nodes run as LeaderWorkerSet groups; the cluster serves no LeaderWorkerSet
     # kind (render/leaderworkerset.py missing_api_message words the condition).
     LEADER_WORKER_SET_MISSING = "LeaderWorkerSetMissing"
+    # allocation dra on a cluster that serves no resource.k8s.io/v1 (before Kubernetes 1.34).
+    RESOURCE_CLAIM_TEMPLATE_MISSING = "ResourceClaimTemplateMissing"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -23,7 +23,19 @@ from neuronfleet.neuron.types import Plan
 from neuronfleet.render import claims, deployment, leaderworkerset, monitor, names, pdb, service
 from neuronfleet.render.options import RenderOptions
 
-__all__ = ["KINDS", "ChildRef", "desired", "preview_replicas", "stale_claim_templates", "undesired", "workload"]
+__all__ = [
+    "KINDS",
+    "ApiNeed",
+    "ChildRef",
+    "ScaleTarget",
+    "desired",
+    "preview_replicas",
+    "required_apis",
+    "scale_target",
+    "stale_claim_templates",
+    "undesired",
+    "workload",
+]
 
 # Every kind `desired` may return (the compile Job is rendered by compile_job.py), as
 # (apiVersion, kind) -> (group, version, plural): what the controller watches, applies and is granted.
@@ -43,6 +55,65 @@ class ChildRef(NamedTuple):
     api_version: str
     kind: str
     name: str
+
+
+class ScaleTarget(NamedTuple):
+    """The object whose /scale subresource holds the fleet's replica count (groups for a LeaderWorkerSet)."""
+
+    group: str
+    version: str
+    plural: str
+    name: str
+
+
+class ApiNeed(NamedTuple):
+    """An API a plan's children need that a cluster may not serve, and the Degraded condition if it does not."""
+
+    group: str
+    version: str
+    plural: str
+    reason: str
+    message: str
+
+
+def scale_target(md: ModelDeployment, plan: Plan) -> ScaleTarget:
+    """Where the autoscaler (and the fleet's own /scale) set replicas: the Deployment, or the LWS in groups."""
+    if plan.multi_node:
+        return ScaleTarget(
+            leaderworkerset.GROUP, leaderworkerset.VERSION, leaderworkerset.PLURAL, names.leader_worker_set_name(md)
+        )
+    return ScaleTarget("apps", "v1", "deployments", names.deployment_name(md))
+
+
+def required_apis(plan: Plan) -> list[ApiNeed]:
+    """APIs beyond the core ones that `plan`'s children need; empty for a single-node device-plugin fleet.
+
+    The controller checks each against discovery before applying: a missing one makes the fleet
+    Degraded with the reason and message given here, and leaves the running replicas alone.
+    """
+    needs: list[ApiNeed] = []
+    if plan.multi_node:
+        needs.append(
+            ApiNeed(
+                leaderworkerset.GROUP,
+                leaderworkerset.VERSION,
+                leaderworkerset.PLURAL,
+                "LeaderWorkerSetMissing",
+                leaderworkerset.missing_api_message(plan),
+            )
+        )
+    if plan.allocation == "dra":
+        needs.append(
+            ApiNeed(
+                "resource.k8s.io",
+                "v1",
+                "resourceclaimtemplates",
+                "ResourceClaimTemplateMissing",
+                "allocation dra needs the resource.k8s.io/v1 API (ResourceClaimTemplate, Kubernetes 1.34+), which "
+                "this cluster does not serve; use allocation devicePlugin or upgrade the cluster",
+            )
+        )
+    return needs
 
 
 def workload(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderOptions) -> dict[str, Any]:

@@ -37,17 +37,18 @@ from neuronfleet.render.options import RenderOptions
 
 __all__ = [
     "API_VERSION",
+    "CRD_NAME",
     "EXCLUSIVE_TOPOLOGY_ANNOTATION",
     "GROUP",
     "KIND",
     "PLURAL",
     "RESTART_POLICY",
     "STARTUP_POLICY",
-    "CRD_NAME",
     "VERSION",
     "expected",
     "missing_api_message",
     "pod_templates",
+    "status_view",
 ]
 
 GROUP = "leaderworkerset.x-k8s.io"
@@ -110,4 +111,38 @@ def expected(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderO
                 "workerTemplate": worker,
             },
         },
+    }
+
+
+def status_view(lws: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A live LeaderWorkerSet in the shape of a Deployment, counted in groups, for the status code.
+
+    The operator's rollout and status logic reads `spec.replicas`, `status.{replicas, readyReplicas,
+    updatedReplicas, availableReplicas, observedGeneration}` and `metadata.generation` of its
+    workload. LWS status counts groups (`replicas`: leaders created, `readyReplicas`: groups with
+    every pod ready, `updatedReplicas`: groups on the current template) and has no available count,
+    so ready groups stand for available ones. The LWS controller does not write
+    `status.observedGeneration` (lws pkg/controllers/leaderworkerset_controller.go, updateStatus), so
+    once it has written any status the spec counts as observed: right after a template change the
+    view can look complete until the LWS controller's next pass lowers `updatedReplicas` [INFERRED:
+    the window is one LWS reconcile, the rollout then reports UpdateInProgress].
+    """
+    if lws is None:
+        return None
+    meta, spec, status = lws.get("metadata") or {}, lws.get("spec") or {}, lws.get("status")
+    generation = meta.get("generation")
+    view_status: dict[str, Any] = {}
+    if status:
+        ready = int(status.get("readyReplicas") or 0)
+        view_status = {
+            "observedGeneration": status.get("observedGeneration", generation),
+            "replicas": int(status.get("replicas") or 0),
+            "readyReplicas": ready,
+            "updatedReplicas": int(status.get("updatedReplicas") or 0),
+            "availableReplicas": ready,
+        }
+    return {
+        "metadata": {"name": meta.get("name"), "generation": generation, "annotations": meta.get("annotations") or {}},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": view_status,
     }

@@ -220,3 +220,51 @@ def test_any_group_plan_renders_an_lws_the_facts_accept(instance, nodes, allocat
     lws = children.workload(md, plan, replicas=replicas, options=OPTIONS)
     assert lws["kind"] == "LeaderWorkerSet" and lws_violations(lws) == []
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == nodes
+
+
+def test_the_status_view_counts_groups_in_the_shape_the_status_code_reads():
+    live = {
+        "metadata": {"name": "big-lws", "generation": 4, "annotations": {"a": "b"}},
+        "spec": {"replicas": 3},
+        "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "hpaPodSelector": "x"},
+    }
+    view = leaderworkerset.status_view(live)
+    assert view["spec"] == {"replicas": 3}
+    assert view["status"] == {
+        "observedGeneration": 4,  # the LWS controller writes none: any status counts as observed
+        "replicas": 3,
+        "readyReplicas": 2,
+        "updatedReplicas": 3,
+        "availableReplicas": 2,
+    }
+    fresh = leaderworkerset.status_view({"metadata": {"name": "big-lws", "generation": 1}, "spec": {"replicas": 2}})
+    assert fresh["status"] == {}, "no status yet: not observed, the rollout waits"
+    assert leaderworkerset.status_view(None) is None
+
+
+def test_groups_are_scaled_on_the_lws_and_single_pods_on_the_deployment():
+    group = SCENARIOS["llama31-405b-trn1-lws"]
+    single = SCENARIOS["llama3-8b-inf2"]
+    assert children.scale_target(group.md, group.plan) == (
+        "leaderworkerset.x-k8s.io",
+        "v1",
+        "leaderworkersets",
+        names.leader_worker_set_name(group.md),
+    )
+    assert children.scale_target(single.md, single.plan) == (
+        "apps",
+        "v1",
+        "deployments",
+        names.deployment_name(single.md),
+    )
+
+
+def test_only_groups_need_the_lws_api_and_only_dra_needs_the_resource_api():
+    from neuronfleet.api.conditions import Reason
+
+    assert children.required_apis(SCENARIOS["llama3-8b-inf2"].plan) == []
+    (lws_need,) = children.required_apis(SCENARIOS["llama31-405b-trn1-lws"].plan)
+    assert (lws_need.plural, lws_need.reason) == ("leaderworkersets", Reason.LEADER_WORKER_SET_MISSING)
+    assert "leaderworkersets.leaderworkerset.x-k8s.io" in lws_need.message and "4 nodes" in lws_need.message
+    both = children.required_apis(SCENARIOS["llama31-405b-trn2u-ultraserver"].plan)
+    assert [n.reason for n in both] == [Reason.LEADER_WORKER_SET_MISSING, Reason.RESOURCE_CLAIM_TEMPLATE_MISSING]
