@@ -33,9 +33,11 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     # True when the spec cannot be served as written (PlanFailed), a child cannot be applied
     # (ApplyFailed: someone else's object on its name, or the API server refused the write), the
-    # cluster does not serve a kind the spec needs (KindNotServed, e.g. LeaderWorkerSet), or the
-    # compile of the artifacts failed (CompileFailed). The first of those is the reason; the message
-    # lists all. Running replicas are left untouched while Degraded. False: AsExpected.
+    # cluster does not serve a kind the spec needs (KindNotServed; LeaderWorkerSetMissing and
+    # ResourceClaimTemplateMissing name the two kinds only some plans need, so single-node
+    # device-plugin fleets never depend on them), or the compile of the artifacts failed
+    # (CompileFailed). The first of those is the reason; the message lists all. Running replicas
+    # are left untouched while Degraded. False: AsExpected.
     DEGRADED = "Degraded"
     # True when built-in autoscaling is on and computing decisions; False: AutoscalingDisabled
     # or MetricsUnavailable (holding the current count). From the autoscaler's last decision, which
@@ -108,6 +110,11 @@ class Reason(StrEnum):
     FALLBACK_ACTIVATED = "FallbackActivated"
     FALLBACK_DRAINED = "FallbackDrained"
     REPLICAS_UNSCHEDULABLE = "ReplicasUnschedulable"
+    # Replicas spanning nodes run as LeaderWorkerSet groups; the cluster serves no LeaderWorkerSet
+    # kind (render/leaderworkerset.py missing_api_message words the condition).
+    LEADER_WORKER_SET_MISSING = "LeaderWorkerSetMissing"
+    # allocation dra on a cluster that serves no resource.k8s.io/v1 (before Kubernetes 1.34).
+    RESOURCE_CLAIM_TEMPLATE_MISSING = "ResourceClaimTemplateMissing"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -51,7 +51,13 @@ class PlanStatus(ApiModel):
     runtime: str | None = None
     """Runtime profile: vllm-neuron or nxdi."""
     tensor_parallel_size: int | None = None
-    """NeuronCores per replica (tensor parallelism)."""
+    """NeuronCores per replica (tensor parallelism), across all its nodes."""
+    nodes_per_replica: int | None = None
+    """Nodes one replica spans (above 1: a LeaderWorkerSet group of this many pods)."""
+    parallelism: str | None = None
+    """How the replica is sharded: tensor (within one node) or tensorAcrossNodes."""
+    allocation: str | None = None
+    """How pods get their Neuron devices: devicePlugin or dra."""
     logical_core_size: int | None = None
     """Logical NeuronCore config (LNC)."""
     cores_per_replica: int | None = None
@@ -59,9 +65,10 @@ class PlanStatus(ApiModel):
     devices_per_replica: int | None = None
     """Neuron devices (chips) one replica spans."""
     resource_name: str | None = None
-    """Extended resource requested: aws.amazon.com/neuroncore or aws.amazon.com/neuron."""
+    """What each pod asks for: aws.amazon.com/neuroncore or aws.amazon.com/neuron, or the DeviceClass
+    neuron.aws.com with the dra allocation."""
     resource_count: int | None = None
-    """Amount of that resource per pod."""
+    """Amount of that resource per pod (per node of a multi-node replica)."""
     replicas_per_node: int | None = None
     """Replicas that fit on one node."""
     memory_needed_gi_b: float | None = Field(default=None, alias="memoryNeededGiB")

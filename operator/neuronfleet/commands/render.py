@@ -27,11 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render",
         help="print the child manifests of ModelDeployments (YAML, like helm template)",
-        description="Plan every ModelDeployment in FILE and print the Deployment, Service, PodDisruptionBudget "
-        "and PodMonitor the operator would apply (without ownerReferences), for reviews and `kubectl diff`.",
+        description="Plan every ModelDeployment in FILE and print the children the operator would apply "
+        "(Deployment or LeaderWorkerSet, Service, PodDisruptionBudget, ResourceClaimTemplate with DRA, PodMonitor; "
+        "without ownerReferences), for reviews and `kubectl diff`.",
     )
     parser.add_argument("-f", "--filename", required=True, help="YAML file with ModelDeployments ('-' for stdin)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
+    parser.add_argument(
+        "--neuron-allocation",
+        choices=("devicePlugin", "dra"),
+        default="devicePlugin",
+        help="the operator default for ModelDeployments without spec.neuron.allocation (devicePlugin)",
+    )
     parser.add_argument(
         "--variants",
         action="store_true",
@@ -152,18 +159,18 @@ def render_variant_deployments(docs: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render_documents(docs: list[Any]) -> list[dict[str, Any]]:
+def render_documents(docs: list[Any], *, default_allocation: str = "devicePlugin") -> list[dict[str, Any]]:
     """Children of every ModelDeployment in `docs`; raises ValueError/PlanError naming the document."""
     from neuronfleet.api import convert
     from neuronfleet.neuron import planner
     from neuronfleet.render import children
     from neuronfleet.render.options import RenderOptions
 
-    options = RenderOptions()
+    options = RenderOptions(default_allocation=default_allocation)
     out: list[dict[str, Any]] = []
     for md in _models(docs):
         with _naming(md):
-            plan = planner.plan(convert.plan_request(md))
+            plan = planner.plan(convert.plan_request(md, default_allocation=options.default_allocation))
             out.extend(children.desired(md, plan, replicas=children.preview_replicas(md), options=options))
     return out
 
@@ -190,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
                 node_role=args.node_role,
             )
         else:
-            objects = render_documents(docs)
+            objects = render_documents(docs, default_allocation=args.neuron_allocation)
             if args.variants:
                 objects += render_variant_deployments(docs)
     except OSError as exc:

@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
     parser.add_argument("--image-vllm-neuron", default=None, help="default image of the vllm-neuron runtime")
     parser.add_argument("--image-nxdi", default=None, help="default image of the nxdi runtime")
+    parser.add_argument(
+        "--neuron-allocation",
+        choices=("devicePlugin", "dra"),
+        default="devicePlugin",
+        help="how pods get Neuron devices when spec.neuron.allocation is empty: the device plugin's extended "
+        "resources, or a DRA ResourceClaimTemplate (Kubernetes 1.34+, the Neuron DRA driver) (default: devicePlugin)",
+    )
     parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="kubeconfig file")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.set_defaults(func=_run)
