@@ -7,10 +7,11 @@ benchmarks can all use them; ``emulator_fixtures`` wraps them as fixtures.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import kubernetes
 
@@ -21,13 +22,21 @@ from neuronfleet.kube_emulator import (
     GarbageCollector,
     JobController,
     ThreadedEmulator,
+    leaderworkerset,
+    nodes,
     write_kubeconfig,
 )
+from neuronfleet.kube_emulator.group_controller import LeaderWorkerSetController
+from neuronfleet.kube_emulator.provisioner import Pool, Provisioner, create_node
+from neuronfleet.kube_emulator.scheduler import Scheduler
+from neuronfleet.kube_emulator.workloads import PodDeploymentController
 
 __all__ = [
     "LOGIN_HANDLER_FILE",
+    "Fleetworld",
     "api_client",
     "emulator_url_env",
+    "enable_cluster",
     "enable_controllers",
     "kopf_run_args",
     "running_emulator",
@@ -90,3 +99,63 @@ def enable_controllers(
         emu.call(lambda: JobController(emu.store, run_seconds=job_seconds, fail=failing_jobs).start()) if jobs else None
     )
     return gc, dc, jc
+
+
+@dataclasses.dataclass
+class Fleetworld:
+    """The opt-in stand-ins `enable_cluster` started, for tests to drive (add nodes, outages)."""
+
+    emu: ThreadedEmulator
+    scheduler: Any = None
+    provisioner: Any = None
+    controllers: list[Any] = dataclasses.field(default_factory=list)
+
+    def add_nodes(self, instance_type: str, count: int, *, prefix: str = "node") -> None:
+        """Register `count` Neuron nodes of `instance_type` (as kubelets of that shape would)."""
+        start = len(self.nodes())
+
+        def add() -> None:
+            for i in range(count):
+                name = f"{prefix}-{instance_type.replace('.', '-')}-{start + i}"
+                create_node(self.emu.store, nodes.node_object(name, nodes.NodeShape.of(instance_type)))
+
+        self.emu.call(add)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.emu.call(lambda: self.emu.store.objects(nodes.serve_nodes(self.emu.store)))
+
+
+def enable_cluster(
+    emu: ThreadedEmulator,
+    *,
+    node_pool: Mapping[str, int] | None = None,
+    ready_delay: float = 0.1,
+    provision: tuple[float, Sequence[Pool]] | None = None,
+    leader_worker_sets: bool = False,
+    garbage_collector: bool = True,
+) -> Fleetworld:
+    """Switch on a cluster's worth of OPTIONAL stand-ins (say so in the test that uses them).
+
+    With `node_pool` (instance type -> count) or `provision` (delay, Karpenter pools): pods for every
+    Deployment (the pod-creating controller) and a scheduler that binds them to Neuron nodes, and
+    the Karpenter stand-in. With `leader_worker_sets`: the LeaderWorkerSet CRD and its group
+    controller (its pods turn ready by themselves; no scheduler involved). And the garbage collector.
+    """
+    world = Fleetworld(emu)
+    scheduling = node_pool is not None or provision is not None
+    for instance_type, count in (node_pool or {}).items():
+        world.add_nodes(instance_type, count)
+    if scheduling:
+        world.scheduler = emu.call(lambda: Scheduler(emu.store).start())
+        world.controllers.append(emu.call(lambda: PodDeploymentController(emu.store, ready_delay=ready_delay).start()))
+    if provision is not None:
+        delay, pools = provision
+        world.provisioner = emu.call(lambda: Provisioner(emu.store, pools, delay_seconds=delay).start())
+    if leader_worker_sets:
+        emu.call(lambda: leaderworkerset.install(emu.store))
+        world.controllers.append(
+            emu.call(lambda: LeaderWorkerSetController(emu.store, ready_delay=ready_delay).start())
+        )
+    if garbage_collector:
+        world.controllers.append(emu.call(lambda: GarbageCollector(emu.store).start()))
+    return world

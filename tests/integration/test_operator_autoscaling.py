@@ -10,12 +10,13 @@ the prometheus binary is missing. The reaction time, from the load step to the c
 
 from __future__ import annotations
 
+import datetime
 import time
 import urllib.request
 from collections.abc import Callable
 
 import pytest
-from emulator_support import enable_controllers
+from emulator_support import enable_cluster, enable_controllers
 from operator_support import Cluster, OperatorThread, alternations, make_md
 
 from e2e import prometheus_support
@@ -205,3 +206,31 @@ def test_a_steady_autoscaled_fleet_status_never_flickers(
 def _decisions(op: OperatorThread) -> int:
     state = op.memo.runtime.decisions.get(FleetKey("ml", "llama"))
     return 0 if state is None else state.seq
+
+
+def test_an_autoscaler_decision_sees_replicas_that_cannot_be_placed(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    """One inf2.48xlarge node holds three replicas; the load wants five. Uses the emulator's scheduler,
+    nodes and pod-creating Deployment controller (`enable_cluster`); the operator's clock is moved
+    past the 10-minute deadline instead of waiting it out."""
+    replica, prom = fleet_metrics
+    enable_cluster(cluster.emu, node_pool={"inf2.48xlarge": 1})
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
+    replica.set_load(running=36, waiting=0)  # 36 requests at 8 per replica: 5 replicas
+    cluster.create_md(make_md("llama", replicas=1, autoscaling={**FAST, "maxReplicas": 6}))
+    wait_for(lambda: (d := cluster.deployment("llama")) and d["spec"]["replicas"] == 5, timeout=30)
+    wait_for(lambda: cluster.condition("llama", "CapacityAvailable").get("reason") == "WaitingForNodes", timeout=30)
+    assert cluster.condition("llama", "ScalingLimited").get("reason") != "LimitedByCapacity"  # still on their way
+
+    shifted = datetime.timedelta(minutes=11)
+    op.memo.runtime.clock = lambda: datetime.datetime.now(datetime.UTC) + shifted
+    limited = wait_for(
+        lambda: (c := cluster.condition("llama", "ScalingLimited")).get("reason") == "LimitedByCapacity" and c
+    )
+    assert "cannot be placed" in limited["message"]
+    assert cluster.condition("llama", "CapacityAvailable")["reason"] == "InsufficientNeuronCapacity"
+    # The two replicas without a node no longer count as capacity on its way; none was deleted.
+    assert cluster.deployment("llama")["spec"]["replicas"] >= 5

@@ -140,4 +140,4 @@ def test_a_pass_with_nothing_to_do_makes_no_request(operator: OperatorThread, cl
     )
     wait_for(lambda: reconciles._value.get() > passes)
     wait_quiet(lambda: writes(cluster.emu))
-    assert requests() == before
+    assert requests() == before, [(r.verb, r.resource, r.subresource) for r in list(cluster.emu.requests)[before:]]

@@ -83,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         prometheus_url=args.prometheus_url,
         image_vllm_neuron=args.image_vllm_neuron,
         image_nxdi=args.image_nxdi,
+        neuron_allocation=args.neuron_allocation,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )

@@ -69,7 +69,8 @@ class Applied:
     unserved: list[ChildKind] = dataclasses.field(default_factory=list)
     errors: list[KubeError] = dataclasses.field(default_factory=list)  # worth retrying
     changed_since: bool = False  # a child changed again right after this pass wrote it: look again
-    replicas_before: int | None = None  # the Deployment's spec.replicas before this pass (None: no Deployment)
+    # Each workload's spec.replicas before this pass, by name (None: it did not exist).
+    replicas_before: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
     @property
     def writes(self) -> list[tuple[str, str]]:
@@ -102,12 +103,12 @@ async def apply(
     *,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> Applied:
-    """Converge the children, then delete what the spec turned off.
+    """Converge the children, phase by phase (`ChildKind.phase`), then delete what the spec turned off.
 
-    The workload (the Deployment) goes first and the other children together after it: pods take
-    minutes to start on Neuron, so nothing gains from the Service or PDB a few milliseconds
-    earlier, and when many fleets are created at once every fleet's workload is asked for before
-    anyone's Service.
+    What pods reference (claim templates) goes first, then the workloads (Deployments, the
+    LeaderWorkerSet), then everything else together: pods take minutes to start on Neuron, so
+    nothing gains from the Service or PDB a few milliseconds earlier, and when many fleets are
+    created at once every fleet's workload is asked for before anyone's Service.
     """
     namespace = owner["metadata"]["namespace"]
     owner_uid = str(owner["metadata"].get("uid", ""))
@@ -116,9 +117,9 @@ async def apply(
     async def one(child: Mapping[str, Any]) -> None:
         kind = kinds.of(child)
         name = str(child["metadata"]["name"])
-        if kind.kind == "Deployment":
-            live_dep = rt.cache.get("Deployment", namespace, name)
-            result.replicas_before = None if live_dep is None else (live_dep.get("spec") or {}).get("replicas")
+        if kind.phase == 1:
+            live = rt.cache.get(kind.kind, namespace, name)
+            result.replicas_before[name] = None if live is None else (live.get("spec") or {}).get("replicas")
         if not rt.served(kind):
             result.unserved.append(kind)
             return
@@ -128,10 +129,11 @@ async def apply(
         except KubeError as exc:
             _failed(rt, kind, f"{kind.kind} {name}", exc, result, logger)
 
-    workloads = [c for c in children if c.get("kind") == "Deployment"]
-    for child in workloads:
-        await one(child)
-    await asyncio.gather(*(one(c) for c in children if c.get("kind") != "Deployment"))
+    for phase in (0, 1):
+        for child in children:
+            if kinds.of(child).phase == phase:
+                await one(child)
+    await asyncio.gather(*(one(c) for c in children if kinds.of(c).phase > 1))
     for deletion in deletions:
         kind = kinds.by_kind(deletion.kind)
         try:

@@ -28,10 +28,8 @@ from typing import Any
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
 from neuronfleet.autoscale import observe, prometheus, promql, step, types
-from neuronfleet.controller import artifacts
+from neuronfleet.controller import artifacts, reconciler, workloads
 from neuronfleet.controller.state import FleetKey, Runtime, ScalingState
-from neuronfleet.neuron import planner
-from neuronfleet.render import names
 
 __all__ = ["NO_PROMETHEUS", "Autoscaler"]
 
@@ -137,20 +135,27 @@ class Autoscaler:
             return None
         try:
             md = resource.load({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
-            plan = planner.plan(convert.plan_request(md))
+            fleet = workloads.workloads(md, reconciler.plan_fleet(md, rt))
         except errors.PlanError:
             return None  # the reconcile pass reports it (Degraded); nothing sensible to scale
         spec = md.spec.autoscaling
         if not spec.enabled:
             self.stop(key)
             return None
-        deployment = rt.cache.get("Deployment", key.namespace, names.deployment_name(md))
-        if deployment is None:
-            return None
-        current = int((deployment.get("spec") or {}).get("replicas") or 0)
-        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        views = [workloads.view(w, rt.cache.get(w.kind, key.namespace, w.name)) for w in fleet]
+        if views[0] is None:
+            return None  # not created yet (or held back by the artifact gate)
+        # Capacity in primary replicas, as the pass allocates it: pods waiting for a node past their
+        # cutoff no longer count as capacity on its way (placement/fallback.py).
+        placed = reconciler.place(rt, key, md, fleet)
+        current = placed.allocation.current_replicas
+        ready_by_status = sum(
+            int(((v or {}).get("status") or {}).get("readyReplicas") or 0) * w.variant.units_per_replica
+            for w, v in zip(fleet, views, strict=True)
+        )
+        ready = min(current, max(placed.allocation.ready_replicas, int(ready_by_status + 1e-9)))
+        plan = fleet[0].variant.plan
         # Time-to-ready of a new replica: a cache hit when the artifact gate says the key is ready.
-        plan = artifacts.keyed_plan(md, plan, rt.render_options)
         if artifacts.known_cache_hit(md, plan, body.get("status")):
             plan = artifacts.with_cache_hit(plan)
         try:

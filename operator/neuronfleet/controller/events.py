@@ -25,8 +25,9 @@ from neuronfleet.api.conditions import ConditionType, Reason
 from neuronfleet.autoscale import types
 from neuronfleet.controller import artifacts
 from neuronfleet.controller.status import condition_status
+from neuronfleet.placement import capacity_status
 
-__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "post", "scaled", "transitions"]
+__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "capacity", "post", "scaled", "transitions"]
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -79,6 +80,19 @@ def transitions(
     events += _optional(previous, new)
     events += [Event(t, r, m) for t, r, m in artifacts.transitions(previous, new)]
     return events
+
+
+def capacity(
+    previous: Mapping[str, Any], new: Mapping[str, Any], condition: capacity_status.CapacityCondition
+) -> list[Event]:
+    """Fallback activated or drained, and replicas that no node takes (placement/capacity_status.py)."""
+    found = capacity_status.capacity_events(
+        previous.get("capacity"),
+        new.get("capacity") or {},
+        _condition(previous, ConditionType.CAPACITY_AVAILABLE) or None,
+        condition,
+    )
+    return [Event(e.type, str(e.reason), e.message) for e in found]
 
 
 def scaled(decision: types.Decision) -> Event:

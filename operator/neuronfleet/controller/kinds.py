@@ -29,6 +29,10 @@ class ChildKind:
     """Created once and never patched: a Job's pod template is immutable after creation."""
     install: str = ""
     """What to install when the cluster does not serve the kind (the end of a status message)."""
+    phase: int = 2
+    """Apply order: 0 what pods reference (claim templates), 1 workloads, 2 the rest (concurrently)."""
+    missing_reason: str = "KindNotServed"
+    """The Degraded reason when the cluster does not serve the kind."""
 
 
 CHILD_KINDS: tuple[ChildKind, ...] = (
@@ -39,7 +43,26 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
         ResourceRef("policy", "v1", "poddisruptionbudgets"),
         install="policy/v1 is served by every Kubernetes release since 1.21; check the API server's --runtime-config",
     ),
-    ChildKind("apps/v1", "Deployment", ResourceRef("apps", "v1", "deployments")),
+    ChildKind(
+        "resource.k8s.io/v1",
+        "ResourceClaimTemplate",
+        ResourceRef("resource.k8s.io", "v1", "resourceclaimtemplates"),
+        # A template's spec is immutable, and its name carries a hash of it (render/claims.py).
+        create_only=True,
+        phase=0,
+        install="allocation dra needs Kubernetes 1.34+ (resource.k8s.io/v1) and the Neuron DRA driver; "
+        "or set spec.neuron.allocation: devicePlugin",
+        missing_reason="ResourceClaimTemplateMissing",
+    ),
+    ChildKind("apps/v1", "Deployment", ResourceRef("apps", "v1", "deployments"), phase=1),
+    ChildKind(
+        "leaderworkerset.x-k8s.io/v1",
+        "LeaderWorkerSet",
+        ResourceRef("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+        phase=1,
+        install="install LeaderWorkerSet (kubernetes-sigs/lws); single-node fleets do not need it",
+        missing_reason="LeaderWorkerSetMissing",
+    ),
     ChildKind(
         "monitoring.coreos.com/v1",
         "PodMonitor",
@@ -49,7 +72,7 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ),
     ChildKind("batch/v1", "Job", ResourceRef("batch", "v1", "jobs"), create_only=True),
 )
-"""Children in the order a pass applies them: Service and PDB before the Deployment, so pods are covered."""
+"""Every kind a pass may apply; `phase` orders them (controller/apply.py)."""
 
 POD = ResourceRef("", "v1", "pods")
 """Pods are read (watched) for replica phases, never written."""

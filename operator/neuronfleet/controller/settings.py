@@ -50,6 +50,7 @@ class OperatorConfig:
     prometheus_url: str | None = None
     image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
     image_nxdi: str | None = None
+    neuron_allocation: str = "devicePlugin"  # --neuron-allocation: devicePlugin | dra, when the spec says nothing
     kubeconfig: str | None = None
     verbose: bool = False
     # Not flags: knobs for tests and the benchmark (a real cluster wants the defaults).

@@ -53,7 +53,7 @@ def render_options(config: OperatorConfig) -> RenderOptions:
         images["vllm-neuron"] = config.image_vllm_neuron
     if config.image_nxdi:
         images["nxdi"] = config.image_nxdi
-    return RenderOptions(images=images)
+    return RenderOptions(images=images, default_allocation=config.neuron_allocation)
 
 
 async def populate_memo(

@@ -30,6 +30,7 @@ from neuronfleet.controller.artifacts import Decision as GateDecision
 from neuronfleet.controller.kinds import ChildKind
 from neuronfleet.controller.state import ScalingState, utc_timestamp
 from neuronfleet.neuron.types import Plan
+from neuronfleet.placement.capacity_status import CapacityCondition
 
 __all__ = [
     "Observed",
@@ -39,6 +40,7 @@ __all__ = [
     "plan_status",
     "rollout_of",
     "status_patch",
+    "unserved_message",
 ]
 
 GIB = 1024**3
@@ -54,15 +56,19 @@ class Observed:
     apply_failures: tuple[str, ...] = ()  # children refused (foreign owner) or rejected by the server
     deployment: Mapping[str, Any] | None = None  # the live child Deployment, None if absent
     selector: str | None = None  # the pods' label selector (status.selector, for /scale)
-    desired_replicas: int | None = None
+    desired_replicas: int | None = None  # in primary replicas: spec.replicas or the autoscaler's decision
+    asked: int | None = None  # replicas asked of the workloads in all (variants add up); default desired_replicas
     autoscaling: bool | None = None  # spec.autoscaling.enabled; None when the spec did not load
     gate: GateDecision | None = None  # the compiled-artifact gate's decision
     phases: str | None = None  # where the starting replicas are (controller/replica_phases.py)
     scaling: ScalingState | None = None  # the autoscaler's last decision in this process
     scaled: bool = False  # this pass changed the Deployment's replicas on that decision
-    missing: tuple[ChildKind, ...] = ()  # required kinds the cluster does not serve (Degraded)
+    missing: tuple[tuple[str, str], ...] = ()  # required kinds the cluster does not serve: (reason, message)
     skipped: tuple[ChildKind, ...] = ()  # optional kinds the cluster does not serve (skipped, a warning)
     wants_optional: tuple[str, ...] = ()  # optional kinds the spec asks for (PodMonitor)
+    capacity: Mapping[str, Any] | None = None  # status.capacity (placement/capacity_status.py)
+    capacity_condition: CapacityCondition | None = None  # CapacityAvailable
+    capacity_limited: CapacityCondition | None = None  # ScalingLimited when placement, not min/max, limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +87,11 @@ def plan_status(plan: Plan) -> dict[str, Any]:
     """`status.plan` (camelCase, as the CRD declares PlanStatus)."""
     needed = round(plan.memory_needed_bytes / GIB, 1)
     available = round(plan.memory_available_bytes / GIB, 1)
+    where = f"{plan.nodes_per_replica}x {plan.instance_type}" if plan.multi_node else plan.instance_type
+    per = "per pod" if plan.multi_node else "per replica"
     summary = (
-        f"{plan.instance_type} TP={plan.tensor_parallel_size} ({plan.runtime}), "
-        f"{plan.resource_count} {plan.resource_name.rsplit('/', 1)[-1]} per replica, "
+        f"{where} TP={plan.tensor_parallel_size} ({plan.runtime}), "
+        f"{plan.resource_count} {plan.resource_name.rsplit('/', 1)[-1]} {per}, "
         f"{needed}/{available} GiB"
     )
     return {
@@ -101,6 +109,9 @@ def plan_status(plan: Plan) -> dict[str, Any]:
         "memoryAvailableGiB": available,
         "expectedStartupSeconds": plan.expected_startup_seconds,
         "maxNumBatchedTokens": plan.max_num_batched_tokens,
+        "nodesPerReplica": plan.nodes_per_replica,
+        "parallelism": plan.parallelism,
+        "allocation": plan.allocation,
         **({"artifactKey": plan.artifact_key} if plan.artifact_key else {}),
         "summary": summary,
     }
@@ -145,7 +156,7 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, *, no
     status: dict[str, Any] = {k: copy.deepcopy(v) for k, v in previous.items() if k != "kopf" and v is not None}
     conditions: list[dict[str, Any]] = copy.deepcopy(list(previous.get("conditions") or []))
     gen = observed.generation
-    rollout = rollout_of(observed.deployment, observed.desired_replicas)
+    rollout = rollout_of(observed.deployment, observed.desired_replicas if observed.asked is None else observed.asked)
 
     def cond(type_: str, ok: bool | None, reason: str, message: str) -> None:
         value = ConditionStatus.UNKNOWN if ok is None else ConditionStatus.TRUE if ok else ConditionStatus.FALSE
@@ -163,15 +174,29 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, *, no
     if observed.selector is not None:
         status["selector"] = observed.selector
     if observed.plan is not None:
-        status["plan"] = plan_status(observed.plan)
+        status["plan"] = _without_nulls(plan_status(observed.plan))
     # On a plan failure the previous plan stays: it still describes the pods that are running.
+    if observed.capacity is not None:
+        status["capacity"] = _without_nulls(observed.capacity)
 
     _degraded(observed, cond)
     _rollout(observed, rollout, conditions, cond)
     _optional_children(observed, conditions, cond)
+    if observed.capacity_condition is not None:
+        c = observed.capacity_condition
+        cond(ConditionType.CAPACITY_AVAILABLE, c.status == ConditionStatus.TRUE, c.reason, c.message)
     _scaling(observed, status, conditions, cond, now)
     status["conditions"] = conditions
     return status
+
+
+def _without_nulls(value: Any) -> Any:
+    """A merge patch deletes null fields, so a null would differ from what the server stores on every pass."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 _Cond = Callable[[str, "bool | None", str, str], None]
@@ -184,7 +209,7 @@ def _degraded(observed: Observed, cond: _Cond) -> None:
     if observed.apply_failures:
         failures.append((Reason.APPLY_FAILED, "; ".join(observed.apply_failures)))
     if observed.missing:
-        failures.append((Reason.KIND_NOT_SERVED, "; ".join(_unserved_message(k) for k in observed.missing)))
+        failures.append((observed.missing[0][0], "; ".join(message for _, message in observed.missing)))
     if observed.gate is not None and observed.gate.degraded:
         failures.append((Reason.COMPILE_FAILED, observed.gate.degraded))
     if failures:
@@ -193,7 +218,8 @@ def _degraded(observed: Observed, cond: _Cond) -> None:
         cond(ConditionType.DEGRADED, False, Reason.AS_EXPECTED, "the spec is planned and every child is applied")
 
 
-def _unserved_message(kind: ChildKind) -> str:
+def unserved_message(kind: ChildKind) -> str:
+    """What status says of a kind the cluster does not serve, and what to install."""
     hint = f"; {kind.install}" if kind.install else ""
     return f"the cluster does not serve {kind.api_version} {kind.kind} ({kind.ref.plural}){hint}"
 
@@ -233,7 +259,7 @@ def _optional_children(observed: Observed, conditions: list[dict[str, Any]], con
             conditions[:] = [c for c in conditions if c.get("type") != ConditionType.OPTIONAL_CHILDREN_APPLIED]
         return
     if observed.skipped:
-        message = "skipped: " + "; ".join(_unserved_message(k) for k in observed.skipped)
+        message = "skipped: " + "; ".join(unserved_message(k) for k in observed.skipped)
         cond(ConditionType.OPTIONAL_CHILDREN_APPLIED, False, Reason.KIND_NOT_SERVED, message)
     else:
         cond(
@@ -284,7 +310,10 @@ def _scaling(
     else:
         cond(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, "Prometheus answered with fresh samples")
         cond(ConditionType.SCALING_ACTIVE, True, Reason.AUTOSCALING_ACTIVE, decision.message)
-    if decision.limited:
+    if observed.capacity_limited is not None:
+        limited = observed.capacity_limited
+        cond(ConditionType.SCALING_LIMITED, True, limited.reason, limited.message)
+    elif decision.limited:
         # Clamped: the raw recommendation lies beyond the bound the decision stopped at.
         reason = Reason.LIMITED_BY_MAX if decision.recommended > decision.replicas else Reason.LIMITED_BY_MIN
         cond(ConditionType.SCALING_LIMITED, True, reason, decision.message)

@@ -232,7 +232,8 @@ PDB = kinds.by_kind("PodDisruptionBudget")
 
 
 def test_a_missing_required_kind_degrades_and_names_it() -> None:
-    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2, missing=(PDB,))
+    missing = ((PDB.missing_reason, status.unserved_message(PDB)),)
+    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2, missing=missing)
     degraded = _cond(status.compute_status(obs, None, now=NOW), "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "KindNotServed")
     assert "does not serve policy/v1 PodDisruptionBudget (poddisruptionbudgets)" in degraded["message"]
@@ -269,7 +270,7 @@ def test_degraded_names_the_most_fundamental_failure_and_lists_all() -> None:
         deployment=dep(),
         desired_replicas=2,
         apply_failures=("Service llama already exists and is controlled by Foo bar",),
-        missing=(PDB,),
+        missing=((PDB.missing_reason, status.unserved_message(PDB)),),
         gate=gate(degraded="compile Job x failed"),
     )
     degraded = _cond(status.compute_status(obs, None, now=NOW), "Degraded")
