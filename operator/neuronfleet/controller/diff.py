@@ -30,11 +30,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from neuronfleet.api import quantities
 from neuronfleet.controller import kinds
 from neuronfleet.controller.refs import ResourceRef
 
@@ -48,7 +47,6 @@ __all__ = [
     "is_subset",
     "last_applied",
     "patch_body",
-    "quantity",
 ]
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -264,41 +262,5 @@ def _scalar_equal(want: Any, have: Any) -> bool:
         return True
     if isinstance(want, bool) or isinstance(have, bool):
         return False
-    a, b = quantity(want), quantity(have)
+    a, b = quantities.parse(want), quantities.parse(have)
     return a is not None and a == b
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
-_SUFFIX = {
-    None: Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity (or plain number) as an exact number; None when it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.match(value.strip())
-    if not match:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
-        return None

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from neuronfleet.kube_emulator import quantities
+from neuronfleet.api import quantities
 
 __all__ = [
     "AFFINITY_REASON",

@@ -157,22 +157,6 @@ def test_an_unreadable_record_removes_nothing() -> None:
     assert step.kind is StepKind.PATCH and "keeps fields" not in step.reason
 
 
-@pytest.mark.parametrize(
-    ("value", "number"),
-    [
-        pytest.param("32Gi", 32 * 2**30, id="binary suffix"),
-        pytest.param("500m", 0.5, id="milli"),
-        pytest.param("1k", 1000, id="decimal suffix"),
-        pytest.param(8000, 8000, id="plain int"),
-        pytest.param("vllm:0.1", None, id="not a quantity"),
-        pytest.param(True, None, id="a boolean is not a number"),
-    ],
-)
-def test_quantities_parse_like_the_api_server(value: object, number: float | None) -> None:
-    parsed = diff.quantity(value)
-    assert (None if parsed is None else float(parsed)) == number
-
-
 def test_every_child_kind_the_renderer_emits_is_known() -> None:
     from neuronfleet.api import convert
     from neuronfleet.neuron import planner

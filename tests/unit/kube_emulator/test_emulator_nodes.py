@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neuronfleet.kube_emulator import nodes, quantities
+from neuronfleet.api import quantities
+from neuronfleet.kube_emulator import nodes
 from neuronfleet.neuron.catalog import CATALOG
 
 

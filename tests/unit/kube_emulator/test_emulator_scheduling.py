@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from neuronfleet.kube_emulator import nodes, quantities, scheduling
+from neuronfleet.api import quantities
+from neuronfleet.kube_emulator import nodes, scheduling
 
 TOLERATE_NEURON = [{"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -201,21 +202,6 @@ def test_init_containers_count_by_their_largest_request():
     p = pod(cpu="2")
     p["spec"]["initContainers"] = [{"name": "fetch", "resources": {"requests": {"cpu": "8"}}}]
     assert scheduling.pod_requests(p)["cpu"] == Decimal(8)
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("500m", Decimal("0.5")),
-        ("16Gi", Decimal(16 * 2**30)),
-        ("2", Decimal(2)),
-        ("1e3", Decimal(1000)),
-        ("1k", Decimal(1000)),
-    ],
-    ids=["millicores", "binary suffix", "plain", "exponent", "decimal suffix"],
-)
-def test_quantities_parse(text: str, value: Decimal):
-    assert quantities.parse(text) == value
 
 
 def test_a_non_quantity_parses_to_none():

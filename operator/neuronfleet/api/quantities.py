@@ -1,6 +1,8 @@
 """Kubernetes resource quantities (``500m``, ``16Gi``, ``2``) as exact numbers.
 
-The scheduler compares requests with allocatable capacity, so it needs the API's quantity
+The API server canonicalises quantities (``"32Gi"`` comes back as ``34359738368`` in some clients'
+eyes, ``"4"`` as ``4``), so the operator compares a rendered child with the live one by value, and
+the emulator's scheduler compares requests with allocatable capacity. Both need the API's quantity
 grammar (k8s.io/apimachinery pkg/api/resource/quantity.go): a decimal number with an optional
 binary (Ki..Ei) or decimal (m, k, M, G, T, P, E) suffix, or an exponent (``1e3``).
 """
