@@ -179,8 +179,8 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
     prometheus_over_vllm: prometheus_support.PrometheusServer,
 ) -> None:
     server, prom = served_tiny_model, prometheus_over_vllm
-    # Long enough (about 20 s at ~1000 tok/s) that several decisions see a full short rate window.
-    workers, per_worker, max_tokens = 2 * server.max_num_seqs, 12, 96
+    # Long enough (20 s, however fast this machine serves) that several decisions see a full short rate window.
+    workers, per_worker, max_tokens = 2 * server.max_num_seqs, 4, 96
     counter_query = f'sum({{__name__="vllm:generation_tokens_total",namespace="{NAMESPACE}"}})'
     tokens_before = vllm_support.sample_value(vllm_support.scrape(server), "vllm:generation_tokens_total")
     prom.wait_for(counter_query, lambda v: v == tokens_before)
@@ -193,7 +193,12 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
 
         load_task = asyncio.create_task(
             asyncio.to_thread(
-                vllm_support.closed_loop, server, workers=workers, per_worker=per_worker, max_tokens=max_tokens
+                vllm_support.closed_loop,
+                server,
+                workers=workers,
+                per_worker=per_worker,
+                max_tokens=max_tokens,
+                at_least_seconds=20.0,
             )
         )
         while not load_task.done():

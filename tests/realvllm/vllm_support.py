@@ -290,28 +290,39 @@ def send_completions(
 
 
 def closed_loop(
-    server: VllmServer, *, workers: int, per_worker: int, max_tokens: int, prompt: str = "the fleet scales"
+    server: VllmServer,
+    *,
+    workers: int,
+    per_worker: int,
+    max_tokens: int,
+    prompt: str = "the fleet scales",
+    at_least_seconds: float = 0.0,
 ) -> LoadResult:
     """`workers` clients, each sending its next completion as soon as the previous one returns.
 
     The number of requests in the server is then `workers` at (almost) every instant, which makes
-    the concurrency a reader sees a known number rather than a burst that drains.
+    the concurrency a reader sees a known number rather than a burst that drains. Each client sends
+    `per_worker` requests, and keeps sending until `at_least_seconds` have passed: how many tokens a
+    machine serves in a given time varies several-fold between machines and loads, so a test that
+    needs the load to last says how long, not how many requests.
     """
     body = _completion_body(server, max_tokens, prompt)
     url = f"{server.base_url}/v1/completions"
+    started = time.time()
 
     def worker(_: int) -> tuple[list[tuple[int, int]], float]:
-        usages = [get_json(url, body)["usage"] for _ in range(per_worker)]
+        usages = []
+        while len(usages) < per_worker or time.time() < started + at_least_seconds:
+            usages.append(get_json(url, body)["usage"])
         pairs = [(int(u["completion_tokens"]), int(u["prompt_tokens"])) for u in usages]  # type: ignore[index]
         return pairs, time.time()
 
-    started = time.time()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(worker, range(workers)))
     finished = time.time()
     counts = [pair for pairs, _ in results for pair in pairs]
     return LoadResult(
-        requests=workers * per_worker,
+        requests=len(counts),
         max_tokens=max_tokens,
         completion_tokens=[completion for completion, _ in counts],
         prompt_tokens=[prompt for _, prompt in counts],
