@@ -1,0 +1,44 @@
+"""What Prometheus would answer to the operator's queries, computed from the simulator's scrapes.
+
+Why: the simulated operator must read the simulated replicas through the operator's own parsing and
+arithmetic (`neuronfleet.autoscale.service_level.measure`, `neuronfleet.autoscale.capacity_fit`), which
+take Prometheus answers (`autoscale.prometheus.QueryResult`) keyed like the queries they come with.
+This module is the simulator's Prometheus for those keys: it evaluates what each PromQL expression
+means over the scrapes (`increase` without extrapolation to the window edges, a documented
+difference, see `sim.observe`) and returns the answer in Prometheus' shape: a vector of samples with
+the `le` label for `sum by (le)`, the `instance` label for `by (instance)`, or one sample for a sum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from neuronfleet.autoscale import service_level
+from neuronfleet.autoscale.prometheus import QueryResult, Sample
+from neuronfleet.sim.observe import Scrape, histogram_increase
+
+__all__ = ["le_label", "service_level_results"]
+
+
+def le_label(bound: float) -> str:
+    """The `le` label value as Prometheus client libraries write it ("+Inf", "0.1", "1.0")."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def service_level_results(
+    scrapes: Iterable[Scrape], now: float, *, window_seconds: float = service_level.WINDOW_SECONDS
+) -> dict[str, QueryResult]:
+    """The answers to `service_level.queries(...)` at `now`, by the same keys; an empty vector for no data."""
+    scrapes = tuple(scrapes)
+    out: dict[str, QueryResult] = {}
+    for key, family in service_level.HISTOGRAMS.items():
+        increase = histogram_increase(scrapes, now, window_seconds, family)
+        if increase is None:
+            out[key] = QueryResult("vector", ())
+            out[f"{key}_sum"] = QueryResult("vector", ())
+            continue
+        buckets, total = increase
+        out[key] = QueryResult("vector", tuple(Sample({"le": le_label(le)}, value, now) for le, value in buckets))
+        out[f"{key}_sum"] = QueryResult("vector", (Sample({}, total, now),))
+    return out
