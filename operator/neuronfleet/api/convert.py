@@ -60,6 +60,7 @@ def plan_request(md: ModelDeployment) -> PlanRequest:
             head_dim=a.head_dim,
             max_position_embeddings=a.max_position_embeddings,
             is_moe=a.is_moe,
+            active_params_billions=a.active_params_billions,
         )
     spec_dec = spec.serving.speculative_decoding
     return PlanRequest(

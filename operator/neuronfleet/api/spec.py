@@ -81,6 +81,9 @@ class ModelArchSpec(ApiModel):
     """Longest context the model supports, in tokens. Default: 131072."""
     is_moe: bool = False
     """Mixture-of-experts model. Default: false."""
+    active_params_billions: float | None = Field(default=None, gt=0, le=10000)
+    """Parameters one token runs through, in billions (MoE: shared layers + routed experts). Sizes the
+    capacity prior that SLO targets start from. Default: all of paramsBillions."""
 
 
 class ModelSpec(ApiModel):

