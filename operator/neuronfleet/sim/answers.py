@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 from neuronfleet.autoscale import service_level
 from neuronfleet.autoscale.prometheus import QueryResult, Sample
-from neuronfleet.sim.observe import Scrape, histogram_increase
+from neuronfleet.sim.observe import ReplicaSample, Scrape, histogram_increase
 
-__all__ = ["le_label", "service_level_results"]
+__all__ = ["capacity_fit_results", "le_label", "service_level_results"]
 
 
 def le_label(bound: float) -> str:
@@ -42,3 +42,35 @@ def service_level_results(
         out[key] = QueryResult("vector", tuple(Sample({"le": le_label(le)}, value, now) for le, value in buckets))
         out[f"{key}_sum"] = QueryResult("vector", (Sample({}, total, now),))
     return out
+
+
+def capacity_fit_results(
+    scrapes: Iterable[Scrape], now: float, *, window_seconds: float = 60.0
+) -> dict[str, QueryResult]:
+    """The answers to `capacity_fit.queries(...)` at `now`: per-replica increases labelled `instance`."""
+    series: dict[int, list[ReplicaSample]] = {}
+    for scrape in scrapes:
+        if scrape.at <= now - window_seconds or scrape.at > now:
+            continue
+        for group in (scrape.replicas, scrape.draining):
+            for rid, sample in group.items():
+                series.setdefault(rid, []).append(sample)
+    keys = ("steps", "generation_tokens", "prompt_tokens", "itl_sum", "itl_count")
+    rows: dict[str, list[Sample]] = {key: [] for key in keys}
+    for rid, samples in series.items():
+        first, last = samples[0], samples[-1]
+        if len(samples) < 2 or not first.histograms or not last.histograms:
+            continue
+        labels = {"instance": f"replica-{rid}"}
+        steps = last.histograms["iteration_tokens_total"].count - first.histograms["iteration_tokens_total"].count
+        itl_a, itl_b = first.histograms["inter_token_latency_seconds"], last.histograms["inter_token_latency_seconds"]
+        values = {
+            "steps": float(steps),
+            "generation_tokens": last.generation_tokens - first.generation_tokens,
+            "prompt_tokens": last.prompt_tokens - first.prompt_tokens,
+            "itl_sum": itl_b.sum - itl_a.sum,
+            "itl_count": float(itl_b.count - itl_a.count),
+        }
+        for key in keys:
+            rows[key].append(Sample(labels, values[key], now))
+    return {key: QueryResult("vector", tuple(rows[key])) for key in keys}

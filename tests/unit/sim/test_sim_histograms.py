@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 from sim_builders import ROUND
 
-from neuronfleet.autoscale import service_level, slo_targets
+from neuronfleet.autoscale import capacity_fit, service_level, slo_targets
+from neuronfleet.neuron import capacity
 from neuronfleet.sim import answers, histograms, workloads
 from neuronfleet.sim.engine import Replica, SimRequest
 from neuronfleet.sim.fleet import simulate
@@ -132,3 +134,33 @@ def test_histogram_answers_come_back_in_prometheus_shape(watched):
     found = answers.service_level_results([scrape], now)
     assert found["ttft"].samples == (), "one scrape is not enough for increase()"
     assert answers.le_label(math.inf) == "+Inf" and answers.le_label(0.1) == "0.1"
+
+
+class Fitting(StaticPolicy):
+    """A fixed fleet whose operator fits the step-time curve from the replicas' series each sync."""
+
+    scrape_histograms = True
+    scrape_seconds = 15.0
+    sync_seconds = 15.0
+
+    def __init__(self, replicas: int, prior: capacity.CapacityProfile) -> None:
+        super().__init__(replicas)
+        self.fit = capacity_fit.start(capacity.Prior(prior, "roofline", capacity.ROOFLINE_UNCERTAINTY))
+
+    def desired(self, view, now: float) -> int:
+        results = answers.capacity_fit_results(view.scrapes, now, window_seconds=60.0)
+        seen = capacity_fit.observations(results, window_seconds=60.0, interval_seconds=self.sync_seconds)
+        self.fit = capacity_fit.update(self.fit, seen, now=now)
+        return self.replicas
+
+
+def test_the_fit_reads_the_simulated_series_and_finds_the_engines_curve():
+    # The engine runs the 8B profile; the operator starts from a prior off by 2x on every constant.
+    true = LLAMA_8B_TRN2_TP4
+    wrong = dataclasses.replace(true, alpha=2 * true.alpha, beta=0.5 * true.beta, gamma=2 * true.gamma)
+    policy = Fitting(6, wrong)
+    simulate(workloads.generate("diurnal", 1, duration=1500.0), true, policy, startup_seconds=60.0, initial_replicas=6)
+    for batch in (4, 16, 32):
+        mean, _ = capacity_fit.predict(policy.fit, batch)
+        assert mean == pytest.approx(true.step_seconds(batch, 0), rel=0.05)
+    assert capacity_fit.estimate(policy.fit)[2] == pytest.approx(true.gamma, rel=0.1)
