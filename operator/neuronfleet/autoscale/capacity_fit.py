@@ -6,15 +6,23 @@ figures put within a factor of two or three (`bench/capacity_prior.py`). The fle
 curve all the time: every engine step of every replica shows up in vLLM's counters and histograms. So
 the operator fits the curve from them, per fleet, and the targets follow the fit as it firms up.
 
-What one observation is (per replica, over one rate window, from Prometheus):
-- steps: the increase of `vllm:iteration_tokens_total_count` (one observation per engine step);
-- decode batch x = increase of `vllm:generation_tokens_total` / steps (sequences decoded per step);
-- prefill z = increase of `vllm:prompt_tokens_total` / steps (prompt tokens per step);
-- step time y = increase of `vllm:inter_token_latency_seconds_sum` / `_count`: the mean inter-token
-  latency, which is the duration of the steps the decoding sequences waited for.
-Then y = alpha + beta * x + gamma * z + noise. (Mean ITL weights steps by their batch, so with a batch
-that varies inside the window y leans towards the bigger steps: a bias of Var(batch) / batch, a few
-percent at steady load.)
+Two kinds of observation, per replica over one rate window, from Prometheus:
+- Step time (inter-token latency vs running requests and iteration tokens). Steps: the increase of
+  `vllm:iteration_tokens_total_count` (one observation per engine step); decode batch x = increase of
+  `vllm:generation_tokens_total` / steps; prefill z = increase of `vllm:prompt_tokens_total` / steps;
+  step time y = increase of `vllm:inter_token_latency_seconds_sum` / `_count`, the mean inter-token
+  latency: the duration of the steps the decoding sequences waited for. Then
+  y = alpha + beta * x + gamma * z + noise. Mean ITL weights steps by their batch: a batch that varies
+  inside the window leans y towards the bigger steps (Var(batch) / batch, a few percent at steady load),
+  and when prefill and decodes anti-correlate (a burst of prompts with short answers: prefill-only steps,
+  then decode-only ones) the prefill the decodes actually waited for is less than z. So each window
+  counts in proportion to its share of decode tokens, and gamma gets a second equation:
+- Prefill time vs prompt tokens. Over the requests that finished in the window, prefill took
+  T = increase of `vllm:request_prefill_time_seconds_sum` for P = increase of
+  `vllm:request_prompt_tokens_sum` tokens, in about K = P / c + n / 2 steps (c: the chunk budget less the
+  decodes, n: requests; each prompt's last chunk is on average half full). So
+  T / P = alpha K / P + beta x K / P + gamma. A prompt waiting for another's chunks lengthens T: the
+  equation then overstates the step cost, the safe side.
 
 The fit is Bayesian linear regression in information form (precision matrix and vector, 3x3, pure
 Python): the prior is a Gaussian around the prior curve with `relative_uncertainty` of each constant as
@@ -37,10 +45,13 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from neuronfleet.autoscale import promql
-from neuronfleet.autoscale.prometheus import QueryResult
 from neuronfleet.neuron.capacity import CapacityProfile, Prior
+
+if TYPE_CHECKING:  # a type only: the pure core does not import the HTTP client
+    from neuronfleet.autoscale.prometheus import QueryResult
 
 __all__ = [
     "CONVERGED_UNCERTAINTY",
@@ -55,9 +66,11 @@ __all__ = [
     "estimate",
     "observations",
     "predict",
+    "prefill_observation",
     "queries",
     "start",
     "status",
+    "step_observation",
     "update",
 ]
 
@@ -78,17 +91,52 @@ MIN_STEPS = 20
 CONVERGED_UNCERTAINTY = 0.05
 """Relative standard deviation of the step time at the SLO batch under which the fit counts as converged."""
 
+_SERIES = {
+    "steps": "iteration_tokens_total_count",
+    "generation_tokens": "generation_tokens_total",
+    "prompt_tokens": "prompt_tokens_total",
+    "itl_sum": "inter_token_latency_seconds_sum",
+    "itl_count": "inter_token_latency_seconds_count",
+    "prefill_sum": "request_prefill_time_seconds_sum",
+    "prefill_count": "request_prefill_time_seconds_count",
+    "prefill_prompt_tokens": "request_prompt_tokens_sum",
+}
+"""Query key -> the vLLM series (without the `vllm:` prefix) whose per-instance increase it reads."""
+
 _FLOOR = 0.05  # no constant is fitted below 5 % of its prior: a negative step cost is noise, not physics
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One replica over one window: mean decode batch and prefill tokens per step, and the mean step time."""
+    """One linear equation `coefficients . (alpha, beta, gamma) = value`, with its evidence weight."""
 
-    decode_batch: float
-    prefill_tokens: float
-    step_seconds: float
+    coefficients: tuple[float, float, float]
+    value: float  # seconds (a step) or seconds per prompt token (prefill)
     weight: float = 1.0  # evidence this window carries (interval / window for overlapping windows)
+
+
+def step_observation(
+    decode_batch: float, prefill_tokens: float, step_seconds: float, weight: float = 1.0
+) -> Observation:
+    """A window's mean step time at a mean decode batch and prefill tokens per step."""
+    return Observation((1.0, decode_batch, prefill_tokens), step_seconds, weight)
+
+
+def prefill_observation(
+    prefill_seconds: float,
+    prompt_tokens: float,
+    requests: float,
+    *,
+    decode_batch: float,
+    chunk: int,
+    weight: float = 1.0,
+) -> Observation:
+    """A window's prefill time for its prompt tokens, in steps of `chunk` tokens beside `decode_batch` decodes."""
+    per_step = max(1.0, chunk - decode_batch)
+    steps = prompt_tokens / per_step + requests / 2.0
+    share = steps / prompt_tokens if prompt_tokens > 0 else math.nan
+    value = prefill_seconds / prompt_tokens if prompt_tokens > 0 else math.nan
+    return Observation((share, share * decode_batch, 1.0), value, weight)
 
 
 @dataclass(frozen=True)
@@ -135,13 +183,13 @@ def update(fit: Fit, samples: Sequence[Observation], *, now: float) -> Fit:
     total = keep * fit.weight
     used = 0
     for s in samples:
-        values = (s.step_seconds, s.decode_batch, s.prefill_tokens, s.weight)
-        if not all(math.isfinite(v) for v in values) or s.step_seconds <= 0 or s.weight <= 0:
+        values = (s.value, s.weight, *s.coefficients)
+        if not all(math.isfinite(v) for v in values) or s.value <= 0 or s.weight <= 0:
             continue
-        if s.decode_batch < 0 or s.prefill_tokens < 0:
+        if min(s.coefficients) < 0:
             continue
-        x = (1.0, s.decode_batch, s.prefill_tokens)
-        y = s.step_seconds
+        x = s.coefficients
+        y = s.value
         w = s.weight / y**2
         for i in range(3):
             vec[i] += w * x[i] * y
@@ -212,42 +260,49 @@ def queries(
     def increase(metric: str) -> str:
         return f'sum by (instance) (increase({{__name__=~"{config.metric_prefix}{metric}",{matchers}}}[{window}]))'
 
-    return {
-        "steps": increase("iteration_tokens_total_count"),
-        "generation_tokens": increase("generation_tokens_total"),
-        "prompt_tokens": increase("prompt_tokens_total"),
-        "itl_sum": increase("inter_token_latency_seconds_sum"),
-        "itl_count": increase("inter_token_latency_seconds_count"),
-    }
+    return {key: increase(metric) for key, metric in _SERIES.items()}
 
 
 def observations(
-    results: Mapping[str, QueryResult | None], *, window_seconds: float, interval_seconds: float
+    results: Mapping[str, QueryResult | None], *, window_seconds: float, interval_seconds: float, chunk: int
 ) -> list[Observation]:
-    """One observation per replica (`instance`) that ran at least `MIN_STEPS` steps with decodes in the window."""
+    """Per replica (`instance`) that ran at least `MIN_STEPS` steps in the window: its step-time equation,
+    weighted by its share of decode tokens, and its prefill equation when requests finished there.
+
+    `chunk` is the replica's per-step token budget (the plan's --max-num-batched-tokens).
+    """
     by_instance: dict[str, dict[str, float]] = {}
-    for key in ("steps", "generation_tokens", "prompt_tokens", "itl_sum", "itl_count"):
+    for key in _SERIES:
         result = results.get(key)
         if result is None:
-            return []
+            continue
         for sample in result.samples:
-            instance = sample.labels.get("instance", "")
-            by_instance.setdefault(instance, {})[key] = sample.value
+            by_instance.setdefault(sample.labels.get("instance", ""), {})[key] = sample.value
     weight = min(1.0, interval_seconds / window_seconds) if window_seconds > 0 else 1.0
     out = []
     for values in by_instance.values():
         steps = values.get("steps", 0.0)
-        itl_count = values.get("itl_count", 0.0)
-        if len(values) < 5 or steps < MIN_STEPS or itl_count <= 0:
+        if steps < MIN_STEPS or any(k not in values for k in ("generation_tokens", "prompt_tokens")):
             continue
-        out.append(
-            Observation(
-                decode_batch=max(0.0, values["generation_tokens"]) / steps,
-                prefill_tokens=max(0.0, values["prompt_tokens"]) / steps,
-                step_seconds=values["itl_sum"] / itl_count,
-                weight=weight,
+        generated = max(0.0, values["generation_tokens"])
+        prompted = max(0.0, values["prompt_tokens"])
+        batch = generated / steps
+        itl_count = values.get("itl_count", 0.0)
+        if itl_count > 0 and "itl_sum" in values:
+            decode_share = generated / (generated + prompted) if generated + prompted > 0 else 0.0
+            out.append(step_observation(batch, prompted / steps, values["itl_sum"] / itl_count, weight * decode_share))
+        tokens = values.get("prefill_prompt_tokens", 0.0)
+        if tokens > 0 and values.get("prefill_count", 0.0) > 0 and "prefill_sum" in values:
+            out.append(
+                prefill_observation(
+                    values["prefill_sum"],
+                    tokens,
+                    values["prefill_count"],
+                    decode_batch=batch,
+                    chunk=chunk,
+                    weight=weight,
+                )
             )
-        )
     return out
 
 

@@ -43,9 +43,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from neuronfleet.autoscale import promql, slo_targets
-from neuronfleet.autoscale.prometheus import QueryResult
+
+if TYPE_CHECKING:  # a type only: the pure core does not import the HTTP client
+    from neuronfleet.autoscale.prometheus import QueryResult
 
 __all__ = [
     "DEFAULT_GOAL",
@@ -82,7 +85,7 @@ HISTOGRAMS: Mapping[str, str] = {
 }
 """Query key -> vLLM histogram family (without the `vllm:` prefix) the measurement reads."""
 
-_SUMS = ("ttft", "queue", "prefill")  # families whose _sum is read too (means for the overhead term)
+_SUMS = ("ttft", "queue", "prefill", "prompt_tokens")  # families whose _sum is read too (means)
 
 
 class Reason(StrEnum):
@@ -147,6 +150,22 @@ class Histogram:
             return None
         return self.sum / self.count
 
+    def mean_square(self) -> float | None:
+        """E[x^2], each bucket's observations spread evenly over it; the +Inf bucket at its lower bound."""
+        total = self.count
+        if total <= 0:
+            return None
+        lower, below, acc = 0.0, 0.0, 0.0
+        for le, cumulative in self.buckets:
+            inside = cumulative - below
+            if math.isinf(le):
+                acc += inside * lower * lower
+            else:
+                acc += inside * (lower * lower + lower * le + le * le) / 3.0
+                lower = le
+            below = cumulative
+        return acc / total
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -163,6 +182,10 @@ class Measurement:
     ttft_p99: float | None = None
     itl_p50: float | None = None
     itl_p99: float | None = None
+    # The window's prompt lengths (vllm:request_prompt_tokens): mean and mean square, for the queueing
+    # bound that sizes the planned utilization (`slo_policy`). None without finished requests.
+    prompt_tokens_mean: float | None = None
+    prompt_tokens_mean_square: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -249,7 +272,10 @@ def measure(
         )
     samples = round(ttft.count)
     finished = round(tpot.count)
-    percentiles = {
+    prompts = found.get("prompt_tokens")
+    percentiles: dict[str, float | None] = {
+        "prompt_tokens_mean": prompts.mean if prompts is not None else None,
+        "prompt_tokens_mean_square": prompts.mean_square() if prompts is not None else None,
         "ttft_p50": _finite(ttft.quantile(0.5)),
         "ttft_p99": _finite(ttft.quantile(0.99)),
         "itl_p50": _finite(found["itl"].quantile(0.5)) if "itl" in found else None,

@@ -55,7 +55,16 @@ def capacity_fit_results(
         for group in (scrape.replicas, scrape.draining):
             for rid, sample in group.items():
                 series.setdefault(rid, []).append(sample)
-    keys = ("steps", "generation_tokens", "prompt_tokens", "itl_sum", "itl_count")
+    keys = (
+        "steps",
+        "generation_tokens",
+        "prompt_tokens",
+        "itl_sum",
+        "itl_count",
+        "prefill_sum",
+        "prefill_count",
+        "prefill_prompt_tokens",
+    )
     rows: dict[str, list[Sample]] = {key: [] for key in keys}
     for rid, samples in series.items():
         first, last = samples[0], samples[-1]
@@ -64,7 +73,12 @@ def capacity_fit_results(
         labels = {"instance": f"replica-{rid}"}
         steps = last.histograms["iteration_tokens_total"].count - first.histograms["iteration_tokens_total"].count
         itl_a, itl_b = first.histograms["inter_token_latency_seconds"], last.histograms["inter_token_latency_seconds"]
+        pre_a, pre_b = first.histograms["request_prefill_time_seconds"], last.histograms["request_prefill_time_seconds"]
+        tok_a, tok_b = first.histograms["request_prompt_tokens"], last.histograms["request_prompt_tokens"]
         values = {
+            "prefill_sum": pre_b.sum - pre_a.sum,
+            "prefill_count": float(pre_b.count - pre_a.count),
+            "prefill_prompt_tokens": tok_b.sum - tok_a.sum,
             "steps": float(steps),
             "generation_tokens": last.generation_tokens - first.generation_tokens,
             "prompt_tokens": last.prompt_tokens - first.prompt_tokens,

@@ -22,7 +22,7 @@ def windows(profile: capacity.CapacityProfile, count: int, *, wobble: float = 0.
         batch = 2 + (k * 7) % 31
         prefill = (k * 53) % 300
         noise = wobble * (1 if k % 2 else -1)
-        out.append(capacity_fit.Observation(batch, prefill, profile.step_seconds(batch, prefill) * (1 + noise)))
+        out.append(capacity_fit.step_observation(batch, prefill, profile.step_seconds(batch, prefill) * (1 + noise)))
     return out
 
 
@@ -75,10 +75,10 @@ def test_without_new_evidence_the_fit_relaxes_back_to_the_prior_over_hours():
 @pytest.mark.parametrize(
     "bad",
     [
-        capacity_fit.Observation(4, 0, 0.0),
-        capacity_fit.Observation(4, 0, float("nan")),
-        capacity_fit.Observation(-1, 0, 0.02),
-        capacity_fit.Observation(4, 0, 0.02, weight=0.0),
+        capacity_fit.step_observation(4, 0, 0.0),
+        capacity_fit.step_observation(4, 0, float("nan")),
+        capacity_fit.step_observation(-1, 0, 0.02),
+        capacity_fit.step_observation(4, 0, 0.02, weight=0.0),
     ],
     ids=["zero step time", "nan step time", "negative batch", "zero weight"],
 )
@@ -90,7 +90,7 @@ def test_unusable_windows_are_skipped(bad):
 
 
 def test_a_window_worth_a_quarter_counts_a_quarter():
-    one = capacity_fit.Observation(16, 100, 0.05)
+    one = capacity_fit.step_observation(16, 100, 0.05)
     quarter = dataclasses.replace(one, weight=0.25)
     fit = capacity_fit.start(capacity.Prior(TRUE, "calibrated", 0.25))
     four = capacity_fit.update(fit, [quarter] * 4, now=15.0)
@@ -113,23 +113,59 @@ def vector(values: dict[str, float]) -> QueryResult:
     return QueryResult("vector", tuple(Sample({"instance": k}, v, 0.0) for k, v in values.items()))
 
 
-def test_observations_are_per_replica_means_of_one_window():
+def test_observations_are_per_replica_equations_of_one_window():
     results = {
         "steps": vector({"a:8000": 1000.0, "b:8000": 5.0}),
         "generation_tokens": vector({"a:8000": 16000.0, "b:8000": 10.0}),
-        "prompt_tokens": vector({"a:8000": 50000.0, "b:8000": 0.0}),
+        "prompt_tokens": vector({"a:8000": 16000.0, "b:8000": 0.0}),
         "itl_sum": vector({"a:8000": 640.0, "b:8000": 0.2}),
         "itl_count": vector({"a:8000": 16000.0, "b:8000": 10.0}),
+        "prefill_sum": vector({"a:8000": 20.0}),
+        "prefill_count": vector({"a:8000": 10.0}),
+        "prefill_prompt_tokens": vector({"a:8000": 16000.0}),
     }
-    seen = capacity_fit.observations(results, window_seconds=60.0, interval_seconds=15.0)
-    assert seen == [capacity_fit.Observation(16.0, 50.0, 0.04, 0.25)], "b ran fewer than MIN_STEPS steps"
-    del results["itl_sum"]
-    assert capacity_fit.observations(results, window_seconds=60.0, interval_seconds=15.0) == []
+    seen = capacity_fit.observations(results, window_seconds=60.0, interval_seconds=15.0, chunk=416)
+    step, prefill = seen  # b ran fewer than MIN_STEPS steps: nothing from it
+    # Half the window's tokens were decodes: the step equation counts half of a quarter window.
+    assert step == capacity_fit.step_observation(16.0, 16.0, 0.04, 0.25 * 0.5)
+    # 16000 prompt tokens in chunks of 416 - 16 decodes = 40 steps, plus half a step per request.
+    assert prefill.coefficients == pytest.approx((45 / 16000, 16 * 45 / 16000, 1.0))
+    assert prefill.value == pytest.approx(20.0 / 16000)
+    del results["itl_sum"], results["prefill_sum"]
+    assert capacity_fit.observations(results, window_seconds=60.0, interval_seconds=15.0, chunk=416) == []
+
+
+def test_a_prefill_equation_pins_gamma_where_step_times_cannot():
+    # Only prefill equations, at one decode batch: with prompts of different lengths per request the step share
+    # varies, and gamma comes out of them.
+    fit = capacity_fit.start(capacity.Prior(WRONG, "roofline", 1.0))
+    samples = []
+    for prompts in (2000.0, 8000.0, 30000.0):
+        requests = 5.0
+        steps = prompts / (TRUE.max_num_batched_tokens - 4) + requests / 2
+        seconds = steps * TRUE.step_seconds(4, 0) + TRUE.gamma * prompts
+        samples.append(
+            capacity_fit.prefill_observation(
+                seconds, prompts, requests, decode_batch=4, chunk=TRUE.max_num_batched_tokens
+            )
+        )
+    for k in range(20):
+        fit = capacity_fit.update(fit, samples, now=15.0 * (k + 1))
+    assert capacity_fit.estimate(fit)[2] == pytest.approx(TRUE.gamma, rel=0.1)
 
 
 def test_queries_read_per_instance_increases_of_the_fleets_series():
     queries = capacity_fit.queries("ml", "llama", promql.QueryConfig(), window="1m")
-    assert set(queries) == {"steps", "generation_tokens", "prompt_tokens", "itl_sum", "itl_count"}
+    assert set(queries) == {
+        "steps",
+        "generation_tokens",
+        "prompt_tokens",
+        "itl_sum",
+        "itl_count",
+        "prefill_sum",
+        "prefill_count",
+        "prefill_prompt_tokens",
+    }
     assert queries["steps"] == (
         'sum by (instance) (increase({__name__=~"vllm[:_]iteration_tokens_total_count",'
         'namespace="ml",app_kubernetes_io_instance="llama"}[1m]))'

@@ -35,7 +35,7 @@ def results(**families: dict[float, float] | float) -> dict[str, QueryResult]:
 
 def test_queries_select_the_fleet_like_the_autoscaler_and_tolerate_both_name_spellings():
     queries = service_level.queries("ml", "llama", window_seconds=300.0)
-    assert set(queries) == {*service_level.HISTOGRAMS, "ttft_sum", "queue_sum", "prefill_sum"}
+    assert set(queries) == {*service_level.HISTOGRAMS, "ttft_sum", "queue_sum", "prefill_sum", "prompt_tokens_sum"}
     assert queries["ttft"] == (
         'sum by (le) (increase({__name__=~"vllm[:_]time_to_first_token_seconds_bucket",'
         'namespace="ml",app_kubernetes_io_instance="llama"}[300s]))'

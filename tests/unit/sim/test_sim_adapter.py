@@ -71,9 +71,9 @@ def test_the_prompt_token_rate_reaches_decide():
     assert seen.prompt_tokens_per_second == pytest.approx(3 * 3000.0 / 30.0)
 
 
-def test_the_default_policy_is_the_one_derived_from_the_scoring_slo():
+def test_the_open_loop_policy_is_the_one_derived_from_the_scoring_slo():
     slo = Slo()
-    policy = adapter.simulated_policy(ROUND, slo, startup_seconds=60.0)
+    policy = adapter.simulated_policy(ROUND, slo, startup_seconds=60.0, variant="open-loop")
     derived = slo_targets.derive(adapter.service_level(slo), ROUND)
     assert policy.targets == derived.targets
     assert policy.load_model == derived.load_model
