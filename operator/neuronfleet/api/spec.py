@@ -272,8 +272,9 @@ class AutoscalingSlo(ApiModel):
     timeToFirstTokenSeconds + p / this. Default: none (a flat budget)."""
     target_utilization: float | None = Field(default=None, gt=0, le=1)
     """Share of a replica's engine time to plan for at the SLO's pace (0-1); lower buys headroom for
-    bursts. Default: derived from the SLO and the capacity curve, then adapted by the measured service
-    level (status.serviceLevel.utilization). Set, it is used as given and never adapted."""
+    bursts. Default: derived (autoscale/slo_policy.py: a queueing bound on the measured prompt mix and
+    the attainment goal, corrected by the measured service level; status.serviceLevel.utilization).
+    Set, it is used as given and never adapted."""
     attainment: float | None = Field(default=None, ge=0.5, le=0.9999)
     """Share of requests that must meet this SLO (0.5-0.9999), judged over 5-minute windows from vLLM's
     latency histograms (status.serviceLevel, condition ServiceLevelMet). Default: 0.99."""
