@@ -255,11 +255,11 @@ class AutoscalingMetrics(ApiModel):
 class AutoscalingSlo(ApiModel):
     """A service level to derive the per-replica targets from, instead of raw thresholds.
 
-    The operator sizes replicas with the capacity profile calibrated for this (model, instance type,
-    TP degree) and shows the targets in status.autoscalingTargets. Targets set in `metrics` win over
-    the derived ones. Without a profile for the deployment's shape, only the `metrics` targets apply
-    (and with none set, the Degraded condition says so). With a profile, the SLO also sizes the
-    engine: unless serving.maxNumBatchedTokens is set, the prefill chunk budget is cut so a step that
+    The operator sizes replicas with the capacity curve of this (model, instance type, TP degree): the
+    calibrated profile where one exists, else a roofline of the plan (weights and KV bytes over HBM
+    bandwidth, FLOPs over the NeuronCores' peak), to be refined online from the fleet's own vLLM series.
+    It shows the targets in status.autoscalingTargets. Targets set in `metrics` win over the derived
+    ones. With a calibrated profile, the SLO also sizes the engine: unless serving.maxNumBatchedTokens is set, the prefill chunk budget is cut so a step that
     carries prefill still gives every decode the per-user rate (status.plan.maxNumBatchedTokens); this
     holds whether autoscaling is enabled or not, so toggling it never rolls the fleet."""
 
