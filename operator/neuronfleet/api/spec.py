@@ -259,9 +259,10 @@ class AutoscalingSlo(ApiModel):
     calibrated profile where one exists, else a roofline of the plan (weights and KV bytes over HBM
     bandwidth, FLOPs over the NeuronCores' peak), to be refined online from the fleet's own vLLM series.
     It shows the targets in status.autoscalingTargets. Targets set in `metrics` win over the derived
-    ones. With a calibrated profile, the SLO also sizes the engine: unless serving.maxNumBatchedTokens is set, the prefill chunk budget is cut so a step that
-    carries prefill still gives every decode the per-user rate (status.plan.maxNumBatchedTokens); this
-    holds whether autoscaling is enabled or not, so toggling it never rolls the fleet."""
+    ones. With a calibrated profile, the SLO also sizes the engine: unless serving.maxNumBatchedTokens is
+    set, the prefill chunk budget is cut so a step that carries prefill still gives every decode the
+    per-user rate (status.plan.maxNumBatchedTokens); this holds whether autoscaling is enabled or not,
+    so toggling it never rolls the fleet."""
 
     per_user_tokens_per_second: float = Field(gt=0, le=1000)
     """Output tokens/s every user must get (1 / time per output token)."""

@@ -20,8 +20,10 @@ The loop is pure: `update(state, measured, now=..., ...)` returns the next `Stat
   keeps calm minutes between recurring bursts from talking the loop out of the headroom the bursts
   need. Between goal and margin it holds (hysteresis), so a fleet right at its goal does not
   oscillate. A miss costs users; a surplus costs only cores.
-- A ceiling. The scale at which the goal was last missed is remembered for `CEILING_SECONDS`, and steps
-  back up stop one `INCREASE` under it: the loop does not probe a level it has seen fail.
+- A ceiling. When a step up was followed by a shortfall, the scale it had reached is remembered for
+  `CEILING_SECONDS`, and later steps up stop one `INCREASE` under it: the loop does not probe a level it
+  has seen fail. (A shortfall at a level the loop did not raise, a startup transient or a first burst,
+  sets no ceiling.)
 - Bounds. `scale` stays in [MIN_SCALE, MAX_SCALE], and the resulting utilization within (0, 1].
 - It does not fight `decide`'s stabilization and rate limits: it only moves the targets, slowly (at most
   one step per dead time), and `decide` turns the targets into replicas with its own windows and limits.
@@ -92,8 +94,9 @@ class State:
     message: str = "no service level measured yet: the capacity model alone sizes the fleet"
     changed_at: float | None = None  # last change of `scale`
     recent: tuple[tuple[float, float], ...] = ()  # (time, attainment) of the windows measured lately
-    ceiling: float | None = None  # scale at which the goal was last missed
+    ceiling: float | None = None  # scale a step up reached before the goal was missed
     ceiling_at: float | None = None  # when
+    raised: bool = False  # the last change was a step up (a shortfall after it sets the ceiling)
 
 
 def initial() -> State:
@@ -150,8 +153,10 @@ def update(
             reason="BelowGoal",
             message=f"{attainment:.2%} < goal {goal:.2%} over {window:.0f}s: targets x{scale:.2f} (more headroom)",
             changed_at=now,
-            ceiling=state.scale,
-            ceiling_at=now,
+            # Only a level reached by stepping up is known to be too hot; a shortfall at the model's own
+            # level (a startup transient, a first burst) says nothing about where the edge is.
+            ceiling=state.scale if state.raised else state.ceiling,
+            ceiling_at=now if state.raised else state.ceiling_at,
             recent=recent,
         )
     worst = min(a for _, a in recent)
@@ -178,6 +183,7 @@ def update(
             changed_at=now,
             ceiling=ceiling,
             ceiling_at=state.ceiling_at if ceiling is not None else None,
+            raised=True,
             recent=recent,
         )
     return _hold(state, "AboveGoal", f"{attainment:.2%} above goal {goal:.2%}; waiting before giving headroom back")

@@ -28,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generate a trace instead: steady, long-prompts, long-outputs, diurnal, flash-crowd, bursts, mix",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated workload (default 1)")
-    parser.add_argument(
-        "--duration", type=float, default=3600.0, help="seconds of generated workload (default 3600)"
-    )
+    parser.add_argument("--duration", type=float, default=3600.0, help="seconds of generated workload (default 3600)")
     parser.add_argument(
         "--profile",
         default="llama-3.1-8b-trn2-tp4",

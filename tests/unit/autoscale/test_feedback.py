@@ -77,15 +77,27 @@ def test_one_bad_window_in_the_horizon_keeps_the_headroom_a_burst_needs():
     assert state.scale == 1.0 and state.reason == "NearGoal"
 
 
-def test_a_scale_that_missed_caps_later_steps_back_up():
-    state = run(feedback.initial(), 0.95, now=300.0)  # missed at 1.0: ceiling 1.0
-    t = 300.0
+def test_a_scale_a_step_up_reached_before_a_miss_caps_later_steps_back_up():
+    horizon = max(feedback.RELAX_WINDOWS * WINDOW, DEAD)
+    state = run(feedback.initial(), 0.9999, now=horizon)  # stepped up to PROBE
+    assert state.scale == pytest.approx(feedback.PROBE)
+    state = run(state, 0.95, now=horizon + DEAD)  # ... and that was too hot: ceiling at PROBE
+    t = horizon + DEAD
     for _ in range(5):  # 40 minutes: within the ceiling's hour
         t += DEAD
         state = run(state, 0.9999, now=t)
-    assert state.scale == pytest.approx(feedback.INCREASE), "one step under the scale that missed"
-    later = run(state, 0.9999, now=300.0 + feedback.CEILING_SECONDS + DEAD)
+    assert state.scale == pytest.approx(feedback.PROBE * feedback.INCREASE), "one step under the level that missed"
+    later = run(state, 0.9999, now=horizon + DEAD + feedback.CEILING_SECONDS + 1)
     assert later.scale > state.scale, "the ceiling expires"
+
+
+def test_a_miss_at_a_level_the_loop_never_raised_sets_no_ceiling():
+    state = run(feedback.initial(), 0.5, now=300.0)  # a startup transient at the model's level
+    t = 300.0
+    for _ in range(5):
+        t += DEAD
+        state = run(state, 0.9999, now=t)
+    assert state.scale > 1.0
 
 
 def test_no_headroom_is_given_back_while_replicas_start():
