@@ -19,8 +19,9 @@ Two kinds of observation, per replica over one rate window, from Prometheus:
   counts in proportion to its share of decode tokens, and gamma gets a second equation:
 - Prefill time vs prompt tokens. Over the requests that finished in the window, prefill took
   T = increase of `vllm:request_prefill_time_seconds_sum` for P = increase of
-  `vllm:request_prompt_tokens_sum` tokens, in about K = P / c + n / 2 steps (c: the chunk budget less the
-  decodes, n: requests; each prompt's last chunk is on average half full). So
+  `vllm:request_prompt_tokens_sum` tokens, in about K = max(n, P / c + n / 2) steps (c: the chunk budget
+  less the decodes, n: requests; a prompt's last chunk is on average half full, and every prompt takes a
+  step at least). So
   T / P = alpha K / P + beta x K / P + gamma. A prompt waiting for another's chunks lengthens T: the
   equation then overstates the step cost, the safe side.
 
@@ -103,7 +104,7 @@ _SERIES = {
 }
 """Query key -> the vLLM series (without the `vllm:` prefix) whose per-instance increase it reads."""
 
-_FLOOR = 0.05  # no constant is fitted below 5 % of its prior: a negative step cost is noise, not physics
+_FLOOR = 0.001  # no constant is fitted below 0.1 % of its prior: a negative step cost is noise, not physics
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def prefill_observation(
 ) -> Observation:
     """A window's prefill time for its prompt tokens, in steps of `chunk` tokens beside `decode_batch` decodes."""
     per_step = max(1.0, chunk - decode_batch)
-    steps = prompt_tokens / per_step + requests / 2.0
+    # A prompt spans ceil(p / chunk) steps: p / chunk + 1/2 on average for long ones, and at least one.
+    steps = max(requests, prompt_tokens / per_step + requests / 2.0)
     share = steps / prompt_tokens if prompt_tokens > 0 else math.nan
     value = prefill_seconds / prompt_tokens if prompt_tokens > 0 else math.nan
     return Observation((share, share * decode_batch, 1.0), value, weight)
@@ -223,7 +225,7 @@ def _noise(fit: Fit) -> float:
 
 
 def estimate(fit: Fit) -> tuple[float, float, float]:
-    """(alpha, beta, gamma) now: the posterior mean, each kept above 5 % of its prior."""
+    """(alpha, beta, gamma) now: the posterior mean, each kept above 0.1 % of its prior."""
     info, vector = fit.posterior()
     theta = _solve(info, vector)
     return tuple(max(_FLOOR * p, t) for t, p in zip(theta, fit.prior, strict=True))  # type: ignore[return-value]
