@@ -13,8 +13,7 @@ or more seeds each) and each startup scenario (60/180/420/1200 s), one row:
   own target, the cheapest run reaching the goal (or, when none does, the highest attainment, marked *).
 
 A second table compares neuronfleet's variants at their defaults (open loop: the SLO targets before
-measurement; hold: a one-hour scale-down window; roofline: the measured path from the roofline prior;
-forecast: with the demand trend extrapolated over a startup as a floor)
+measurement; hold: a one-hour scale-down window; roofline: the measured path from the roofline prior)
 with the default. Each policy runs on the engine its deployment would have (neuronfleet's planner cuts
 the prefill chunk for the SLO; the baselines keep vllm-neuron's default 2048); every policy starts from
 the oracle's warm fleet at t=0.
@@ -54,7 +53,7 @@ AZURE = {"code": "AzureLLMInferenceTrace_code.csv", "conv": "AzureLLMInferenceTr
 STARTUPS = (60.0, 180.0, 420.0, 1200.0)  # warm, AIBrix 2-3 min, WVA 2-7 min, cold compile
 GOAL = 0.99
 WARMUP_SECONDS = 300.0
-VARIANTS = ("slo", "open-loop", "hold", "roofline", "forecast")
+VARIANTS = ("slo", "open-loop", "hold", "roofline")
 PROFILE = "llama-3.1-8b-trn2-tp4"
 
 

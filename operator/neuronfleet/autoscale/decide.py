@@ -18,9 +18,7 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
    is compared with `current_replicas`, which *includes* replicas still starting: capacity that is
    coming counts, so demand those replicas will absorb does not buy more of them (the starting-replicas
    guard, `Reason.WAITING_FOR_STARTING`). A signal inside the tolerance band keeps the current count.
-   The largest size wins. `Observation.forecast_replicas` (a rising trend extrapolated over a startup,
-   `slo_policy.forecast`) joins as one more size when it is the largest: it can raise the
-   recommendation, never lower it.
+   The largest size wins.
 3. Partial data. If an enabled signal is missing while another is present, the present ones may scale
    up but never down (HPA's rule). Likewise while some replicas' scrapes fail (`failing_scrapes`):
    scrapes that time out under load make the fleet totals undercount exactly when the fleet is busiest.
@@ -112,10 +110,6 @@ def decide(
         if not missing:
             return _hold(current, policy, "no autoscaling signal is enabled")
         return _hold(current, policy, f"no sample for {', '.join(missing)}")
-    forecast = observation.forecast_replicas
-    if forecast is not None and forecast == forecast and forecast > max(per_signal.values()):
-        # A rising trend: what it will need a startup from now, asked for now (only ever upward).
-        per_signal["forecast"] = float(max(0, math.ceil(forecast - _EPSILON)))
     recommended = int(max(per_signal.values()))
 
     # 3. Partial data never scales down.

@@ -18,15 +18,6 @@ Why: `spec.autoscaling.slo` says what users are promised; everything between tha
    like servers of an M/M/c queue: the largest load per slot whose Erlang-C probability of waiting is
    within 1 - goal at c = B* (`slot_share`): 0.63 at B* = 32 for a 99 % goal.
 4. The measured correction: `feedback.State.scale` multiplies both, as the measured attainment asks.
-5. A short forecast, measured and left off by default (`with_forecast`; the benchmark's "forecast"
-   variant): a demand that rises steadily (a diurnal ramp) outruns any reaction when a replica takes
-   twenty minutes to start. The fleet's engine load (replicas' worth at the SLO's pace) is kept for the
-   last `max(startup, FORECAST_SECONDS)`; when a least-squares line through it rises with a t-statistic
-   above `FORECAST_T` (a trend, not noise), its value a startup from now, over the planned utilization,
-   becomes `Observation.forecast_replicas`: a floor `decide` raises the recommendation to. On the
-   diurnal family with a 20-minute startup it lifted attainment from 44 % to 56 % at the same cost, and
-   on the Azure chat trace it cost 25-33 % more NeuronCore-hours for no attainment: it does not move
-   the cost/attainment curve enough to be the default.
 
 Both bounds look at one replica (c = B*, one M/G/1 server); a fleet of N replicas behind one router pools
 them and queues less, which the feedback learns as a scale above 1. The prompt mix comes from the last
@@ -41,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,14 +51,11 @@ __all__ = [
     "FleetState",
     "Traffic",
     "derive",
-    "engine_load",
-    "forecast",
     "observe",
     "policy",
     "queue_utilization",
     "slot_share",
     "start",
-    "with_forecast",
 ]
 
 MIN_UTILIZATION = 0.05
@@ -75,12 +63,6 @@ MIN_UTILIZATION = 0.05
 
 MAX_UTILIZATION = 0.9
 """Ceiling: a replica planned at its whole engine time has no room for the next request."""
-
-FORECAST_SECONDS = 600.0
-"""Shortest history the trend is fitted on: ten minutes (longer when the startup is longer)."""
-
-FORECAST_T = 6.0
-"""t-statistic the fitted slope must exceed to count as a trend rather than noise."""
 
 TRAFFIC_SECONDS = 3600.0
 """Time constant over which measured windows update the prompt mix: a five-minute window between two
@@ -217,7 +199,6 @@ class FleetState:
     feedback: feedback.State = dataclasses.field(default_factory=feedback.initial)
     traffic: Traffic | None = None
     measurement: service_level.Measurement | None = None
-    loads: tuple[tuple[float, float], ...] = ()  # (time, fleet engine load in replicas) for the forecast
 
     def curve(self) -> CapacityProfile:
         """The capacity curve in force: the prior's limits with the fitted constants."""
@@ -265,9 +246,8 @@ def observe(
     window_seconds: float = service_level.WINDOW_SECONDS,
     at_max_replicas: bool = False,
     starting_replicas: int = 0,
-    observation: types.Observation | None = None,
 ) -> FleetState:
-    """One tick: measure the service level, learn the curve, run the feedback loop, remember the load."""
+    """One tick: measure the service level, learn the curve, run the feedback loop."""
     measured = service_level.measure(service_level_results, slo, goal=goal, window_seconds=window_seconds)
     samples = capacity_fit.observations(
         fit_results,
@@ -286,50 +266,4 @@ def observe(
         at_max_replicas=at_max_replicas,
         starting_replicas=starting_replicas,
     )
-    loads = state.loads
-    if observation is not None:
-        load = engine_load(observation, slo_targets.load_model(state.curve(), slo.per_user_tokens_per_second))
-        keep = max(FORECAST_SECONDS, startup_seconds)
-        if load is not None:
-            loads = (*((t, v) for t, v in loads if t > now - keep), (now, load))
-    return dataclasses.replace(state, fit=fit, feedback=loop, traffic=traffic, measurement=measured, loads=loads)
-
-
-def engine_load(observation: types.Observation, model: types.LoadModel) -> float | None:
-    """Replicas' worth of engine time the fleet's demand takes at the SLO's pace (what `decide` sizes on)."""
-    if observation.concurrency is None or observation.prompt_tokens_per_second is None:
-        return None
-    spent = model.per_request * observation.concurrency + model.per_prompt_token * observation.prompt_tokens_per_second
-    return spent / model.available
-
-
-def forecast(loads: Sequence[tuple[float, float]], *, now: float, startup_seconds: float) -> float | None:
-    """The load a startup from now on the trend of `loads`; None without a rising, significant trend."""
-    horizon = max(FORECAST_SECONDS, startup_seconds)
-    points = [(t, v) for t, v in loads if t > now - horizon]
-    if len(points) < 8 or now - points[0][0] < horizon / 2:
-        return None
-    n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_v = sum(v for _, v in points) / n
-    sxx = sum((t - mean_t) ** 2 for t, _ in points)
-    if sxx <= 0:
-        return None
-    slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / sxx
-    if slope <= 0:
-        return None
-    residual = sum((v - mean_v - slope * (t - mean_t)) ** 2 for t, v in points)
-    error = math.sqrt(residual / max(1, n - 2) / sxx)
-    if error > 0 and slope / error < FORECAST_T:
-        return None
-    return mean_v + slope * (now + startup_seconds - mean_t)
-
-
-def with_forecast(
-    observation: types.Observation, state: FleetState, derivation: Derivation, *, now: float, startup_seconds: float
-) -> types.Observation:
-    """`observation` with `forecast_replicas` set from the fleet's load trend, at the planned utilization."""
-    ahead = forecast(state.loads, now=now, startup_seconds=startup_seconds)
-    if ahead is None:
-        return observation
-    return dataclasses.replace(observation, forecast_replicas=ahead / derivation.utilization)
+    return dataclasses.replace(state, fit=fit, feedback=loop, traffic=traffic, measurement=measured)

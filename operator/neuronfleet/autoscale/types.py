@@ -40,9 +40,6 @@ class Observation:
     # replicas, typically the busiest (scrapes time out under load): never scale down on that.
     failing_scrapes: int | None = None
     prompt_tokens_per_second: float | None = None  # fleet sum of rate(vllm:prompt_tokens_total[w])
-    # Replicas the demand's recent trend will need one startup from now (`slo_policy.forecast`); None: no
-    # trend to extrapolate. A floor on the recommendation, never a reason to scale down.
-    forecast_replicas: float | None = None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ __all__ = [
 
 RATE_WINDOW_SECONDS = 60.0
 
-VARIANTS = ("slo", "open-loop", "v0", "hold", "roofline", "forecast")
+VARIANTS = ("slo", "open-loop", "v0", "hold", "roofline")
 """Target sets the benchmark compares, each a spec a user could write:
 - "slo": `spec.autoscaling.slo` with the benchmark's SLO and nothing else, as the operator runs it now:
   targets from the capacity curve (prior + online fit), a queueing bound for the utilization, Erlang C for
@@ -55,10 +55,9 @@ VARIANTS = ("slo", "open-loop", "v0", "hold", "roofline", "forecast")
   (bursts shorter than a startup cannot be met by reacting).
 - "roofline": "slo" starting from the roofline prior of the profile's plan instead of its calibration,
   as an uncalibrated shape would: what the online fit has to make up.
-- "forecast": "slo" with the demand trend extrapolated over a startup as a floor (`slo_policy.with_forecast`).
 """
 
-MEASURED = ("slo", "hold", "roofline", "forecast")
+MEASURED = ("slo", "hold", "roofline")
 """Variants that run the measured SLO path (service level, fit, feedback)."""
 
 SLO_GOAL = measured.DEFAULT_GOAL
@@ -115,7 +114,7 @@ def simulated_policy(
         derived = slo_targets.derive(service_level(slo), profile)
     scale_down = defaults.SCALE_DOWN
     load_model: types.LoadModel | None = derived.load_model
-    if variant in ("slo", "open-loop", "hold", "roofline", "forecast"):
+    if variant in ("slo", "open-loop", "hold", "roofline"):
         targets = derived.targets
         if variant == "hold":
             scale_down = dataclasses.replace(scale_down, stabilization_seconds=HOLD_SECONDS)
@@ -205,7 +204,6 @@ class NeuronfleetPolicy:
         self.startup_seconds = startup_seconds
         self.target_scale = scale
         self.state = slo_policy.start(_prior(profile, variant)) if self.measured else None
-        self.forecast = variant == "forecast"
         self.trail: list[tuple[float, float, float, str]] = []  # (time, scale, utilization, feedback reason)
 
     def desired(self, view: FleetView, now: float) -> int:
@@ -225,7 +223,6 @@ class NeuronfleetPolicy:
                 interval_seconds=self.sync_seconds,
                 at_max_replicas=self.last is not None and self.last.replicas >= self.policy.max_replicas,
                 starting_replicas=view.starting_replicas,
-                observation=seen,
             )
             derivation = slo_policy.derive(
                 self.slo,
@@ -235,7 +232,6 @@ class NeuronfleetPolicy:
                 scale=self.state.feedback.scale * self.target_scale,
             )
             policy = slo_policy.policy(self.policy, derivation)
-            seen = slo_policy.with_forecast(seen, self.state, derivation, now=now, startup_seconds=self.startup_seconds)
             self.trail.append((now, derivation.scale, derivation.utilization, self.state.feedback.reason))
         decision, self.history = step_module.step(seen, policy, self.history, now)
         self.last = decision

@@ -503,18 +503,3 @@ def test_failing_scrapes_still_allow_scaling_up() -> None:
     policy = make_policy(scale_up=_unlimited_up())
     overloaded = dataclasses.replace(observe(4, concurrency=24.0 * 6), failing_scrapes=1)
     assert decide(overloaded, policy, (), NOW).replicas == 6
-
-
-def test_a_forecast_raises_the_recommendation_but_never_lowers_it():
-    policy = types.Policy(
-        min_replicas=1,
-        max_replicas=20,
-        targets=types.Targets(concurrency=10.0),
-        scale_up=defaults.SCALE_UP,
-        scale_down=defaults.SCALE_DOWN,
-    )
-    base = dict(tokens_per_second=None, concurrency=40.0, sampled_at=100.0, current_replicas=4, ready_replicas=4)
-    ahead = decide_module.decide(types.Observation(**base, forecast_replicas=7.2), policy, (), 100.0)
-    assert ahead.recommended == 8 and ahead.per_signal["forecast"] == 8.0
-    below = decide_module.decide(types.Observation(**base, forecast_replicas=2.0), policy, (), 100.0)
-    assert below.recommended == 4 and "forecast" not in below.per_signal

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -131,32 +130,3 @@ def test_without_histograms_the_state_falls_back_to_the_model():
     derivation = slo_policy.derive(SLO, state.curve(), traffic=state.traffic, scale=state.feedback.scale)
     assert derivation.utilization == slo_policy.derive(SLO, CURVE, traffic=slo_policy.NOMINAL_TRAFFIC).utilization
     assert isinstance(state.feedback, feedback.State)
-
-
-def test_a_steady_rise_is_extrapolated_a_startup_ahead():
-    loads = [(t, 2.0 + 0.01 * t) for t in range(0, 1200, 15)]
-    ahead = slo_policy.forecast(loads, now=1185.0, startup_seconds=600.0)
-    assert ahead == pytest.approx(2.0 + 0.01 * (1185.0 + 600.0))
-
-
-@pytest.mark.parametrize(
-    "loads",
-    [
-        [(t, 5.0) for t in range(0, 1200, 15)],
-        [(t, 10.0 - 0.005 * t) for t in range(0, 1200, 15)],
-        [(t, 5.0 + (1.0 if (t // 15) % 2 else -1.0)) for t in range(0, 1200, 15)],
-        [(t, 2.0 + 0.01 * t) for t in range(900, 1200, 15)],
-    ],
-    ids=["a flat load", "a falling load", "noise without a trend", "too short a history"],
-)
-def test_no_trend_no_forecast(loads):
-    assert slo_policy.forecast(loads, now=1185.0, startup_seconds=600.0) is None
-
-
-def test_the_forecast_reaches_the_observation_at_the_planned_utilization():
-    state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
-    state = dataclasses.replace(state, loads=tuple((float(t), 1.0 + 0.01 * t) for t in range(0, 1200, 15)))
-    derivation = slo_policy.derive(SLO, CURVE, traffic=CHAT)
-    seen = types.Observation(tokens_per_second=1.0, concurrency=1.0, sampled_at=1185.0)
-    ahead = slo_policy.with_forecast(seen, state, derivation, now=1185.0, startup_seconds=600.0)
-    assert ahead.forecast_replicas == pytest.approx((1.0 + 0.01 * 1785.0) / derivation.utilization)
