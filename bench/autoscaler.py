@@ -113,19 +113,29 @@ def _static_job(job: tuple[str, str]) -> tuple[str, list[opt.StaticRun]]:
     return key, opt.static_runs(_trace(key, traces), _profile(True), Slo(), goal=GOAL)
 
 
-def _opt_job(job: tuple[str, str, float, list[opt.StaticRun]]) -> dict[str, object]:
-    key, traces, startup, runs = job
-    found = opt.search(_trace(key, traces), _profile(True), Slo(), startup_seconds=startup, goal=GOAL, runs=runs)
-    best = found.static_best
-    return {
-        "trace": key,
-        "startup": startup,
-        "opt": found.report.core_hours,
-        "opt_attainment": found.report.attainment,
-        "static_replicas": best.replicas if best else None,
-        "static": best.report.core_hours if best else None,
-        "static_attainment": best.report.attainment if best else None,
-    }
+def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun]]) -> list[dict[str, object]]:
+    """OPT for every startup of one trace, longest first: each answer is a candidate for the shorter ones."""
+    key, traces, startups, runs = job
+    found: list[tuple[int, ...]] = []
+    rows = []
+    for startup in sorted(startups, reverse=True):
+        best = opt.search(
+            _trace(key, traces), _profile(True), Slo(), startup_seconds=startup, goal=GOAL, runs=runs, candidates=found
+        )
+        found.append(best.schedule)
+        static = best.static_best
+        rows.append(
+            {
+                "trace": key,
+                "startup": startup,
+                "opt": best.report.core_hours,
+                "opt_attainment": best.report.attainment,
+                "static_replicas": static.replicas if static else None,
+                "static": static.report.core_hours if static else None,
+                "static_attainment": static.report.attainment if static else None,
+            }
+        )
+    return rows
 
 
 def _keys(args: argparse.Namespace) -> list[str]:
@@ -216,8 +226,8 @@ def main() -> int:
     with multiprocessing.Pool(args.workers) as pool:
         statics = dict(pool.imap_unordered(_static_job, [(k, args.traces) for k in keys]))
         print(f"static sweeps done, {time.monotonic() - started:.0f} s", file=sys.stderr)
-        opt_jobs = [(k, args.traces, s, statics[k]) for k in keys for s in startups]
-        opts = list(pool.imap_unordered(_opt_job, opt_jobs))
+        opt_jobs = [(k, args.traces, startups, statics[k]) for k in keys]
+        opts = [row for rows in pool.imap_unordered(_opt_job, opt_jobs) for row in rows]
         print(f"OPT done, {time.monotonic() - started:.0f} s", file=sys.stderr)
         rows = []
         for done, row in enumerate(pool.imap_unordered(_policy_job, jobs, chunksize=2), 1):

@@ -70,3 +70,13 @@ def test_the_dp_bridges_a_lull_only_when_restarting_costs_more(startup, kept):
     schedule, _, misses = opt._dp([small, big], penalty=1e6, startup=startup, window=60.0)
     assert misses == 0
     assert (schedule[2] == 3) is kept
+
+
+def test_a_schedule_found_for_a_longer_startup_keeps_opt_from_growing_when_the_startup_shrinks(bursty):
+    trace, runs = bursty
+    slow = opt.search(trace, LLAMA_8B_TRN2_TP4, SLO, startup_seconds=600.0, goal=GOAL, runs=runs)
+    fast = opt.search(
+        trace, LLAMA_8B_TRN2_TP4, SLO, startup_seconds=120.0, goal=GOAL, runs=runs, candidates=[slow.schedule]
+    )
+    assert fast.report.core_hours <= slow.report.core_hours + 1e-9
+    assert fast.report.attainment >= GOAL
