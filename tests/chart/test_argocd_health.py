@@ -30,6 +30,10 @@ lupa51 = pytest.importorskip("lupa.lua51", reason="lupa (Lua 5.1) not installed:
 SCRIPT = (CHART / "files" / "argocd" / "health.lua").read_text()
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "argocd").glob("*.yaml"))
 HEALTH_KEY = "resource.customizations.health.neuronfleet.io_ModelDeployment"
+# The LeaderWorkerSet a multi-node fleet runs on has no built-in Argo CD check: the chart ships one.
+LWS_SCRIPT = (CHART / "files" / "argocd" / "leaderworkerset-health.lua").read_text()
+LWS_FIXTURES = sorted((Path(__file__).parent / "fixtures" / "argocd-lws").glob("*.yaml"))
+LWS_HEALTH_KEY = "resource.customizations.health.leaderworkerset.x-k8s.io_LeaderWorkerSet"
 
 
 def _to_lua(lua: Any, value: Any) -> Any:
@@ -67,8 +71,9 @@ def test_sandbox_rejects_scripts_that_need_the_string_or_math_library():
     }
 
 
-def test_script_does_not_mention_the_string_or_math_library():
-    code = "\n".join(line.split("--", 1)[0] for line in SCRIPT.splitlines())
+@pytest.mark.parametrize("script", [SCRIPT, LWS_SCRIPT], ids=["ModelDeployment", "LeaderWorkerSet"])
+def test_script_does_not_mention_the_string_or_math_library(script: str):
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
     assert not re.search(r"\b(string|math)\s*\.", code)
     assert not re.search(r":\s*(find|sub|match|gsub|format|lower|upper|len)\s*\(", code)
 
@@ -77,6 +82,27 @@ def test_script_does_not_mention_the_string_or_math_library():
 def test_health_of_fixture_objects(path: Path):
     fixture = yaml.safe_load(path.read_text())
     assert run_health(SCRIPT, fixture["object"]) == fixture["expected"]
+
+
+@pytest.mark.parametrize(
+    "path", LWS_FIXTURES, ids=[f"LeaderWorkerSet {p.stem.replace('-', ' ')}" for p in LWS_FIXTURES]
+)
+def test_health_of_leaderworkerset_fixture_objects(path: Path):
+    fixture = yaml.safe_load(path.read_text())
+    assert run_health(LWS_SCRIPT, fixture["object"]) == fixture["expected"]
+
+
+def test_the_missing_crd_fixture_carries_the_renderers_wording():
+    from neuronfleet.api.conditions import Reason
+    from neuronfleet.render import leaderworkerset
+    from plan_builders import make_plan
+
+    fixture = yaml.safe_load(
+        (Path(__file__).parent / "fixtures" / "argocd" / "degraded-leaderworkerset-crd-missing.yaml").read_text()
+    )
+    (degraded,) = [c for c in fixture["object"]["status"]["conditions"] if c["type"] == "Degraded"]
+    assert degraded["reason"] == Reason.LEADER_WORKER_SET_MISSING
+    assert degraded["message"] == leaderworkerset.missing_api_message(make_plan(nodes_per_replica=4))
 
 
 def test_fixtures_cover_every_status_argo_cd_shows_for_a_model_deployment():
@@ -103,13 +129,13 @@ def _deployment(replicas: int, *, ready: int, updated: int, total: int | None = 
 # agree on what each condition means.
 OPERATOR_STATES = {
     "all replicas ready is Healthy": (
-        status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2)),
+        status_mod.Observed(generation=3, plan=None, deployment=_deployment(2, ready=2, updated=2)),
         "Healthy",
         "2 of 2 replicas ready",
     ),
     "a template rollout is Progressing": (
         status_mod.Observed(
-            generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=1, total=3)
+            generation=3, plan=None, deployment=_deployment(2, ready=2, updated=1, total=3)
         ),
         "Progressing",
         "RolloutInProgress: 1 of 2 replicas updated",
@@ -118,7 +144,6 @@ OPERATOR_STATES = {
         status_mod.Observed(
             generation=3,
             plan=None,
-            failure=None,
             deployment=_deployment(4, ready=2, updated=4),
             desired_replicas=4,
         ),
@@ -129,14 +154,14 @@ OPERATOR_STATES = {
         status_mod.Observed(
             generation=3,
             plan=None,
-            failure="model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
+            plan_failure="model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
             deployment=_deployment(2, ready=2, updated=2),
         ),
         "Degraded",
         "PlanFailed: model does not fit: needs 140.0 GiB, 8 cores of inf2 hold 128.0 GiB",
     ),
     "no child Deployment yet is Progressing": (
-        status_mod.Observed(generation=1, plan=None, failure=None, deployment=None),
+        status_mod.Observed(generation=1, plan=None, deployment=None),
         "Progressing",
         "RolloutInProgress: the Deployment does not exist yet",
     ),
@@ -151,7 +176,7 @@ def test_health_of_statuses_the_operator_computes(observed, health, message):
 
 
 def test_a_newer_generation_is_progressing_until_the_operator_catches_up():
-    observed = status_mod.Observed(generation=3, plan=None, failure=None, deployment=_deployment(2, ready=2, updated=2))
+    observed = status_mod.Observed(generation=3, plan=None, deployment=_deployment(2, ready=2, updated=2))
     status = status_mod.compute_status(observed, None, now="2026-11-26T05:00:00Z")
     assert run_health(SCRIPT, {"metadata": {"generation": 3}, "status": status})["status"] == "Healthy"
     assert run_health(SCRIPT, {"metadata": {"generation": 4}, "status": status}) == {
@@ -160,10 +185,10 @@ def test_a_newer_generation_is_progressing_until_the_operator_catches_up():
     }
 
 
-def _lua_block(markdown: str) -> str:
+def _lua_blocks(markdown: str) -> list[str]:
     blocks = re.findall(r"```lua\n(.*?)```", markdown, flags=re.S)
-    assert len(blocks) == 1
-    return blocks[0]
+    assert len(blocks) == 2
+    return blocks
 
 
 @pytest.mark.parametrize(
@@ -171,15 +196,16 @@ def _lua_block(markdown: str) -> str:
     ["docs/argocd.md", "examples/argocd/argocd-cm.yaml", "examples/argocd/argo-cd-values.yaml"],
     ids=["the Argo CD guide", "the argocd-cm ConfigMap example", "the argo-cd Helm chart values example"],
 )
-def test_shipped_copies_of_the_script_are_identical(where: str):
+def test_shipped_copies_of_the_scripts_are_identical(where: str):
     text = (ROOT / where).read_text()
     if where.endswith(".md"):
-        shipped = _lua_block(text)
+        shipped = dict(zip((HEALTH_KEY, LWS_HEALTH_KEY), _lua_blocks(text), strict=True))
     elif "values" in where:
-        shipped = yaml.safe_load(text)["configs"]["cm"][HEALTH_KEY]
+        shipped = yaml.safe_load(text)["configs"]["cm"]
     else:
-        shipped = yaml.safe_load(text)["data"][HEALTH_KEY]
-    assert shipped == SCRIPT
+        shipped = yaml.safe_load(text)["data"]
+    assert shipped[HEALTH_KEY] == SCRIPT
+    assert shipped[LWS_HEALTH_KEY] == LWS_SCRIPT
 
 
 # --- The same checks under gopher-lua, the interpreter Argo CD embeds --------------------------
@@ -225,9 +251,14 @@ def test_gopher_lua_harness_rejects_the_string_library_like_argo_cd(argocd_healt
     assert "error" in result
 
 
-def test_gopher_lua_gives_every_fixture_the_expected_health(argocd_health: Path, tmp_path: Path):
-    fixtures = [yaml.safe_load(p.read_text()) for p in FIXTURES]
-    results = run_gopher(argocd_health, SCRIPT, [f["object"] for f in fixtures], tmp_path)
+@pytest.mark.parametrize(
+    ("script", "paths"), [(SCRIPT, FIXTURES), (LWS_SCRIPT, LWS_FIXTURES)], ids=["ModelDeployment", "LeaderWorkerSet"]
+)
+def test_gopher_lua_gives_every_fixture_the_expected_health(
+    argocd_health: Path, tmp_path: Path, script: str, paths: list[Path]
+):
+    fixtures = [yaml.safe_load(p.read_text()) for p in paths]
+    results = run_gopher(argocd_health, script, [f["object"] for f in fixtures], tmp_path)
     assert results == [f["expected"] for f in fixtures]
 
 

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from neuronfleet.commands import run as run_command
 from neuronfleet.controller import runner
 from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.kube_emulator import ThreadedEmulator, write_kubeconfig
+from support.waits import wait_for
 
 NAMESPACE = "ml"
 MODEL = {
@@ -48,15 +49,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
-
-
 class Replica:
     """One operator pod: `neuronfleet run` in a thread until stopped."""
 
@@ -75,7 +67,7 @@ class Replica:
 
     def start(self) -> Replica:
         self._thread.start()
-        assert wait_for(lambda: self._ready.is_set() or not self._thread.is_alive(), timeout=30)
+        wait_for(lambda: self._ready.is_set() or not self._thread.is_alive(), timeout=30)
         assert self.exception is None, self.exception
         return self
 
@@ -158,11 +150,13 @@ def test_two_replicas_with_the_charts_flags_act_one_at_a_time(render: Render, cl
     try:
         # Like pods that have run for a while: both heartbeats are in the peering object and each
         # replica has seen the other's before any work arrives.
-        assert wait_for(lambda: len(_peers(api)) == 2, timeout=15), _peers(api)
+        wait_for(lambda: len(_peers(api)) == 2, timeout=15, what="both replicas in the peering object")
         time.sleep(1.0)
         _create_model(api, "first")
-        assert wait_for(lambda: any(name.startswith("first") for name in _deployments(api)), timeout=15), (
-            "no replica reconciled the ModelDeployment"
+        wait_for(
+            lambda: any(name.startswith("first") for name in _deployments(api)),
+            timeout=15,
+            what="a replica to reconcile the ModelDeployment",
         )
         counts = [r.reconciles() for r in replicas]
         assert sorted(c > 0 for c in counts) == [False, True], f"reconcile passes per replica: {counts}"
@@ -171,8 +165,10 @@ def test_two_replicas_with_the_charts_flags_act_one_at_a_time(render: Render, cl
         standby = replicas[1 - replicas.index(active)]
         active.stop()
         _create_model(api, "second")
-        assert wait_for(lambda: any(name.startswith("second") for name in _deployments(api)), timeout=30), (
-            "the standby replica did not take over"
+        wait_for(
+            lambda: any(name.startswith("second") for name in _deployments(api)),
+            timeout=30,
+            what="the standby replica to take over",
         )
         assert standby.reconciles() > 0
     finally:

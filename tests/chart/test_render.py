@@ -34,6 +34,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "verbose": True,
             "prometheusUrl": "http://prometheus-operated.monitoring:9090",
             "images": {"vllmNeuron": "registry.example.com/vllm-neuron:1", "nxdi": "registry.example.com/nxdi:1"},
+            "neuronAllocation": "dra",
             "extraEnv": [{"name": "TZ", "value": "UTC"}],
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
@@ -142,6 +143,12 @@ def test_operator_args_parse_with_the_real_cli(render: Render, values):
     assert config.prometheus_url == (operator.get("prometheusUrl") or None)
     assert config.image_vllm_neuron == (operator.get("images", {}).get("vllmNeuron") or None)
     assert config.log_format == operator.get("logFormat", "json")
+
+
+@pytest.mark.parametrize("values", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_the_default_neuron_allocation_reaches_the_operator_flag(render: Render, values):
+    args = cli.build_parser().parse_args(_operator_container(render(values))["args"])
+    assert args.neuron_allocation == values.get("operator", {}).get("neuronAllocation", "devicePlugin")
 
 
 def test_default_deployment_runs_two_hardened_replicas_with_peering(render: Render):

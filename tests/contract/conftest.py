@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from contract import realapi
+from support import crds
 
 # The CRDs under test: crds/ by default; NEURONFLEET_CONTRACT_CRDS points at another directory
 # (the Helm chart's copy, or a candidate fix) without touching the repository.
@@ -27,10 +27,7 @@ CRD_DIR = Path(os.environ.get("NEURONFLEET_CONTRACT_CRDS") or realapi.REPO / "cr
 
 
 def load_crds() -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
+    return crds.load_crds(CRD_DIR)
 
 
 @pytest.fixture(scope="session")

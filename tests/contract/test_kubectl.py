@@ -54,7 +54,7 @@ def test_kubectl_get_md_prints_the_promised_columns_with_values(
     md.create(api, namespace, md.make_md("llama"))
     md.patch_status(api, namespace, "llama", complete_status(1))
     lines = kubectl("get", "md").stdout.splitlines()
-    assert lines[0].split() == ["NAME", "MODEL", "INSTANCE", "TP", "DESIRED", "READY", "TOKENS/S", "AGE"]
+    assert lines[0].split() == ["NAME", "MODEL", "INSTANCE", "TP", "DESIRED", "READY", "TOKENS/S", "VARIANTS", "AGE"]
     assert lines[1].split()[:7] == [
         "llama",
         md.MINIMAL_SPEC["model"]["source"],

@@ -5,7 +5,7 @@ ModelDeployments stored by the real apiextensions-apiserver, through `front.py`.
 no apps/core API, so the children (Deployment, Service, PDB), Events and Namespaces live in the
 in-process API emulator, with its opt-in Deployment controller standing in for kube-controller-
 manager (pods become ready). Mocked boundary: only those children; every ModelDeployment read,
-watch and write, including kopf's own `status.kopf` progress, goes to the real server.
+watch and write goes to the real server.
 
 What this catches that the emulator cannot: a status field the operator writes but the CRD
 schema lacks (the real server prunes it silently), or a value the schema refuses (422).
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 import pytest
@@ -33,22 +32,9 @@ from neuronfleet.api.conditions import ConditionType, find_condition
 from neuronfleet.controller import runner
 from neuronfleet.controller.settings import OperatorConfig, configure_kopf
 from neuronfleet.kube_emulator import DeploymentController, ThreadedEmulator, write_kubeconfig
+from support.waits import wait_for
 
 pytestmark = pytest.mark.realapi
-
-_T = TypeVar("_T")
-
-
-def wait_for(predicate: Callable[[], _T], *, timeout: float = 30.0, what: str = "") -> _T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
 
 class OperatorThread:
     """`run_operator` (what `neuronfleet run` awaits) in a thread with its own loop."""
@@ -219,34 +205,36 @@ def test_a_spec_the_planner_rejects_is_reported_degraded_on_the_real_server(
         assert _pruned(write.sent, write.stored) == []
 
 
-def test_kopf_progress_in_status_kopf_survives_on_the_real_server(
+def test_a_failed_pass_is_retried_and_only_status_is_ever_written_on_the_real_server(
     api: client.ApiClient, namespace: str, front: Front, emulator: ThreadedEmulator, operator: OperatorThread
 ) -> None:
-    """kopf keeps a failing handler's retries in status.kopf.progress (settings.py): the CRD must keep it.
+    """The operator writes nothing but status to a ModelDeployment, even through failures.
 
-    The first Deployment create fails (an injected 500 on the emulator side), so the reconcile
-    handler raises TemporaryError and kopf records its progress on the real server.
+    The first Deployment create fails (an injected 500 on the emulator side): the pass still writes
+    the status it can (Service and PDB applied), the work queue retries it, and the fleet converges.
+    kopf keeps no handler progress or last-handled annotation in the object (settings.py), so every
+    write that reaches the real server is a status write, and nothing in it is pruned.
     """
     emulator.emulator.inject(method="POST", path="/deployments", status=500, times=1)
     body = _example("llama3-8b-inf2")
     name = body["metadata"]["name"]
     md.create(api, namespace, body)
 
-    def kopf_writes() -> list[Write]:
-        return [
-            w
-            for w in list(front.writes)
-            if f"/{constants.PLURAL}/{name}" in w.path
-            and isinstance(w.sent, dict)
-            and (w.sent.get("status") or {}).get("kopf")
-        ]
+    def ready() -> bool:
+        conds = (md.get(api, namespace, name).get("status") or {}).get("conditions")
+        cond = find_condition(conds, ConditionType.READY)
+        return bool(cond) and cond["status"] == "True"
 
-    writes = wait_for(kopf_writes, what="kopf to store handler progress")
+    wait_for(ready, timeout=60, what=f"{name} to become Ready after the retry")
+    writes = [w for w in list(front.writes) if f"/{constants.PLURAL}/{name}" in w.path]
+    assert writes, "the operator wrote no status"
+    assert all(w.path.endswith("/status") for w in writes), [w.path for w in writes]
     for write in writes:
         assert write.status == 200, write.stored
         assert _pruned(write.sent, write.stored) == []
-    progress = writes[0].stored["status"]["kopf"]["progress"]
-    assert any(record.get("retries", 0) >= 1 for record in progress.values()), progress
+    stored = md.get(api, namespace, name)
+    assert "kopf" not in (stored.get("status") or {})
+    assert not [k for k in stored["metadata"].get("annotations") or {} if k.startswith("neuronfleet.io/")]
 
 
 def test_the_watch_timeout_the_operator_gives_kopf_is_accepted_by_a_real_server(api: client.ApiClient) -> None:

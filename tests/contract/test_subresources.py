@@ -15,7 +15,14 @@ from kubernetes import client
 from contract import md
 from neuronfleet.api import constants
 from neuronfleet.api.conditions import ConditionType, Reason
-from neuronfleet.api.status import Condition, MetricsStatus, ModelDeploymentStatus, PlanStatus
+from neuronfleet.api.status import (
+    CapacityStatus,
+    Condition,
+    MetricsStatus,
+    ModelDeploymentStatus,
+    PlanStatus,
+    VariantStatus,
+)
 
 pytestmark = pytest.mark.realapi
 
@@ -48,6 +55,9 @@ def complete_status(generation: int) -> dict[str, Any]:
         instance_type="inf2.48xlarge",
         runtime="nxdi",
         tensor_parallel_size=8,
+        nodes_per_replica=1,
+        parallelism="tensor",
+        allocation="devicePlugin",
         logical_core_size=1,
         cores_per_replica=8,
         devices_per_replica=4,
@@ -63,6 +73,22 @@ def complete_status(generation: int) -> dict[str, Any]:
     )
     metrics = MetricsStatus(
         tokens_per_second=4321.5, concurrency=37.0, waiting=3.0, kv_cache_usage=0.42, sampled_at=NOW
+    )
+    variant = VariantStatus(
+        name="trn1-32xlarge",
+        instance_type="trn1.32xlarge",
+        tensor_parallel_size=8,
+        capacity_units_per_replica=0.69,
+        desired_replicas=3,
+        replicas=3,
+        ready_replicas=2,
+        unschedulable_replicas=1,
+    )
+    capacity = CapacityStatus(
+        in_use="inf2.48xlarge=4,trn1.32xlarge=3",
+        variants=[variant],
+        unschedulable_message="0/8 nodes are available: 8 Insufficient aws.amazon.com/neuron.",
+        capacity_units=6.07,
     )
     conditions = [
         Condition(
@@ -88,11 +114,12 @@ def complete_status(generation: int) -> dict[str, Any]:
         plan=plan,
         metrics=metrics,
         autoscaling_targets={"tokensPerSecondPerReplica": 1500.0, "concurrencyPerReplica": 24.0},
+        capacity=capacity,
         conditions=conditions,
         kopf=KOPF_STATE,
     )
     # Guard: a field added to the models later must be added here too, or pruning goes untested.
-    for model in (status, plan, metrics):
+    for model in (status, plan, metrics, capacity, variant):
         assert model.model_fields_set == set(type(model).model_fields), f"{type(model).__name__} not complete"
     return status.model_dump(by_alias=True, exclude_none=True, mode="json") | {"kopf": KOPF_STATE}
 
@@ -210,7 +237,7 @@ def test_the_table_shows_the_promised_columns_with_values(api: client.ApiClient,
     table = md.table(api, namespace)
     assert table["kind"] == "Table"
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Status", "Age"]
+    assert columns == ["Name", "Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Variants", "Status", "Age"]
     wide_only = {c["name"] for c in table["columnDefinitions"] if c.get("priority", 0) > 0}
     assert wide_only == {"Status"}
     (row,) = table["rows"]

@@ -6,11 +6,10 @@ benchmarks can all use them; ``emulator_fixtures`` wraps them as fixtures.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,18 +22,24 @@ from neuronfleet.kube_emulator import (
     GarbageCollector,
     JobController,
     ThreadedEmulator,
+    leaderworkerset,
+    nodes,
     write_kubeconfig,
 )
+from neuronfleet.kube_emulator.group_controller import LeaderWorkerSetController
+from neuronfleet.kube_emulator.provisioner import Pool, Provisioner, create_node
+from neuronfleet.kube_emulator.scheduler import Scheduler
+from neuronfleet.kube_emulator.workloads import PodDeploymentController
 
 __all__ = [
     "LOGIN_HANDLER_FILE",
+    "Fleetworld",
     "api_client",
     "emulator_url_env",
+    "enable_cluster",
     "enable_controllers",
     "kopf_run_args",
     "running_emulator",
-    "wait_for",
-    "wait_for_async",
 ]
 
 _T = TypeVar("_T")
@@ -96,25 +101,61 @@ def enable_controllers(
     return gc, dc, jc
 
 
-def wait_for(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
-    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+@dataclasses.dataclass
+class Fleetworld:
+    """The opt-in stand-ins `enable_cluster` started, for tests to drive (add nodes, outages)."""
+
+    emu: ThreadedEmulator
+    scheduler: Any = None
+    provisioner: Any = None
+    controllers: list[Any] = dataclasses.field(default_factory=list)
+
+    def add_nodes(self, instance_type: str, count: int, *, prefix: str = "node") -> None:
+        """Register `count` Neuron nodes of `instance_type` (as kubelets of that shape would)."""
+        start = len(self.nodes())
+
+        def add() -> None:
+            for i in range(count):
+                name = f"{prefix}-{instance_type.replace('.', '-')}-{start + i}"
+                create_node(self.emu.store, nodes.node_object(name, nodes.NodeShape.of(instance_type)))
+
+        self.emu.call(add)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.emu.call(lambda: self.emu.store.objects(nodes.serve_nodes(self.emu.store)))
 
 
-async def wait_for_async(predicate: Callable[[], _T], *, timeout: float = 15.0, interval: float = 0.05) -> _T:
-    """``wait_for`` for async tests: never blocks the event loop."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+def enable_cluster(
+    emu: ThreadedEmulator,
+    *,
+    node_pool: Mapping[str, int] | None = None,
+    ready_delay: float = 0.1,
+    provision: tuple[float, Sequence[Pool]] | None = None,
+    leader_worker_sets: bool = False,
+    garbage_collector: bool = True,
+) -> Fleetworld:
+    """Switch on a cluster's worth of OPTIONAL stand-ins (say so in the test that uses them).
+
+    With `node_pool` (instance type -> count) or `provision` (delay, Karpenter pools): pods for every
+    Deployment (the pod-creating controller) and a scheduler that binds them to Neuron nodes, and
+    the Karpenter stand-in. With `leader_worker_sets`: the LeaderWorkerSet CRD and its group
+    controller (its pods turn ready by themselves; no scheduler involved). And the garbage collector.
+    """
+    world = Fleetworld(emu)
+    scheduling = node_pool is not None or provision is not None
+    for instance_type, count in (node_pool or {}).items():
+        world.add_nodes(instance_type, count)
+    if scheduling:
+        world.scheduler = emu.call(lambda: Scheduler(emu.store).start())
+        world.controllers.append(emu.call(lambda: PodDeploymentController(emu.store, ready_delay=ready_delay).start()))
+    if provision is not None:
+        delay, pools = provision
+        world.provisioner = emu.call(lambda: Provisioner(emu.store, pools, delay_seconds=delay).start())
+    if leader_worker_sets:
+        emu.call(lambda: leaderworkerset.install(emu.store))
+        world.controllers.append(
+            emu.call(lambda: LeaderWorkerSetController(emu.store, ready_delay=ready_delay).start())
+        )
+    if garbage_collector:
+        world.controllers.append(emu.call(lambda: GarbageCollector(emu.store).start()))
+    return world

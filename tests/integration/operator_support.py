@@ -18,24 +18,29 @@ from typing import Any
 
 import kopf
 import kubernetes
-import yaml
-from emulator_support import wait_for
 
 from neuronfleet.api import constants
 from neuronfleet.commands import run as run_command
 from neuronfleet.controller import runner
 from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.kube_emulator import ThreadedEmulator
+from support.crds import load_crd
+from support.waits import wait_for
 
-__all__ = ["NAMESPACE", "REPO", "Cluster", "OperatorThread", "free_port", "load_crd", "make_md", "operator_config"]
+__all__ = [
+    "NAMESPACE",
+    "REPO",
+    "Cluster",
+    "OperatorThread",
+    "alternations",
+    "free_port",
+    "load_crd",
+    "make_md",
+    "operator_config",
+    "writes",
+]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_crd() -> dict[str, Any]:
-    """The ModelDeployment CRD as shipped in crds/ (the file may hold comments and several documents)."""
-    docs = yaml.safe_load_all((REPO / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text())
-    return next(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
 
 
 NAMESPACE = "ml"
@@ -189,3 +194,35 @@ class Cluster:
             for e in items
             if e.involved_object is not None and e.involved_object.name == name
         ]
+
+
+def writes(emu: ThreadedEmulator) -> int:
+    """Mutating requests the emulator has answered so far: what grows while the operator acts.
+
+    Tests read through GETs, so waiting for this to stop growing (`support.waits.wait_quiet`) waits
+    for the operator to go idle without the test's own polling keeping it busy.
+    """
+    return sum(1 for r in list(emu.requests) if r.verb not in ("get", "list", "watch"))
+
+
+def alternations(statuses: list[dict[str, Any]]) -> list[str]:
+    """Status fields that went back to an earlier value after changing (A -> B -> A): flicker.
+
+    Top-level fields are compared whole, conditions by (status, reason, message) per type.
+    """
+    series: dict[str, list[Any]] = {}
+    for status in statuses:
+        for key, value in status.items():
+            if key in ("conditions", "kopf"):
+                continue
+            series.setdefault(key, []).append(repr(value))
+        for cond in status.get("conditions") or ():
+            series.setdefault(f"conditions[{cond['type']}]", []).append(
+                repr((cond.get("status"), cond.get("reason"), cond.get("message")))
+            )
+    found = []
+    for field, values in series.items():
+        runs = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+        if len(runs) != len(set(runs)):
+            found.append(f"{field}: {' -> '.join(runs)}")
+    return found

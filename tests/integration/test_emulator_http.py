@@ -20,33 +20,23 @@ from pathlib import Path
 import kubernetes
 import pytest
 from emulator_fixtures import emulator, emulator_kubeconfig, kube_api  # noqa: F401
-from emulator_support import enable_controllers, wait_for
+from emulator_support import enable_controllers
 from kubernetes.client import ApiException
 
 from neuronfleet.kube_emulator import ThreadedEmulator, rbac_rules
+from support.crds import schemaless_crd
+from support.waits import wait_for
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
-                },
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
+CRD = schemaless_crd(
+    "example.com",
+    "widgets",
+    "Widget",
+    short_names=("wd",),
+    subresources={
+        "status": {},
+        "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
     },
-}
+)
 
 
 PRINTED_CRD = {

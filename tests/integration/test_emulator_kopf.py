@@ -18,10 +18,12 @@ import kopf
 import kubernetes
 import pytest
 from emulator_fixtures import emulator, emulator_login, kube_api  # noqa: F401
-from emulator_support import enable_controllers, kopf_run_args, wait_for
+from emulator_support import enable_controllers, kopf_run_args
 from kopf.testing import KopfRunner
 
 from neuronfleet.kube_emulator import ThreadedEmulator, count
+from support.crds import schemaless_crd
+from support.waits import wait_for
 
 OPERATOR = textwrap.dedent(
     """
@@ -69,25 +71,7 @@ OPERATOR = textwrap.dedent(
     """
 )
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
-    },
-}
+CRD = schemaless_crd("example.com", "widgets", "Widget", subresources={"status": {}})
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import datetime
 from typing import Any
 
 import kubernetes
-from emulator_support import enable_controllers, wait_for
+from emulator_support import enable_controllers
 from operator_support import NAMESPACE, Cluster, OperatorThread, make_md
 
 from neuronfleet.render import compile_job, deployment
+from support.waits import wait_for
 
 KEY_ANNOTATION = deployment.ARTIFACT_KEY_ANNOTATION
 ARTIFACTS = {"policy": "precompile", "pvc": "neff-cache"}

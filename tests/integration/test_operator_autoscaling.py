@@ -10,17 +10,20 @@ the prometheus binary is missing. The reaction time, from the load step to the c
 
 from __future__ import annotations
 
+import datetime
 import time
 import urllib.request
 from collections.abc import Callable
 
 import pytest
-from emulator_support import enable_controllers, wait_for
-from operator_support import Cluster, OperatorThread, make_md
+from emulator_support import enable_cluster, enable_controllers
+from operator_support import Cluster, OperatorThread, alternations, make_md
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
+from neuronfleet.controller.state import FleetKey
 from neuronfleet.demo.prometheus import pod_target_labels
+from support.waits import wait_for
 
 pytestmark = pytest.mark.prometheus
 
@@ -118,3 +121,116 @@ def test_without_metrics_the_autoscaler_holds_and_says_why(
     assert cluster.deployment("llama")["spec"]["replicas"] == 2
     # The event is posted after the condition is written: wait for it, not for any event.
     wait_for(lambda: "MetricsUnavailable" in [e["reason"] for e in cluster.events("llama")])
+
+
+FAST = {
+    "enabled": True,
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "metrics": {"concurrencyPerReplica": 8},
+    "behavior": {
+        "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 10, "periodSeconds": 1}]},
+        "scaleDown": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 10, "periodSeconds": 1}]},
+    },
+}
+
+
+def _scale_events(cluster: Cluster) -> list[dict]:
+    return [e for e in cluster.events("llama") if e["reason"] in ("ScaledUp", "ScaledDown", "LimitedByMaxReplicas")]
+
+
+def test_ten_scale_decisions_repair_nothing_and_one_hand_edit_is_one_repair(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    """The autoscaler decides, the pass applies through the one apply path: a scale is an update, never drift.
+
+    The load flips between one and three replicas' worth; each flip is a decision that changes the
+    Deployment's replicas. Then one edit by hand (the container image) is exactly one ChildRepaired.
+    """
+    replica, prom = fleet_metrics
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.1)
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
+    replica.set_load(running=4, waiting=0)
+    cluster.create_md(make_md("llama", replicas=1, autoscaling=FAST))
+    wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
+
+    for flip in range(10):
+        want = 3 if flip % 2 == 0 else 1
+        replica.set_load(running=8 * want - 2, waiting=0)
+        wait_for(lambda want=want: cluster.deployment("llama")["spec"]["replicas"] == want, timeout=30, interval=0.02)
+    wait_for(lambda: len(_scale_events(cluster)) >= 10, what="an event per scale decision")
+    reasons = [e["reason"] for e in cluster.events("llama")]
+    assert "ChildRepaired" not in reasons, reasons
+
+    image = cluster.deployment("llama")["spec"]["template"]["spec"]["containers"][0]["image"]
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "evil:latest"}]}}}}
+    cluster.apps.patch_namespaced_deployment("llama", "ml", patch)
+    wait_for(lambda: cluster.deployment("llama")["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+    wait_for(lambda: "ChildRepaired" in [e["reason"] for e in cluster.events("llama")])
+    after = _decisions(op)  # a few more decisions (and passes) after the repair: still exactly one
+    wait_for(lambda: _decisions(op) >= after + 4, timeout=30)
+    assert [e["reason"] for e in cluster.events("llama")].count("ChildRepaired") == 1
+
+
+def test_a_steady_autoscaled_fleet_status_never_flickers(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    """One writer of status: between decisions every pass computes the same fields, so no field goes
+    back and forth (A -> B -> A) across the status writes of a fleet under steady load."""
+    replica, prom = fleet_metrics
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.1)
+    replica.set_load(running=16, waiting=0, tokens_per_second=100)  # exactly two replicas' worth
+    store = cluster.emu.store
+    written: list[dict] = []
+
+    def listen(info, event) -> None:  # type: ignore[no-untyped-def]
+        if info.plural == "modeldeployments" and event.obj["metadata"]["name"] == "llama":
+            written.append(dict(event.obj.get("status") or {}))
+
+    cluster.emu.call(store.add_listener, listen)
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
+    cluster.create_md(make_md("llama", replicas=2, autoscaling=FAST))
+    wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
+    steady, first = len(written), _decisions(op)
+    ticks = 16
+    wait_for(lambda: _decisions(op) >= first + ticks, timeout=ticks * SYNC_SECONDS * 4, what=f"{ticks} decisions")
+    assert cluster.deployment("llama")["spec"]["replicas"] == 2
+    assert alternations(written[steady:]) == []
+    assert len(written) > steady  # sampledAt moves: the status is written, by one writer
+
+
+def _decisions(op: OperatorThread) -> int:
+    state = op.memo.runtime.decisions.get(FleetKey("ml", "llama"))
+    return 0 if state is None else state.seq
+
+
+def test_an_autoscaler_decision_sees_replicas_that_cannot_be_placed(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    """One inf2.48xlarge node holds three replicas; the load wants five. Uses the emulator's scheduler,
+    nodes and pod-creating Deployment controller (`enable_cluster`); the operator's clock is moved
+    past the 10-minute deadline instead of waiting it out."""
+    replica, prom = fleet_metrics
+    enable_cluster(cluster.emu, node_pool={"inf2.48xlarge": 1})
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
+    replica.set_load(running=36, waiting=0)  # 36 requests at 8 per replica: 5 replicas
+    cluster.create_md(make_md("llama", replicas=1, autoscaling={**FAST, "maxReplicas": 6}))
+    wait_for(lambda: (d := cluster.deployment("llama")) and d["spec"]["replicas"] == 5, timeout=30)
+    wait_for(lambda: cluster.condition("llama", "CapacityAvailable").get("reason") == "WaitingForNodes", timeout=30)
+    assert cluster.condition("llama", "ScalingLimited").get("reason") != "LimitedByCapacity"  # still on their way
+
+    shifted = datetime.timedelta(minutes=11)
+    op.memo.runtime.clock = lambda: datetime.datetime.now(datetime.UTC) + shifted
+    limited = wait_for(
+        lambda: (c := cluster.condition("llama", "ScalingLimited")).get("reason") == "LimitedByCapacity" and c
+    )
+    assert "cannot be placed" in limited["message"]
+    assert cluster.condition("llama", "CapacityAvailable")["reason"] == "InsufficientNeuronCapacity"
+    # The two replicas without a node no longer count as capacity on its way; none was deleted.
+    assert cluster.deployment("llama")["spec"]["replicas"] >= 5

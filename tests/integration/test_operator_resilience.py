@@ -7,15 +7,14 @@ official client elsewhere.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
-from emulator_support import wait_for
 from operator_support import NAMESPACE, Cluster, OperatorThread, make_md
 
 from neuronfleet.api import constants
 from neuronfleet.controller import rbac
+from support.waits import wait_for, wait_quiet
 
 
 def _converged(cluster: Cluster, names: list[str]) -> bool:
@@ -59,7 +58,7 @@ def test_an_operator_restarted_midway_finishes_without_duplicates(
     [
         pytest.param("POST", "/deployments", 500, 0.0, id="creates of Deployments failing with 500"),
         pytest.param("PATCH", "/modeldeployments/.*/status", 409, 0.0, id="status writes answered 409 Conflict"),
-        pytest.param("GET", "/deployments/", None, 1.5, id="reads of Deployments timing out"),
+        pytest.param("POST", "/services", None, 1.5, id="creates of Services timing out"),
         pytest.param("*", "/namespaces/ml/", 503, 0.0, id="every namespaced request failing with 503"),
     ],
 )
@@ -113,7 +112,7 @@ def test_every_request_the_operator_makes_is_covered_by_its_rbac_table(
     cluster.emu.call(store.delete, dep_info, NAMESPACE, "rbac")
     wait_for(lambda: cluster.emu.call(store.try_get, dep_info, NAMESPACE, "rbac"))
     cluster.emu.call(store.delete, md_info, NAMESPACE, "rbac")
-    time.sleep(0.5)
+    wait_quiet(lambda: len(cluster.emu.requests))  # every request the operator makes until it is idle
     used = {(r.group, r.rbac_resource, r.verb) for r in cluster.emu.requests}
     # The fixtures' own setup (CRD and namespace creation) happened before the operator started.
     used -= {("apiextensions.k8s.io", "customresourcedefinitions", "create"), ("", "namespaces", "create")}

@@ -17,33 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-from emulator_support import wait_for
 from operator_support import REPO, Cluster, OperatorThread, free_port, make_md
 
-PEERING_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
-    "spec": {
-        "group": "kopf.dev",
-        "scope": "Cluster",
-        "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings", "singular": "clusterkopfpeering"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                        "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                    }
-                },
-            }
-        ],
-    },
-}
+from support.crds import schemaless_crd
+from support.waits import wait_for
+
+PEERING_CRD = schemaless_crd(
+    "kopf.dev", "clusterkopfpeerings", "ClusterKopfPeering", scope="Cluster", status_schema=True
+)
 
 
 def test_neuronfleet_run_reconciles_logs_json_and_exits_cleanly_on_sigterm(

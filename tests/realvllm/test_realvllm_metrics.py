@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from realvllm import vllm_support
+from support import waits
 
 pytestmark = [pytest.mark.realvllm, pytest.mark.slow]
 
@@ -100,5 +101,5 @@ def test_token_counters_rise_by_exactly_what_was_sent_and_the_queue_fills_past_m
     assert all(s["running"] + s["waiting"] <= requests for s in sampler.samples), timeline
     assert 0 < sampler.max("kv") <= 1, timeline
 
-    idle = vllm_support.wait_for(lambda: pick(vllm_support.scrape(server)), lambda v: not any(v.values()))
+    idle = waits.poll_until(lambda: pick(vllm_support.scrape(server)), lambda v: not any(v.values()))
     assert idle == {"running": 0.0, "waiting": 0.0, "kv": 0.0}, "all requests done, nothing left in the engine"

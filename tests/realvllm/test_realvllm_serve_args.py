@@ -43,6 +43,24 @@ class Case:
     source: str
 
 
+def _argv(args: list[str]) -> list[str]:
+    """The argv vLLM sees. A multi-node group's pods start through a shell line (each rank computes its
+    start_rank_id); it is run here as the kubelet and sh would, for the leader (LWS_WORKER_INDEX=0),
+    with `vllm` a shell function that prints its arguments instead of serving."""
+    if args[:2] != ["/bin/sh", "-c"]:
+        return args
+    script = args[2].replace("$$", "$")  # the kubelet's escape for a literal $ (container args)
+    script = script.removeprefix("exec ")
+    shell = f"vllm() {{ printf '%s\\0' vllm \"$@\"; }}; {script}"
+    out = subprocess.run(
+        ["/bin/sh", "-c", shell],
+        env={"LWS_WORKER_INDEX": "0", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        check=True,
+    )
+    return out.stdout.decode().split("\0")[:-1]
+
+
 def rendered_cases() -> tuple[list[Case], list[str]]:
     """Every example under every runtime profile the planner accepts; and the refusals, with why."""
     cases: list[Case] = []
@@ -60,9 +78,13 @@ def rendered_cases() -> tuple[list[Case], list[str]]:
                 continue
             options = RenderOptions()
             objects = children.desired(md, plan, replicas=1, options=options)
-            (dep,) = [o for o in objects if o["kind"] == "Deployment"]
-            (container,) = dep["spec"]["template"]["spec"]["containers"]
-            argv = list(container["args"])
+            (workload,) = [o for o in objects if o["kind"] in ("Deployment", "LeaderWorkerSet")]
+            if workload["kind"] == "LeaderWorkerSet":  # a multi-node group: the leader serves the API
+                template = workload["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+            else:
+                template = workload["spec"]["template"]
+            (container,) = template["spec"]["containers"]
+            argv = _argv(list(container["args"]))
             assert argv[:2] == ["vllm", "serve"], argv
             cases.append(Case(f"{path.stem} on {runtime}", runtime, argv[1:], deployment.serve_source(md, options)))
     return cases, refused

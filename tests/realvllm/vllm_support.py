@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,7 +48,6 @@ __all__ = [
     "send_completions",
     "start_server",
     "stop_process_group",
-    "wait_for",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -321,19 +319,6 @@ def closed_loop(
         finished=finished,
         all_busy_until=min(done for _, done in results),
     )
-
-
-_T = TypeVar("_T")
-
-
-def wait_for(get: Callable[[], _T], done: Callable[[_T], bool], *, timeout: float = 15.0) -> _T:
-    """Poll `get` until `done` holds or the timeout passes; return the last value either way."""
-    deadline = time.monotonic() + timeout
-    value = get()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = get()
-    return value
 
 
 class MetricSampler:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "neuronfleet"
-PURE = ("api", "neuron", "render", "autoscale", "sim")
+PURE = ("api", "neuron", "render", "autoscale", "sim", "placement")
 SHELL_ONLY = ("kopf", "kubernetes", "kubernetes_asyncio")
 
 

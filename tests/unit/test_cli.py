@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from neuronfleet import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,13 @@ def test_crd_prints_the_file_shipped_in_crds():
         [sys.executable, "-m", "neuronfleet.cli", "crd"], check=True, capture_output=True, text=True
     ).stdout
     assert out == (ROOT / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text()
+
+
+def test_run_takes_the_default_neuron_allocation_and_refuses_unknown_ones(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["run"]).neuron_allocation == "devicePlugin"
+    assert parser.parse_args(["run", "--neuron-allocation", "dra"]).neuron_allocation == "dra"
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["run", "--neuron-allocation", "cdi"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'cdi'" in capsys.readouterr().err

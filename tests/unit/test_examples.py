@@ -33,7 +33,10 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 INVALID = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
 CRD = yaml.safe_load((ROOT / "crds" / "neuronfleet.io_modeldeployments.yaml").read_text())
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-BUILT_IN = {"Deployment", "Service", "PodDisruptionBudget"}
+BUILT_IN = {"Deployment", "Service", "PodDisruptionBudget", "ResourceClaimTemplate"}
+# resource.k8s.io/v1 (DRA) is served from Kubernetes 1.34; the rest is checked against 1.31.
+KUBERNETES_VERSION = {"ResourceClaimTemplate": "1.34.0"}
+WORKLOADS = {"Deployment", "LeaderWorkerSet"}
 
 
 def load_one(path: Path) -> dict[str, Any]:
@@ -98,8 +101,22 @@ def header(path: Path) -> dict[str, str]:
     return fields
 
 
-def test_the_three_documented_examples_exist():
-    assert {p.name for p in EXAMPLES} >= {"llama3-8b-inf2.yaml", "llama33-70b-trn2.yaml", "gpt-oss-120b-trn2.yaml"}
+def test_the_documented_examples_exist():
+    assert {p.name for p in EXAMPLES} >= {
+        "llama3-8b-inf2.yaml",
+        "llama33-70b-trn2.yaml",
+        "gpt-oss-120b-trn2.yaml",
+        "llama31-405b-trn1-lws.yaml",
+        "llama33-70b-trn2-dra.yaml",
+        "llama31-405b-trn2u-ultraserver.yaml",
+    }
+
+
+def _pod_specs(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    if workload["kind"] == "Deployment":
+        return [workload["spec"]["template"]["spec"]]
+    template = workload["spec"]["leaderWorkerTemplate"]
+    return [template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"]]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[f"{p.name} passes the CRD schema and CEL rules" for p in EXAMPLES])
@@ -116,17 +133,40 @@ def test_examples_plan_and_render(path: Path):
     objects = children.desired(md, plan, replicas=children.preview_replicas(md), options=RenderOptions())
     for obj in objects:
         if obj["kind"] in BUILT_IN:
-            kubernetes_validate.validate(obj, "1.31.0", strict=True)
-    (dep,) = [o for o in objects if o["kind"] == "Deployment"]
-    pod = dep["spec"]["template"]["spec"]
-    assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == md.spec.neuron.instance_type
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION.get(obj["kind"], "1.31.0"), strict=True)
+    (workload,) = [o for o in objects if o["kind"] in WORKLOADS]
+    assert workload["kind"] == ("LeaderWorkerSet" if plan.multi_node else "Deployment")
+    assert ("ResourceClaimTemplate" in {o["kind"] for o in objects}) == (plan.allocation == "dra")
+    pods = _pod_specs(workload)
+    for pod in pods:
+        assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == md.spec.neuron.instance_type
     if md.spec.neuron.tensor_parallel_size:
         assert plan.tensor_parallel_size == md.spec.neuron.tensor_parallel_size
     assert ("PodMonitor" in {o["kind"] for o in objects}) == md.spec.monitoring.pod_monitor
     args = list(plan.args)
     if "--port" in args:  # the planner's port must be the one the probes, Service and PodMonitor use
-        (container,) = pod["containers"]
+        (container,) = pods[0]["containers"]
         assert int(args[args.index("--port") + 1]) == container["ports"][0]["containerPort"]
+
+
+EXAMPLE_PLANS = {
+    # file: (nodes per replica, TP, Neuron devices per pod, EFA devices per pod, allocation)
+    "llama31-405b-trn1-lws.yaml": (4, 128, 16, 8, "devicePlugin"),
+    "llama33-70b-trn2-dra.yaml": (1, 32, 8, 0, "dra"),
+    "llama31-405b-trn2u-ultraserver.yaml": (4, 256, 16, 0, "dra"),
+}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(EXAMPLE_PLANS), ids=[f"{n} plans as its header says" for n in sorted(EXAMPLE_PLANS)]
+)
+def test_the_large_model_examples_plan_as_their_headers_say(name: str):
+    md = resource.load(load_one(ROOT / "examples" / name))
+    plan = planner.plan(convert.plan_request(md))
+    nodes, tp, devices, efa, allocation = EXAMPLE_PLANS[name]
+    assert (plan.nodes_per_replica, plan.tensor_parallel_size, plan.resource_count) == (nodes, tp, devices)
+    assert (plan.efa_devices_per_pod, plan.allocation) == (efa, allocation)
+    assert plan.memory_needed_bytes <= plan.memory_available_bytes
 
 
 def test_the_slo_example_renders_the_slo_sized_prefill_chunk_into_the_pod():

@@ -24,17 +24,24 @@ class ConditionType(StrEnum):
     """Condition types on `status.conditions` (a list keyed by `type`)."""
 
     # True when every desired replica is ready and updated for the current generation.
-    # False reasons: RolloutInProgress, ReplicasNotReady, PlanFailed (nothing rendered yet).
-    # Set by the reconcile handler and the child-Deployment watch. Argo CD's Healthy needs it.
+    # False reasons: RolloutInProgress, ReplicasNotReady, PlanFailed (nothing rendered yet),
+    # WaitingForArtifacts. Set by every reconcile pass (controller/status.py, the only writer of
+    # status). Argo CD's Healthy needs it.
     READY = "Ready"
     # True while the child Deployment rolls out a new template or changes its replica count.
     # Reasons: RolloutInProgress, Scaling; False: RolloutComplete.
     PROGRESSING = "Progressing"
-    # True when the spec cannot be served as written (PlanFailed) or a child cannot be applied
-    # (ApplyFailed). Running replicas are left untouched while Degraded. Cleared by a fixed spec.
+    # True when the spec cannot be served as written (PlanFailed), a child cannot be applied
+    # (ApplyFailed: someone else's object on its name, or the API server refused the write), the
+    # cluster does not serve a kind the spec needs (KindNotServed; LeaderWorkerSetMissing and
+    # ResourceClaimTemplateMissing name the two kinds only some plans need, so single-node
+    # device-plugin fleets never depend on them), or the compile of the artifacts failed
+    # (CompileFailed). The first of those is the reason; the message lists all. Running replicas
+    # are left untouched while Degraded. False: AsExpected.
     DEGRADED = "Degraded"
     # True when built-in autoscaling is on and computing decisions; False: AutoscalingDisabled
-    # or MetricsUnavailable (holding the current count).
+    # or MetricsUnavailable (holding the current count). From the autoscaler's last decision, which
+    # the reconcile pass applies and reports (the autoscaler itself writes nothing).
     SCALING_ACTIVE = "ScalingActive"
     # True when the decision was clamped at minReplicas or maxReplicas (LimitedByMinReplicas,
     # LimitedByMaxReplicas); False: WithinBounds.
@@ -57,6 +64,18 @@ class ConditionType(StrEnum):
     # never gates Ready, and the autoscaler's feedback (autoscale/feedback.py) acts on the same
     # measurement. Events on each status flip: Normal ServiceLevelMet / Warning ServiceLevelMissed.
     SERVICE_LEVEL_MET = "ServiceLevelMet"
+    # True when every optional child the spec asks for (a PodMonitor) is applied (AsExpected).
+    # False: KindNotServed, the cluster lacks the kind (no Prometheus Operator CRDs); the child is
+    # skipped and nothing else is held back. Absent when the spec asks for no optional child.
+    OPTIONAL_CHILDREN_APPLIED = "OptionalChildrenApplied"
+    # True when every replica asked for is placed on a node or still within its wait for one:
+    # AllReplicasPlaced, WaitingForNodes (some wait for a node, within the deadline), or FallbackInUse
+    # when fallback variants serve what the primary cannot place.
+    # False: InsufficientNeuronCapacity, replicas stay unschedulable past the deadline on every variant
+    # that could take them; the message carries the scheduler's own reason (e.g. "0/8 nodes are
+    # available: 8 Insufficient aws.amazon.com/neuron."). Unschedulable pods are never deleted for it.
+    # Set by the reconcile pass from the pods' PodScheduled conditions (placement/capacity_status.py).
+    CAPACITY_AVAILABLE = "CapacityAvailable"
 
 
 class Reason(StrEnum):
@@ -95,6 +114,25 @@ class Reason(StrEnum):
     # Events on ServiceLevelMet flips.
     SERVICE_LEVEL_MET = "ServiceLevelMet"
     SERVICE_LEVEL_MISSED = "ServiceLevelMissed"
+    # The API server does not serve a kind the spec needs (a missing CRD or API group).
+    KIND_NOT_SERVED = "KindNotServed"
+    # Capacity (placement/): every asked replica placed; fallback variants serving; replicas that no
+    # node can take. ScalingLimited says LimitedByCapacity when the autoscaler asked for replicas that
+    # cannot be placed. Events: FallbackActivated when a fallback variant gets replicas, FallbackDrained
+    # when it is back to none, ReplicasUnschedulable when a replica passes the deadline.
+    ALL_REPLICAS_PLACED = "AllReplicasPlaced"
+    WAITING_FOR_NODES = "WaitingForNodes"
+    FALLBACK_IN_USE = "FallbackInUse"
+    INSUFFICIENT_NEURON_CAPACITY = "InsufficientNeuronCapacity"
+    LIMITED_BY_CAPACITY = "LimitedByCapacity"
+    FALLBACK_ACTIVATED = "FallbackActivated"
+    FALLBACK_DRAINED = "FallbackDrained"
+    REPLICAS_UNSCHEDULABLE = "ReplicasUnschedulable"
+    # Replicas spanning nodes run as LeaderWorkerSet groups; the cluster serves no LeaderWorkerSet
+    # kind (render/leaderworkerset.py missing_api_message words the condition).
+    LEADER_WORKER_SET_MISSING = "LeaderWorkerSetMissing"
+    # allocation dra on a cluster that serves no resource.k8s.io/v1 (before Kubernetes 1.34).
+    RESOURCE_CLAIM_TEMPLATE_MISSING = "ResourceClaimTemplateMissing"
 
 
 def find_condition(conditions: list[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -46,7 +46,9 @@ def _vllm_source(md: ModelDeployment) -> str:
     return "/models/weights"  # s3:// and pvc:// are made available here by the pod's volume/init step
 
 
-def plan_request(md: ModelDeployment) -> PlanRequest:
+def plan_request(md: ModelDeployment, *, default_allocation: str = "devicePlugin") -> PlanRequest:
+    """What the planner reads from `md`; `default_allocation` is the operator's --neuron-allocation
+    (RenderOptions.default_allocation), used when spec.neuron.allocation is empty."""
     spec = md.spec
     arch = None
     if spec.model.arch is not None:
@@ -92,6 +94,10 @@ def plan_request(md: ModelDeployment) -> PlanRequest:
         extra_args=tuple(spec.serving.extra_args),
         extra_env=tuple((e.name, e.value) for e in spec.serving.env),
         slo_tokens_per_second=spec.autoscaling.slo.per_user_tokens_per_second if spec.autoscaling.slo else None,
+        allocation=spec.neuron.allocation,
+        default_allocation=default_allocation,
+        nodes_per_replica=spec.neuron.nodes_per_replica,
+        efa=spec.neuron.efa,
     )
 
 

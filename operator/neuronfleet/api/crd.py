@@ -27,6 +27,7 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {"name": "Tokens/s", "type": "number", "jsonPath": ".status.metrics.tokensPerSecond"},
+    {"name": "Variants", "type": "string", "jsonPath": ".status.capacity.inUse"},
     {
         "name": "Status",
         "type": "string",

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from neuronfleet import errors
 from neuronfleet.api import constants
 from neuronfleet.api.spec import ModelDeploymentSpec
 from neuronfleet.api.status import ModelDeploymentStatus
@@ -43,11 +44,12 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def load(obj: dict[str, Any]) -> ModelDeployment:
-    """Validate a ModelDeployment dict (from YAML or the API server); raises ValueError with a precise message."""
+    """Validate a ModelDeployment dict (from YAML or the API server); raises SpecError (a ValueError) with a
+    precise message."""
     try:
         return ModelDeployment.model_validate(obj, by_alias=True)
     except ValidationError as exc:
-        raise ValueError(f"invalid ModelDeployment: {format_validation_error(exc)}") from exc
+        raise errors.SpecError(f"invalid ModelDeployment: {format_validation_error(exc)}") from exc
 
 
 def dump_spec(spec: ModelDeploymentSpec) -> dict[str, Any]:

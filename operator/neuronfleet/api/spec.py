@@ -14,12 +14,14 @@ from pydantic import Field, model_validator
 from neuronfleet.api.base import ApiModel, Replicas, cel
 
 __all__ = [
+    "DEFAULT_FALLBACK_AFTER_SECONDS",
     "INSTANCE_TYPES",
     "AutoscalingBehavior",
     "AutoscalingMetrics",
     "AutoscalingSlo",
     "AutoscalingSpec",
     "EnvVar",
+    "FallbackVariant",
     "HPAScalingPolicy",
     "ModelArchSpec",
     "ModelDeploymentSpec",
@@ -51,7 +53,8 @@ InstanceTypeName = Literal[
 ]
 INSTANCE_TYPES: tuple[str, ...] = get_args(InstanceTypeName)
 # Tensor-parallel degrees any Neuron instance documents; the planner checks the instance's own list.
-TensorParallelSize = Literal[1, 2, 4, 8, 16, 24, 32, 64, 128]
+# 256 and 512 are only reachable by a replica spanning several nodes (nodesPerReplica).
+TensorParallelSize = Literal[1, 2, 4, 8, 16, 24, 32, 64, 128, 256, 512]
 DNSLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 
 
@@ -149,21 +152,92 @@ class CompiledArtifactsSpec(ApiModel):
         return self
 
 
+DEFAULT_FALLBACK_AFTER_SECONDS = 300
+"""How long the primary may fail to place replicas before a fallback variant serves the rest.
+
+Karpenter caches an instance type it could not launch (insufficient capacity) for 3 minutes before
+it retries (karpenter.sh docs v1.6, concepts/nodepools, Capacity Type), and a launched Neuron node
+takes minutes to register; five minutes lets one retry happen before the fleet pays for a second
+instance type [INFERRED design choice]."""
+
+_FALLBACK_DISTINCT = "neuron.fallback instance types must be distinct"
+_FALLBACK_NOT_PRIMARY = "neuron.fallback must not repeat neuron.instanceType"
+
+
+class FallbackVariant(ApiModel):
+    """Another way to serve the same model, used when the primary instance type cannot be placed."""
+
+    instance_type: InstanceTypeName
+    """EC2 instance type of this variant's nodes."""
+    tensor_parallel_size: TensorParallelSize | None = None
+    """NeuronCores per replica on this variant. Default: the smallest legal degree that fits there."""
+    runtime: Literal["vllm-neuron", "nxdi"] | None = None
+    """Runtime profile on this variant. Default: by instance family (nxdi on inf2/trn1, vllm-neuron on trn2)."""
+
+
 class NeuronSpec(ApiModel):
     """How each replica is placed and sharded on Neuron hardware."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!has(self.fallback) || self.fallback.all(x, self.fallback.exists_one(y, "
+                "y.instanceType == x.instanceType))",
+                _FALLBACK_DISTINCT,
+            ),
+            (
+                "!has(self.fallback) || !has(self.instanceType) || "
+                "self.fallback.all(x, x.instanceType != self.instanceType)",
+                _FALLBACK_NOT_PRIMARY,
+            ),
+        )
+    }
 
     instance_type: InstanceTypeName | None = None
     """EC2 instance type of the Neuron nodes. Default: the planner picks the smallest that fits."""
     tensor_parallel_size: TensorParallelSize | None = None
-    """NeuronCores (logical, at the current LNC) per replica. Default: the smallest legal degree that fits."""
+    """NeuronCores (logical, at the current LNC) per replica, across all its nodes. Above one node's cores
+    the replica spans several nodes. Default: the smallest legal degree that fits."""
     logical_core_size: Literal[1, 2] | None = None
     """Logical NeuronCore config (LNC), trn2/trn3 only. Default: the instance's default (2 on trn2)."""
+    allocation: Literal["devicePlugin", "dra"] | None = None
+    """How pods get their Neuron devices. devicePlugin: the aws.amazon.com/neuron (or neuroncore) extended
+    resources, placed by the Neuron scheduler extension when a pod needs more than one core. dra: a
+    resource.k8s.io/v1 ResourceClaimTemplate on DeviceClass neuron.aws.com asking for one connected set of
+    devices (matching resource.aws.com/devicegroupN_id) with the logical NeuronCore size in the claim's
+    config; needs Kubernetes 1.34+ and the Neuron DRA driver (not the device plugin) on those nodes.
+    Default: the operator's --neuron-allocation (devicePlugin unless the chart or flag changes it)."""
+    nodes_per_replica: int | None = Field(default=None, ge=1, le=16)
+    """Nodes one replica spans. Above 1 a replica is a group of pods, one per node, with tensor parallelism
+    across the nodes: a LeaderWorkerSet group (leaderworkerset.x-k8s.io must be installed in the cluster).
+    Default: 1 when the model fits one node, else the fewest nodes it fits on."""
+    efa: bool = True
+    """Give every pod of a multi-node replica its node's EFA devices, for the collectives between the nodes.
+    Single-node replicas never use EFA. Default: true."""
     scheduler_name: str = Field(default="my-scheduler", max_length=253)
-    """Scheduler of the Neuron scheduler extension, used for pods needing more than one core. Default: my-scheduler."""
+    """Scheduler of the Neuron scheduler extension, used for pods needing more than one core with the
+    devicePlugin allocation (DRA needs none). Default: my-scheduler."""
     compiled_artifacts: CompiledArtifactsSpec = Field(
         default_factory=CompiledArtifactsSpec, json_schema_extra={"default": {}}
     )
     """Compiled-artifact cache and policy."""
+    fallback: list[FallbackVariant] = Field(default_factory=list, max_length=4, json_schema_extra={"default": []})
+    """Variants to serve from, in order of preference, when the primary instance type cannot place replicas
+    for fallbackAfterSeconds. Each is planned on its own (TP, resources, compiled artifacts) and runs in its
+    own Deployment `<name>-<variant>` behind the one Service; the fleet drains back to the primary when it
+    can place replicas again. Default: none."""
+    fallback_after_seconds: int = Field(default=DEFAULT_FALLBACK_AFTER_SECONDS, ge=30, le=86400)
+    """Seconds a replica may wait unschedulable before the next variant serves its share. Default: 300."""
+
+    @model_validator(mode="after")
+    def _fallback_variants(self) -> NeuronSpec:
+        # Mirrors the CEL rules above.
+        types = [v.instance_type for v in self.fallback]
+        if len(set(types)) != len(types):
+            raise ValueError(_FALLBACK_DISTINCT)
+        if self.instance_type is not None and self.instance_type in types:
+            raise ValueError(_FALLBACK_NOT_PRIMARY)
+        return self
 
 
 class SpeculativeDecodingSpec(ApiModel):
@@ -421,12 +495,15 @@ IntOrPercent = Annotated[
 
 
 class RolloutSpec(ApiModel):
-    """Rolling-update parameters. Neuron capacity is scarce, so the default needs no spare node."""
+    """Rolling-update parameters. Neuron capacity is scarce, so the default needs no spare node.
+
+    Both count replicas: for replicas spanning several nodes, whole groups (a surge of 1 is one more group
+    of nodesPerReplica nodes)."""
 
     max_surge: IntOrPercent = 0
-    """Extra pods during a rollout (count or percent). Default: 0, no spare Neuron capacity needed."""
+    """Extra replicas during a rollout (count or percent). Default: 0, no spare Neuron capacity needed."""
     max_unavailable: IntOrPercent = 1
-    """Pods that may be down during a rollout (count or percent). Default: 1."""
+    """Replicas that may be down during a rollout (count or percent). Default: 1."""
 
 
 class Toleration(ApiModel):
@@ -480,7 +557,8 @@ class ModelDeploymentSpec(ApiModel):
     serving: ServingSpec = Field(default_factory=ServingSpec, json_schema_extra={"default": {}})
     """vLLM serving options."""
     replicas: Replicas = 1
-    """Replicas when autoscaling is off (the scale subresource writes this). Default: 1."""
+    """Replicas when autoscaling is off (the scale subresource writes this). A replica spanning several nodes
+    is one group of nodesPerReplica pods, and counts once. Default: 1."""
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, json_schema_extra={"default": {}})
     """Built-in autoscaling on Prometheus tokens/s and concurrency."""
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra={"default": {}})

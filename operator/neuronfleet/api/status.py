@@ -1,7 +1,8 @@
 """ModelDeployment status: what the operator observes and writes, every field declared.
 
-A real API server prunes undeclared status fields, so anything the operator (or kopf, under
-`status.kopf`) writes must be here; the contract tests patch a complete status and read it back.
+A real API server prunes undeclared status fields, so anything the operator writes must be here;
+the contract tests patch a complete status and read it back. `status.kopf` stays declared for
+objects that earlier versions (which kept kopf's handler progress there) wrote.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from pydantic import Field
 
 from neuronfleet.api.base import ApiModel
 
-__all__ = ["CapacityStatus", "Condition", "MetricsStatus", "ModelDeploymentStatus", "PlanStatus", "ServiceLevelStatus"]
+__all__ = [
+    "CapacityCurveStatus",
+    "CapacityStatus",
+    "Condition",
+    "MetricsStatus",
+    "ModelDeploymentStatus",
+    "PlanStatus",
+    "ServiceLevelStatus",
+    "VariantStatus",
+]
 
 
 class Condition(ApiModel):
@@ -25,7 +35,7 @@ class Condition(ApiModel):
         pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
     )
     """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable,
-    CompiledArtifactsReady, ServiceLevelMet."""
+    CompiledArtifactsReady, OptionalChildrenApplied, ServiceLevelMet."""
     status: str = Field(pattern=r"^(True|False|Unknown)$")
     """True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
@@ -50,7 +60,13 @@ class PlanStatus(ApiModel):
     runtime: str | None = None
     """Runtime profile: vllm-neuron or nxdi."""
     tensor_parallel_size: int | None = None
-    """NeuronCores per replica (tensor parallelism)."""
+    """NeuronCores per replica (tensor parallelism), across all its nodes."""
+    nodes_per_replica: int | None = None
+    """Nodes one replica spans (above 1: a LeaderWorkerSet group of this many pods)."""
+    parallelism: str | None = None
+    """How the replica is sharded: tensor (within one node) or tensorAcrossNodes."""
+    allocation: str | None = None
+    """How pods get their Neuron devices: devicePlugin or dra."""
     logical_core_size: int | None = None
     """Logical NeuronCore config (LNC)."""
     cores_per_replica: int | None = None
@@ -58,9 +74,10 @@ class PlanStatus(ApiModel):
     devices_per_replica: int | None = None
     """Neuron devices (chips) one replica spans."""
     resource_name: str | None = None
-    """Extended resource requested: aws.amazon.com/neuroncore or aws.amazon.com/neuron."""
+    """What each pod asks for: aws.amazon.com/neuroncore or aws.amazon.com/neuron, or the DeviceClass
+    neuron.aws.com with the dra allocation."""
     resource_count: int | None = None
-    """Amount of that resource per pod."""
+    """Amount of that resource per pod (per node of a multi-node replica)."""
     replicas_per_node: int | None = None
     """Replicas that fit on one node."""
     memory_needed_gi_b: float | None = Field(default=None, alias="memoryNeededGiB")
@@ -132,7 +149,7 @@ class ServiceLevelStatus(ApiModel):
     """When the window ended (RFC 3339)."""
 
 
-class CapacityStatus(ApiModel):
+class CapacityCurveStatus(ApiModel):
     """One replica's step-time curve in use: alpha + beta * batch + gamma * prefill tokens, seconds."""
 
     model_config = ApiModel.model_config | {"frozen": False}
@@ -152,6 +169,42 @@ class CapacityStatus(ApiModel):
     """Scrape windows the fit has learned from."""
     slo_batch: int | None = None
     """Largest decode batch that still gives each user the SLO's rate on this curve."""
+class VariantStatus(ApiModel):
+    """One way the fleet is served: the primary instance type or a fallback variant."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    name: str
+    """Variant name: `primary`, or the fallback's instance type with dashes (its Deployment is `<name>-<variant>`)."""
+    instance_type: str | None = None
+    """Instance type of the variant's nodes."""
+    tensor_parallel_size: int | None = None
+    """NeuronCores per replica on this variant."""
+    capacity_units_per_replica: float | None = None
+    """What one replica of this variant serves, in primary replicas (the autoscaler counts in these units)."""
+    desired_replicas: int | None = None
+    """Replicas asked of this variant's Deployment."""
+    replicas: int | None = None
+    """Pods of this variant."""
+    ready_replicas: int | None = None
+    """Pods of this variant passing readiness."""
+    unschedulable_replicas: int | None = None
+    """Pods of this variant that no node can take now (PodScheduled=False, Unschedulable)."""
+
+
+class CapacityStatus(ApiModel):
+    """Where the fleet's replicas can be placed, per variant."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    in_use: str | None = None
+    """Variants with replicas, e.g. `trn2.48xlarge=3,trn1.32xlarge=2` (the Variants column of kubectl get)."""
+    variants: list[VariantStatus] = Field(default_factory=list)
+    """Replicas per variant, primary first."""
+    unschedulable_message: str | None = None
+    """The scheduler's reason for the oldest unschedulable replica, as kubectl describe pod shows it."""
+    capacity_units: float | None = None
+    """Capacity placed or on its way, in primary replicas (what the autoscaler counts as current)."""
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -185,13 +238,15 @@ class ModelDeploymentStatus(ApiModel):
     """Per-replica targets in force (from spec or derived from an SLO)."""
     service_level: ServiceLevelStatus | None = None
     """The service level measured from vLLM's latency histograms, with spec.autoscaling.slo."""
-    capacity: CapacityStatus | None = None
+    capacity_curve: CapacityCurveStatus | None = None
     """The replica's step-time curve the SLO targets are derived from, and how sure it is."""
+    capacity: CapacityStatus | None = None
+    """Replicas per variant and what cannot be placed (see the CapacityAvailable condition)."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable, CompiledArtifactsReady,
-    ServiceLevelMet."""
+    OptionalChildrenApplied, CapacityAvailable, ServiceLevelMet."""
     kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """Handler progress stored by the kopf framework (opaque)."""

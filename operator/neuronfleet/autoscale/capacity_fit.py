@@ -309,7 +309,7 @@ def observations(
 
 
 def status(fit: Fit, base: CapacityProfile, *, slo_batch: int) -> dict[str, object]:
-    """`status.capacity` as plain data (camelCase keys)."""
+    """`status.capacityCurve` as plain data (camelCase keys)."""
     alpha, beta, gamma = estimate(fit)
     return {
         "alphaSeconds": alpha,

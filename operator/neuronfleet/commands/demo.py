@@ -60,6 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="simulated replica startup time, compressed like the rest (default 120: cached Neuron artifacts)",
     )
+    parser.add_argument(
+        "--nodes",
+        metavar="TYPE=N[,...]",
+        help="the Neuron node pool, e.g. trn2.48xlarge=2,trn1.32xlarge=1: at most N nodes of each type; the "
+        "emulator's kube-scheduler places each replica's pod where its Neuron devices fit, the rest stay Pending "
+        "with the scheduler's reason (default: the plan's instance type, enough nodes for maxReplicas)",
+    )
+    parser.add_argument(
+        "--provisioning-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="simulated seconds a node takes to appear: the pool starts empty and a Karpenter stand-in adds a node "
+        "of a type when a pod cannot be placed, up to --nodes (default 0: every node exists from the start)",
+    )
     parser.add_argument("--kubeconfig-out", type=Path, metavar="PATH", help="write the kubeconfig here (kept)")
     plot = parser.add_mutually_exclusive_group()
     plot.add_argument(
@@ -84,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from neuronfleet.demo.app import DEFAULT_TRACE, DemoConfig, DemoError, find_manifest, run_demo
+    from neuronfleet.demo.capacity import parse_nodes
+
+    try:
+        node_counts = parse_nodes(args.nodes) if args.nodes else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     manifest = args.filename or find_manifest()
     if manifest is None:
@@ -104,6 +126,8 @@ def _run(args: argparse.Namespace) -> int:
         real_vllm=args.real_vllm,
         view_interval=args.interval,
         workdir=args.workdir,
+        nodes=node_counts,
+        provisioning_delay=args.provisioning_delay,
     )
     try:
         asyncio.run(run_demo(config))

@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--attainment", type=float, default=0.99, help="SLO: share of requests that must meet it (0.99)"
     )
     parser.add_argument("--runtime", choices=("vllm-neuron", "nxdi"), help="runtime profile (default: by family)")
+    parser.add_argument(
+        "--nodes-per-replica", type=int, help="nodes one replica spans (default: 1, or the fewest that fit)"
+    )
+    parser.add_argument(
+        "--allocation", choices=("devicePlugin", "dra"), help="how pods get devices (default: devicePlugin)"
+    )
+    parser.add_argument("--no-efa", action="store_true", help="no EFA devices for the pods of a multi-node replica")
     parser.add_argument("--dtype", default="bfloat16", help="weight dtype (bfloat16)")
     parser.add_argument("--quantization", help="weight quantization (vllm-neuron: fp8, mxfp8, mxfp4; nxdi: int8, fp8)")
     parser.add_argument("--kv-cache-dtype", help="KV cache dtype: auto or fp8 (vllm-neuron)")
@@ -97,6 +104,9 @@ def _request(args: argparse.Namespace) -> Any:
         speculative=speculative,
         compiled_cache_hit=args.compiled_cache_hit,
         slo_tokens_per_second=args.per_user_tokens_per_second,
+        nodes_per_replica=args.nodes_per_replica,
+        allocation=args.allocation,
+        efa=not args.no_efa,
     )
 
 
@@ -182,9 +192,20 @@ def _table(plan: Any, source: str) -> str:
         ("instance type", f"{plan.instance_type} ({plan.instance_family})"),
         ("runtime", plan.runtime),
         ("tensor parallel", f"{plan.tensor_parallel_size} (LNC {plan.logical_core_size})"),
+        (
+            "nodes/replica",
+            f"{plan.nodes_per_replica} (TP {plan.local_tensor_parallel_size} per node, across nodes)"
+            if plan.multi_node
+            else "1",
+        ),
+        ("allocation", plan.allocation),
         ("neuron memory", f"{_gib(plan.memory_needed_bytes)} needed of {_gib(plan.memory_available_bytes)}"),
         ("  weights / KV", f"{_gib(plan.weights_bytes)} / {_gib(plan.kv_cache_bytes)}"),
-        ("resources", f"{plan.resource_name}: {plan.resource_count}"),
+        (
+            "resources" + (" per pod" if plan.multi_node else ""),
+            f"{plan.resource_name}: {plan.resource_count}"
+            + (f", vpc.amazonaws.com/efa: {plan.efa_devices_per_pod}" if plan.efa_devices_per_pod else ""),
+        ),
         ("devices/replica", str(plan.devices_per_replica)),
         ("replicas/node", str(plan.replicas_per_node)),
         ("contiguous cores", "yes (Neuron scheduler extension)" if plan.needs_contiguous_cores else "no"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from neuronfleet.controller.settings import DEFAULT_PEERING, OperatorConfig
 
@@ -55,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
     parser.add_argument("--image-vllm-neuron", default=None, help="default image of the vllm-neuron runtime")
     parser.add_argument("--image-nxdi", default=None, help="default image of the nxdi runtime")
+    parser.add_argument(
+        "--neuron-allocation",
+        choices=("devicePlugin", "dra"),
+        default="devicePlugin",
+        help="how pods get Neuron devices when spec.neuron.allocation is empty: the device plugin's extended "
+        "resources, or a DRA ResourceClaimTemplate (Kubernetes 1.34+, the Neuron DRA driver) (default: devicePlugin)",
+    )
     parser.add_argument("--kubeconfig", default=None, metavar="PATH", help="kubeconfig file")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.set_defaults(func=_run)
@@ -75,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         prometheus_url=args.prometheus_url,
         image_vllm_neuron=args.image_vllm_neuron,
         image_nxdi=args.image_nxdi,
+        neuron_allocation=args.neuron_allocation,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )
@@ -88,5 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     log_format = kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=config.verbose, log_format=log_format)
+    # kopf logs every handler call at INFO ("Handler 'cache-pods' succeeded."): one line per watch
+    # event of every child. The operator's own logs say what it did; kopf's stay for --verbose.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if config.verbose else logging.WARNING)
     asyncio.run(runner.run_operator(config))
     return 0

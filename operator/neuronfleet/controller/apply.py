@@ -1,17 +1,26 @@
-"""The one I/O path for children: read live, create what is missing, patch what differs.
+"""The one I/O path for children: create what is missing, patch what differs, delete what is turned off.
+
+Every write to a child goes through `apply`: the rendered objects, the replica count the
+autoscaler decided (it is a field of the rendered Deployment), the compile Jobs of the artifact
+gate, and the deletions. So each child has one writer, and every write updates the child's
+last-applied record in the same request; a patch is called a repair only when someone else
+changed the child (`diff.Step.drift`) or deleted it (`Cache.deleted_by_others`).
+
+Reads come from the cache (controller/cache.py), writes' answers go back into it. A create that
+finds the name taken (a previous attempt whose answer was lost, a cache behind the server) reads
+the object once and decides again.
 
 Field ownership: the operator owns exactly the fields it renders (plus labels, annotations and
-its controller ownerReference). A child that differs on those is brought back with a JSON merge
-patch of the rendered fields (lists such as containers are replaced whole, so they match the
-render exactly); fields others add (server defaults, other controllers' annotations, HPA-free
-replicas when autoscaling preserves them) are left alone. Map keys the renderer stops emitting
-are removed through the child's last-applied record (`reconcile.LAST_APPLIED_ANNOTATION`), the
-way kubectl's client-side apply does it. Server-side apply with a field manager would do both
-natively; the emulator the tests and the demo run on does not implement it, so the operator uses
-merge patches everywhere.
+its controller ownerReference), patched with a JSON merge patch (lists replaced whole); fields
+others add are left alone. Server-side apply would do this natively; the emulator the tests and
+the demo run on does not implement it. A child controlled by another owner, or an unlabelled
+object on the name, is never touched (`refused`).
 
-A child controlled by another owner, or an unlabelled object squatting on the name, is never
-touched: the pass reports it (Degraded=True, ApplyFailed) and carries on with the others.
+Failures never stop the other children:
+- a kind the API server does not serve ("the server could not find the requested resource") is
+  reported in `unserved`, and the kind is skipped for a while (`Runtime.served`);
+- a write the server rejects for good (403 Forbidden, 422 Invalid, 400) is reported in `rejected`;
+- anything else (timeouts, 409 on a patch, 429, 5xx) is kept in `errors`, and the pass is retried.
 """
 
 from __future__ import annotations
@@ -19,32 +28,57 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
 
-from neuronfleet.controller import reconcile
+from neuronfleet.controller import diff, kinds
+from neuronfleet.controller.cache import Cache
+from neuronfleet.controller.diff import Step, StepKind
+from neuronfleet.controller.kinds import ChildKind
 from neuronfleet.controller.kube import KubeClient, KubeError
-from neuronfleet.controller.reconcile import Step, StepKind
-from neuronfleet.controller.refs import ResourceRef
+from neuronfleet.controller.state import Runtime
 
-__all__ = ["ApplyResult", "apply_children", "delete_undesired", "with_owner"]
+__all__ = ["Applied", "Deletion", "apply", "with_owner"]
 
 log = logging.getLogger(__name__)
 
+_REJECTED = (400, 403, 422)  # the server will refuse the same request again: tell the user
+
+
+@dataclasses.dataclass(frozen=True)
+class Deletion:
+    """A child to delete if it exists and this ModelDeployment controls it."""
+
+    kind: str
+    name: str
+    why: str
+
 
 @dataclasses.dataclass
-class ApplyResult:
-    """What a pass did to the children, and the live objects it ended with."""
+class Applied:
+    """What `apply` did to the children, and what it could not do."""
 
-    live: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)  # (kind, name)
     created: list[str] = dataclasses.field(default_factory=list)  # "Deployment x"
-    patched: list[str] = dataclasses.field(default_factory=list)
-    refused: list[str] = dataclasses.field(default_factory=list)  # reasons
+    updated: list[str] = dataclasses.field(default_factory=list)  # patched on the operator's own intent
+    repaired: list[str] = dataclasses.field(default_factory=list)  # recreated or patched back after drift
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    refused: list[str] = dataclasses.field(default_factory=list)  # someone else's object on a child's name
+    rejected: list[str] = dataclasses.field(default_factory=list)  # the server refused the write: reasons
+    unserved: list[ChildKind] = dataclasses.field(default_factory=list)
+    errors: list[KubeError] = dataclasses.field(default_factory=list)  # worth retrying
+    changed_since: bool = False  # a child changed again right after this pass wrote it: look again
+    # Each workload's spec.replicas before this pass, by name (None: it did not exist).
+    replicas_before: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
-    def object(self, kind: str, name: str) -> dict[str, Any] | None:
-        return self.live.get((kind, name))
+    @property
+    def writes(self) -> list[tuple[str, str]]:
+        """(kind, action) of every write made, for the operator's metrics."""
+        out = [(w.split(" ", 1)[0], "create") for w in self.created]
+        out += [(w.split(" ", 1)[0], "patch") for w in self.updated + self.repaired if w not in self.created]
+        out += [(w.split(" ", 1)[0], "delete") for w in self.deleted]
+        return out
 
 
 def with_owner(child: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,119 +95,163 @@ def with_owner(child: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, 
     return obj
 
 
-async def apply_children(
-    kube: KubeClient,
+async def apply(
+    rt: Runtime,
     owner: Mapping[str, Any],
     children: Sequence[Mapping[str, Any]],
+    deletions: Sequence[Deletion] = (),
     *,
-    known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None,
-    on_write: Callable[[str, str, str], None] | None = None,
     logger: logging.Logger | logging.LoggerAdapter = log,
-) -> ApplyResult:
-    """Converge each child in order.
+) -> Applied:
+    """Converge the children, phase by phase (`ChildKind.phase`), then delete what the spec turned off.
 
-    `known` holds live objects the caller already read this pass; `on_write(kind, name,
-    resourceVersion)` is told about each write as soon as it is answered, before its watch event
-    can arrive, so the caller can recognise the echo of its own write.
+    What pods reference (claim templates) goes first, then the workloads (Deployments, the
+    LeaderWorkerSet), then everything else together: pods take minutes to start on Neuron, so
+    nothing gains from the Service or PDB a few milliseconds earlier, and when many fleets are
+    created at once every fleet's workload is asked for before anyone's Service.
     """
     namespace = owner["metadata"]["namespace"]
     owner_uid = str(owner["metadata"].get("uid", ""))
-    wanted = [with_owner(child, owner) for child in children]
-    known = dict(known or {})
+    result = Applied()
 
-    async def read(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        key = (str(obj["kind"]), str(obj["metadata"]["name"]))
-        if key in known:
-            return known[key]
-        return await kube.get_or_none(reconcile.child_ref(obj), namespace, key[1])
+    async def one(child: Mapping[str, Any]) -> None:
+        kind = kinds.of(child)
+        name = str(child["metadata"]["name"])
+        if kind.phase == 1:
+            live = rt.cache.get(kind.kind, namespace, name)
+            result.replicas_before[name] = None if live is None else (live.get("spec") or {}).get("replicas")
+        if not rt.served(kind):
+            result.unserved.append(kind)
+            return
+        try:
+            await _converge(rt, namespace, owner_uid, kind, with_owner(child, owner), result, logger)
+            rt.mark_served(kind)
+        except KubeError as exc:
+            _failed(rt, kind, f"{kind.kind} {name}", exc, result, logger)
 
-    lives = await asyncio.gather(*(read(obj) for obj in wanted))
-    result = ApplyResult()
-    for desired, live in zip(wanted, lives, strict=True):
-        step = reconcile.child_step(desired, live, owner_uid=owner_uid)
-        kind, name = str(desired["kind"]), step.name
-        if step.kind is StepKind.NONE:
-            result.live[(kind, name)] = dict(live or {})
-            continue
-        final = await _execute(kube, namespace, step, desired, result, logger=logger, owner_uid=owner_uid)
-        if final is not None:
-            result.live[(kind, name)] = final
-            if on_write is not None:
-                on_write(kind, name, str((final.get("metadata") or {}).get("resourceVersion", "")))
+    for phase in (0, 1):
+        for child in children:
+            if kinds.of(child).phase == phase:
+                await one(child)
+    await asyncio.gather(*(one(c) for c in children if kinds.of(c).phase > 1))
+    for deletion in deletions:
+        kind = kinds.by_kind(deletion.kind)
+        try:
+            await _delete(rt.kube, rt.cache, namespace, owner_uid, kind, deletion, result, logger)
+        except KubeError as exc:
+            _failed(rt, kind, f"{kind.kind} {deletion.name}", exc, result, logger)
     return result
 
 
-async def _execute(
-    kube: KubeClient,
+async def _converge(
+    rt: Runtime,
     namespace: str,
-    step: Step,
-    desired: Mapping[str, Any],
-    result: ApplyResult,
-    *,
-    logger: logging.Logger | logging.LoggerAdapter,
     owner_uid: str,
-    retried: bool = False,
-) -> dict[str, Any] | None:
-    kind = str(desired["kind"])
-    what = f"{kind} {step.name}"
+    kind: ChildKind,
+    desired: Mapping[str, Any],
+    result: Applied,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> None:
+    name = str(desired["metadata"]["name"])
+    step = diff.child_step(desired, rt.cache.get(kind.kind, namespace, name), owner_uid=owner_uid)
+    if step.kind is StepKind.CREATE:
+        try:
+            await _write(rt, namespace, kind, step, result, logger)
+            return
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+        # Taken: our own earlier write whose answer was lost, or a cache behind the server. Read, decide again.
+        live = await rt.kube.get_or_none(kind.ref, namespace, name)
+        if live is not None:
+            rt.cache.observe(kind.kind, live)
+        step = diff.child_step(desired, live, owner_uid=owner_uid)
+        if step.kind is StepKind.CREATE:
+            raise KubeError(409, "Conflict", f"{kind.kind} {name} was taken and is gone again")
+    await _write(rt, namespace, kind, step, result, logger)
+
+
+async def _write(
+    rt: Runtime,
+    namespace: str,
+    kind: ChildKind,
+    step: Step,
+    result: Applied,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> None:
+    what = f"{kind.kind} {step.name}"
     if step.kind is StepKind.NONE:
-        return None
+        return
     if step.kind is StepKind.REFUSE:
         logger.warning("Refused to touch %s: %s", what, step.reason, extra={"child": what})
         result.refused.append(step.reason)
-        return None
-    try:
-        if step.kind is StepKind.CREATE:
-            obj = await kube.create(step.ref, namespace, step.body)
-            result.created.append(what)
-            logger.info("Created %s", what, extra={"child": what})
+        return
+    if step.kind is StepKind.CREATE:
+        recreated = rt.cache.deleted_by_others(kind.kind, namespace, step.name)
+        with rt.cache.writing(kind.kind, namespace, step.name):
+            answer = await rt.kube.create(kind.ref, namespace, step.body)
+        result.changed_since |= not rt.cache.record_write(kind.kind, answer)
+        result.created.append(what)
+        if recreated:
+            result.repaired.append(what)
+            logger.warning("Recreated %s, which was deleted outside the operator", what, extra={"child": what})
         else:
-            obj = await kube.patch(step.ref, namespace, step.name, step.body)
-            result.patched.append(what)
-            logger.info("Patched %s (%s)", what, step.reason, extra={"child": what})
-    except KubeError as exc:
-        # Someone (a previous attempt whose answer was lost, a second replica) created it first:
-        # read it and decide again, once.
-        if step.kind is StepKind.CREATE and exc.conflict and not retried:
-            live = await kube.get_or_none(step.ref, namespace, step.name)
-            again = reconcile.child_step(desired, live, owner_uid=owner_uid)
-            if again.kind is StepKind.NONE:
-                return live
-            return await _execute(
-                kube, namespace, again, desired, result, logger=logger, owner_uid=owner_uid, retried=True
-            )
-        raise
-    return obj
+            logger.info("Created %s", what, extra={"child": what})
+        return
+    with rt.cache.writing(kind.kind, namespace, step.name):
+        answer = await rt.kube.patch(kind.ref, namespace, step.name, step.body)
+    result.changed_since |= not rt.cache.record_write(kind.kind, answer)
+    if step.drift is not None:
+        result.repaired.append(what)
+        logger.warning("Repaired %s: %s was changed outside the operator", what, step.drift, extra={"child": what})
+    else:
+        result.updated.append(what)
+        logger.info("Updated %s (%s)", what, step.reason, extra={"child": what})
 
 
-async def delete_undesired(
+async def _delete(
     kube: KubeClient,
-    owner: Mapping[str, Any],
-    refs: Sequence[tuple[ResourceRef, str]],
-    *,
-    logger: logging.Logger | logging.LoggerAdapter = log,
-) -> list[str]:
-    """Delete children a spec turned off, if present and ours; a kind the cluster lacks counts as absent."""
-    namespace = owner["metadata"]["namespace"]
-    owner_uid = str(owner["metadata"].get("uid", ""))
-    deleted = []
-    for ref, name in refs:
-        try:
-            live = await kube.get_or_none(ref, namespace, name)
-        except KubeError as exc:
-            if exc.status in (404, 405):
-                continue
+    cache: Cache,
+    namespace: str,
+    owner_uid: str,
+    kind: ChildKind,
+    deletion: Deletion,
+    result: Applied,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> None:
+    live = cache.get(kind.kind, namespace, deletion.name)
+    if live is None:
+        return
+    owners = (live.get("metadata") or {}).get("ownerReferences") or ()
+    if not any(o.get("uid") == owner_uid and o.get("controller") for o in owners):
+        return
+    cache.record_delete(kind.kind, namespace, deletion.name)
+    try:
+        await kube.delete(kind.ref, namespace, deletion.name)
+    except KubeError as exc:
+        if not exc.not_found:
+            cache.observe(kind.kind, live)  # still there: put it back, the retry deletes it again
             raise
-        if live is None:
-            continue
-        owners = (live.get("metadata") or {}).get("ownerReferences") or ()
-        if not any(o.get("uid") == owner_uid and o.get("controller") for o in owners):
-            continue
-        try:
-            await kube.delete(ref, namespace, name)
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-        logger.info("Deleted %s %s (turned off in the spec)", ref.plural, name, extra={"child": f"{ref.plural}/{name}"})
-        deleted.append(f"{ref.plural}/{name}")
-    return deleted
+    what = f"{kind.kind} {deletion.name}"
+    logger.info("Deleted %s (%s)", what, deletion.why, extra={"child": what})
+    result.deleted.append(what)
+
+
+def _failed(
+    rt: Runtime,
+    kind: ChildKind,
+    what: str,
+    exc: KubeError,
+    result: Applied,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> None:
+    if exc.kind_not_served:
+        rt.mark_unserved(kind)
+        result.unserved.append(kind)
+        logger.warning("The API server does not serve %s %s; skipped %s", kind.api_version, kind.kind, what)
+    elif exc.status in _REJECTED:
+        result.rejected.append(f"{what}: {exc}")
+        logger.warning("The API server refused %s: %s", what, exc, extra={"child": what})
+    else:
+        result.errors.append(exc)
+        logger.warning("Failed to apply %s: %s", what, exc, extra={"child": what})

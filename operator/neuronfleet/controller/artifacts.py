@@ -239,11 +239,13 @@ def decide(
     now: datetime.datetime,
     render: RenderOptions,
     options: ArtifactOptions | None = None,
+    keep_keys: frozenset[str] = frozenset(),
 ) -> Decision:
     """The gate for `plan.artifact_key` given the fleet's artifact Jobs (see the module docstring).
 
     `live_key` is the key the live Deployment serves (its artifact-key annotation), None when there
-    is no Deployment yet.
+    is no Deployment yet. `keep_keys` are other keys still in use (the fleet's fallback variants):
+    their Jobs are never retired as stale.
     """
     options = options or ArtifactOptions()
     spec = md.spec.neuron.compiled_artifacts
@@ -269,7 +271,7 @@ def decide(
         )
     observed = [j for j in (observe_job(job) for job in jobs) if j is not None]
     mine = sorted((j for j in observed if j.key == key), key=lambda j: j.attempt)
-    stale = tuple(j.name for j in observed if j.key != key)
+    stale = tuple(j.name for j in observed if j.key != key and j.key not in keep_keys)
     serving = f"; the running replicas keep serving key {live_key}" if live_key and live_key != key else ""
     if policy is Policy.PRECOMPILE:
         decision = _precompile(md, plan, [j for j in mine if j.mode == "compile"], now, render, options, serving)

@@ -1,12 +1,13 @@
-"""The built-in autoscaler: per fleet, every spec.autoscaling.intervalSeconds, observe -> decide -> scale.
+"""The built-in autoscaler: per fleet, every spec.autoscaling.intervalSeconds, observe -> decide -> hand over.
 
-With autoscaling on, the operator is the single writer of the child Deployment's replicas and
-this is the only code that changes them (the reconcile pass preserves the live count). Each
-decision: read the fleet's signals from Prometheus (`autoscale.observe`), decide
-(`autoscale.decide`, pure, with the in-memory history of recent decisions), patch the
-Deployment's replicas when the count changes, write the autoscaler's status fields and
-conditions (ScalingActive, ScalingLimited, MetricsAvailable), post an event per scale, export
-the desired replicas and metric values.
+Each tick reads the fleet's signals from Prometheus (`autoscale.observe`), runs one pure step
+(`autoscale.step`: decide, and remember the decision in the fleet's history), stores the decision
+in `Runtime.decisions` and queues a reconcile pass. It writes nothing: the pass renders the
+decided replica count into the Deployment and applies it through the one apply path (so the
+child's last-applied record moves with it and no pass mistakes the change for drift), and it
+reports the decision in status (ScalingActive, ScalingLimited, MetricsAvailable, metrics, targets)
+and as an event when replicas change. The ModelDeployment and its Deployment come from the cache
+kopf's watches fill; Prometheus is the only thing a tick asks.
 
 Why not `@kopf.timer`: kopf puts a finalizer on every object a timer or daemon runs for, so a
 stopped operator would block `kubectl delete md` of every autoscaled fleet. Instead one asyncio
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,9 +28,8 @@ from typing import Any
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
 from neuronfleet.autoscale import observe, prometheus, promql, step, types
-from neuronfleet.controller import artifacts, events, status, sync
-from neuronfleet.controller.kube import KubeError
-from neuronfleet.neuron import planner
+from neuronfleet.controller import artifacts, reconciler, workloads
+from neuronfleet.controller.state import FleetKey, Runtime, ScalingState
 
 __all__ = ["NO_PROMETHEUS", "Autoscaler"]
 
@@ -52,7 +51,7 @@ class Autoscaler:
 
     def __init__(
         self,
-        runtime: sync.Runtime,
+        runtime: Runtime,
         *,
         default_prometheus_url: str | None,
         client_factory: ClientFactory = prometheus.PrometheusClient,
@@ -62,16 +61,16 @@ class Autoscaler:
         self._default_url = default_prometheus_url
         self._client_factory = client_factory
         self._interval_override = interval_override
-        self._fleets: dict[sync.FleetKey, _Fleet] = {}
+        self._fleets: dict[FleetKey, _Fleet] = {}
         self._clients: dict[str, Any] = {}
-        self.histories: dict[sync.FleetKey, tuple[types.HistoryEntry, ...]] = {}
+        self.histories: dict[FleetKey, tuple[types.HistoryEntry, ...]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def track(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         """Start, restart (new interval) or stop the loop of the fleet in `body`."""
         meta = body.get("metadata") or {}
-        key = sync.FleetKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        key = FleetKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         autoscaling = ((body.get("spec") or {}).get("autoscaling")) or {}
         if deleted or meta.get("deletionTimestamp") or not autoscaling.get("enabled"):
             self.stop(key)
@@ -79,19 +78,23 @@ class Autoscaler:
                 self.histories.pop(key, None)
             return
         interval = self._interval_override or float(autoscaling.get("intervalSeconds") or 15)
-        fleet = self._fleets.get(key)
+        fleet = self._fleets.pop(key, None)
         if fleet is not None and fleet.interval == interval and not fleet.task.done():
+            self._fleets[key] = fleet
             return
-        self.stop(key)
+        if fleet is not None:
+            fleet.task.cancel()  # a new interval: restart the loop, keep the last decision
         task = asyncio.get_running_loop().create_task(self._loop(key, interval), name=f"autoscale {key.name}")
         self._fleets[key] = _Fleet(task, interval)
 
-    def stop(self, key: sync.FleetKey) -> None:
+    def stop(self, key: FleetKey) -> None:
+        """Stop deciding for `key`; its last decision goes too, so passes keep the live count."""
         fleet = self._fleets.pop(key, None)
         if fleet is not None:
             fleet.task.cancel()
+        self._rt.decisions.pop(key, None)
 
-    def active(self) -> set[sync.FleetKey]:
+    def active(self) -> set[FleetKey]:
         return set(self._fleets)
 
     async def close(self) -> None:
@@ -105,15 +108,15 @@ class Autoscaler:
                 await client.close()
         self._clients.clear()
 
-    async def _loop(self, key: sync.FleetKey, interval: float) -> None:
+    async def _loop(self, key: FleetKey, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.tick(key)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # one bad decision must not end the loop; the next one retries
-                log.warning("Autoscaling %s/%s failed: %s", key.namespace, key.name, exc)
+            except Exception:  # a bug: one bad decision must not end the loop; the next one retries
+                log.exception("Autoscaling %s/%s failed", key.namespace, key.name)
 
     # -- one decision -----------------------------------------------------------------------
 
@@ -123,29 +126,36 @@ class Autoscaler:
             client = self._clients[url] = self._client_factory(url)
         return client
 
-    async def tick(self, key: sync.FleetKey) -> types.Decision | None:
+    async def tick(self, key: FleetKey) -> types.Decision | None:
         """Decide once for `key`; None when there is nothing to decide (gone, off, not planned yet)."""
         rt = self._rt
-        body = await rt.kube.get_or_none(sync.MD_REF, key.namespace, key.name)
+        body = rt.cache.get("ModelDeployment", key.namespace, key.name)
         if body is None:
             self.stop(key)
             return None
         try:
             md = resource.load({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
-            plan = planner.plan(convert.plan_request(md))
-        except (errors.PlanError, ValueError):
+            fleet = workloads.workloads(md, reconciler.plan_fleet(md, rt))
+        except errors.PlanError:
             return None  # the reconcile pass reports it (Degraded); nothing sensible to scale
         spec = md.spec.autoscaling
         if not spec.enabled:
             self.stop(key)
             return None
-        deployment = await rt.kube.get_or_none(sync.DEPLOYMENT_REF, key.namespace, sync.deployment_name(md))
-        if deployment is None:
-            return None
-        current = int((deployment.get("spec") or {}).get("replicas") or 0)
-        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        views = [workloads.view(w, rt.cache.get(w.kind, key.namespace, w.name)) for w in fleet]
+        if views[0] is None:
+            return None  # not created yet (or held back by the artifact gate)
+        # Capacity in primary replicas, as the pass allocates it: pods waiting for a node past their
+        # cutoff no longer count as capacity on its way (placement/fallback.py).
+        placed = reconciler.place(rt, key, md, fleet)
+        current = placed.allocation.current_replicas
+        ready_by_status = sum(
+            int(((v or {}).get("status") or {}).get("readyReplicas") or 0) * w.variant.units_per_replica
+            for w, v in zip(fleet, views, strict=True)
+        )
+        ready = min(current, max(placed.allocation.ready_replicas, int(ready_by_status + 1e-9)))
+        plan = fleet[0].variant.plan
         # Time-to-ready of a new replica: a cache hit when the artifact gate says the key is ready.
-        plan = artifacts.keyed_plan(md, plan, rt.render_options)
         if artifacts.known_cache_hit(md, plan, body.get("status")):
             plan = artifacts.with_cache_hit(plan)
         try:
@@ -168,67 +178,23 @@ class Autoscaler:
             metrics_error = str(exc)
             observation = observe.unavailable(current_replicas=current, ready_replicas=ready)
 
-        async with rt.lock(key):
-            now = rt.clock()
-            moment = now.timestamp()
-            past = self.histories.get(key, ())
-            decision, self.histories[key] = step.step(observation, policy, past, moment)
-            scaled = decision.replicas != current
-            if scaled:
-                scale = {"spec": {"replicas": decision.replicas}}
-                answer = await rt.kube.patch(sync.DEPLOYMENT_REF, key.namespace, sync.deployment_name(md), scale)
-                rv = str((answer.get("metadata") or {}).get("resourceVersion", ""))
-                rt.own_writes[("Deployment", key.namespace, sync.deployment_name(md))] = rv
-            targets = convert.autoscaling_targets(policy)
-            await self._write_status(key, body, decision, observation, metrics_error, scaled, now, targets)
-        self._export(key, decision, observation)
-        return decision
-
-    async def _write_status(
-        self,
-        key: sync.FleetKey,
-        body: dict[str, Any],
-        decision: types.Decision,
-        observation: types.Observation,
-        metrics_error: str | None,
-        scaled: bool,
-        now: datetime.datetime,
-        targets: dict[str, float],
-    ) -> None:
-        rt = self._rt
-        previous = sync.previous_status(rt, key, body)
-        sampled = observation.sampled_at
-        sampled_at = None
-        if sampled is not None:
-            sampled_at = sync.utc_timestamp(datetime.datetime.fromtimestamp(sampled, datetime.UTC))
-        new = status.scaling_status(
-            previous,
-            generation=body["metadata"].get("generation"),
+        now = rt.clock()
+        decision, self.histories[key] = step.step(observation, policy, self.histories.get(key, ()), now.timestamp())
+        previous = rt.decisions.get(key)
+        rt.decisions[key] = ScalingState(
             decision=decision,
             observation=observation,
             metrics_error=metrics_error,
-            scaled=scaled,
-            now=sync.utc_timestamp(now),
-            sampled_at=sampled_at,
+            targets=convert.autoscaling_targets(policy),
+            decided_at=now,
+            seq=1 if previous is None else previous.seq + 1,
         )
-        new["autoscalingTargets"] = targets
-        patch = status.status_patch(previous, new)
-        uid = str(body["metadata"].get("uid", ""))
-        if patch is not None:
-            try:
-                answer = await rt.kube.patch(
-                    sync.MD_REF, key.namespace, key.name, {"status": patch}, subresource="status"
-                )
-            except KubeError as exc:
-                log.warning("Failed to write the autoscaling status of %s/%s: %s", key.namespace, key.name, exc)
-                return
-            rt.statuses[key] = (uid, {k: v for k, v in (answer.get("status") or {}).items() if k != "kopf"})
-        found = list(events.transitions_scaling(previous, new))
-        if scaled:
-            found.append(events.Event(events.NORMAL, str(decision.reason), decision.message))
-        events.post(body, found)
+        if rt.enqueue is not None:
+            rt.enqueue(key)
+        self._export(key, decision, observation)
+        return decision
 
-    def _export(self, key: sync.FleetKey, decision: types.Decision, observation: types.Observation) -> None:
+    def _export(self, key: FleetKey, decision: types.Decision, observation: types.Observation) -> None:
         metrics = self._rt.metrics
         metrics.desired_replicas.labels(namespace=key.namespace, name=key.name).set(decision.replicas)
         metrics.decisions.labels(namespace=key.namespace, name=key.name, reason=str(decision.reason)).inc()

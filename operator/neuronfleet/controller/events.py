@@ -1,9 +1,15 @@
 """Events a user must see on a ModelDeployment, emitted only on transitions.
 
-`transitions()` is pure: it compares the status before and after a pass (plus what the pass
-did to the children) and names what changed: planned, plan failed, plan fixed, rollout started,
-rollout finished, child repaired. Re-running a pass that changed nothing yields no event, so
-`kubectl describe md` stays readable and the API server is not flooded by resyncs.
+`transitions()` is pure: it compares the status before and after a pass (plus what the pass did
+to the children) and names what changed: planned, plan failed, plan fixed, rollout started or
+finished, a child repaired, metrics lost or back, artifacts compiling or ready, an optional child
+skipped. Re-running a pass that changed nothing yields no event, so `kubectl describe md` stays
+readable and the API server is not flooded by resyncs. A new fleet gets one event ("Planned"):
+its first rollout is implied, and each event is an API request.
+
+ChildRepaired means one thing only: something other than the operator changed or deleted a child
+and the pass put it back (`controller/apply.py` tells drift from the operator's own updates).
+
 `post()` hands them to kopf, which writes core/v1 Events in the background.
 """
 
@@ -16,9 +22,12 @@ from typing import Any
 import kopf
 
 from neuronfleet.api.conditions import ConditionType, Reason
+from neuronfleet.autoscale import types
+from neuronfleet.controller import artifacts
 from neuronfleet.controller.status import condition_status
+from neuronfleet.placement import capacity_status
 
-__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "post", "transitions", "transitions_scaling"]
+__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "capacity", "post", "scaled", "transitions"]
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -40,6 +49,7 @@ def transitions(
 ) -> list[Event]:
     """Events for what changed between two statuses; `repaired` names children put back by this pass."""
     previous = previous or {}
+    first = not previous.get("observedGeneration")
     events: list[Event] = []
 
     old_plan = (previous.get("plan") or {}).get("summary")
@@ -57,7 +67,7 @@ def transitions(
 
     old_progressing = condition_status(previous, ConditionType.PROGRESSING)
     new_progress = _condition(new, ConditionType.PROGRESSING)
-    if new_progress.get("status") == "True" and old_progressing != "True":
+    if new_progress.get("status") == "True" and old_progressing != "True" and not first:
         events.append(Event(NORMAL, ROLLOUT_STARTED, f"Rollout started: {new_progress.get('message')}"))
     if old_progressing == "True" and new_progress.get("status") == "False":
         events.append(Event(NORMAL, Reason.ROLLOUT_COMPLETE, f"Rollout finished: {new_progress.get('message')}"))
@@ -65,17 +75,50 @@ def transitions(
     for what in repaired:
         message = f"Repaired {what}, which was changed or deleted outside the operator"
         events.append(Event(WARNING, Reason.CHILD_REPAIRED, message))
+
+    events += _metrics(previous, new)
+    events += _optional(previous, new)
+    events += [Event(t, r, m) for t, r, m in artifacts.transitions(previous, new)]
     return events
 
 
-def transitions_scaling(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
-    """Events for the autoscaler's conditions: metrics lost (a warning) and back."""
+def capacity(
+    previous: Mapping[str, Any], new: Mapping[str, Any], condition: capacity_status.CapacityCondition
+) -> list[Event]:
+    """Fallback activated or drained, and replicas that no node takes (placement/capacity_status.py)."""
+    found = capacity_status.capacity_events(
+        previous.get("capacity"),
+        new.get("capacity") or {},
+        _condition(previous, ConditionType.CAPACITY_AVAILABLE) or None,
+        condition,
+    )
+    return [Event(e.type, str(e.reason), e.message) for e in found]
+
+
+def scaled(decision: types.Decision) -> Event:
+    """The event for a replica change the pass applied on the autoscaler's decision."""
+    return Event(NORMAL, str(decision.reason), decision.message)
+
+
+def _metrics(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
+    """Metrics lost (a warning: the autoscaler holds) and back."""
     old = condition_status(previous, ConditionType.METRICS_AVAILABLE)
     cond = _condition(new, ConditionType.METRICS_AVAILABLE)
     if cond.get("status") == "False" and old != "False":
         return [Event(WARNING, Reason.METRICS_UNAVAILABLE, f"Holding replicas: {cond.get('message')}")]
     if cond.get("status") == "True" and old == "False":
         return [Event(NORMAL, Reason.METRICS_FRESH, "Metrics are available again")]
+    return []
+
+
+def _optional(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
+    """An optional child skipped for a kind the cluster lacks (a warning), and applied again."""
+    old = _condition(previous, ConditionType.OPTIONAL_CHILDREN_APPLIED)
+    cond = _condition(new, ConditionType.OPTIONAL_CHILDREN_APPLIED)
+    if cond.get("status") == "False" and (old.get("status"), old.get("message")) != ("False", cond.get("message")):
+        return [Event(WARNING, str(cond.get("reason")), str(cond.get("message")))]
+    if cond.get("status") == "True" and old.get("status") == "False":
+        return [Event(NORMAL, Reason.RECONCILED, f"Optional children {cond.get('message')}")]
     return []
 
 

@@ -1,52 +1,76 @@
-"""The kopf handlers: thin, level-based, registered into an explicit registry.
+"""The kopf handlers: watch, cache, queue. Nothing here decides or writes.
 
-- create/update/resume are stacked on one `reconcile_model_deployment` (no branching on cause);
-  a failed pass raises `kopf.TemporaryError` and kopf retries it with backoff.
-- Children (Deployment, Service, PDB, artifact Jobs) are watched; any change or deletion of one that this
-  operator manages queues a pass for its owner: drift is repaired and the owner's status follows
-  the pods within seconds (a pod turning ready updates the Deployment's status, hence an event).
+controller-runtime's shape on kopf: every watched object goes into the cache
+(controller/cache.py), and every change that was not the echo of the operator's own write queues
+one reconcile pass for the fleet it belongs to (controller/workqueue.py). The pass
+(controller/reconciler.py) is level-based: it never asks which event woke it.
+
+- ModelDeployments: `kopf.on.event`, not create/update/resume. kopf's change handlers would write
+  a last-handled-configuration annotation and handler progress into every object, two requests per
+  change that a level-based pass does not need; the work queue retries failed passes itself.
+- Children and pods: `kopf.index` handlers fill the cache. kopf starts no handler of any resource
+  until every indexed resource has been listed, so the first pass of every fleet sees all of its
+  children and a restart creates nothing twice. Index handlers are not called for deletions, so a
+  `kopf.on.event` handler takes those.
 - Deletion needs no handler and no finalizer: every child carries a controller ownerReference,
-  so Kubernetes' garbage collector removes them with the ModelDeployment. Without a finalizer a
-  stopped or broken operator can never block `kubectl delete md`. A DELETED event only drops the
-  fleet's in-memory state.
-- Autoscaled fleets get a decision loop from `controller/autoscaling.py`, started and stopped by
-  the ModelDeployment watch (`track_model_deployment`); not a `@kopf.timer`, which would need a
-  finalizer.
+  so Kubernetes' garbage collector removes them with the ModelDeployment, and a stopped or broken
+  operator can never block `kubectl delete md`. A DELETED event only drops the fleet's state.
+- Autoscaled fleets get a decision loop (controller/autoscaling.py), started and stopped here.
 - Handlers return nothing: kopf would store return values in status, which the CRD prunes.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 import kubernetes
 
 from neuronfleet.api import constants
-from neuronfleet.controller import reconcile, startup, sync
-from neuronfleet.controller.kube import KubeError
+from neuronfleet.controller import diff, kinds, replica_phases, startup
+from neuronfleet.controller.cache import Change
+from neuronfleet.controller.refs import ResourceRef
 from neuronfleet.controller.settings import OperatorConfig
+from neuronfleet.controller.state import FleetKey
+from neuronfleet.render import labels
 
-__all__ = ["CHILD_WATCHES", "register"]
+__all__ = ["WATCHED", "register"]
 
-# Children whose drift the operator repairs; the PodMonitor is only watched if its CRD exists,
-# which kopf cannot know up front, so it is re-applied on the owner's passes instead.
-CHILD_WATCHES: tuple[tuple[str, str, str], ...] = (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("batch", "v1", "jobs"),  # compile/check Jobs of the artifact gate
+WATCHED: tuple[tuple[str, ResourceRef], ...] = (
+    *((k.kind, k.ref) for k in kinds.CHILD_KINDS),
+    ("Pod", kinds.POD),
 )
-MANAGED = {reconcile.MANAGED_BY_LABEL: reconcile.MANAGED_BY_VALUE}
+"""(kind, where) of every object kind the cache holds besides ModelDeployments. A kind the cluster
+does not serve (PodMonitor without the Prometheus Operator) is simply not watched by kopf until its
+CRD appears."""
+
+MANAGED = {diff.MANAGED_BY_LABEL: diff.MANAGED_BY_VALUE}
 
 
-def _owner_key(body: Any) -> sync.FleetKey | None:
-    for ref in body.get("metadata", {}).get("ownerReferences") or ():
+def owner_key(kind: str, body: Mapping[str, Any]) -> FleetKey | None:
+    """The fleet a child belongs to: its controller ownerReference, or for a pod its instance label."""
+    meta = body.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "")
+    if kind == "Pod":
+        instance = (meta.get("labels") or {}).get(labels.INSTANCE)
+        return FleetKey(namespace, str(instance)) if instance else None
+    for ref in meta.get("ownerReferences") or ():
         ours = ref.get("kind") == constants.KIND and ref.get("apiVersion") == constants.API_VERSION
         if ref.get("controller") and ours:
-            return sync.FleetKey(body["metadata"]["namespace"], ref["name"])
+            return FleetKey(namespace, str(ref["name"]))
     return None
+
+
+def wants_pass(kind: str, change: Change) -> bool:
+    """Whether a cached change should wake the owner's pass: any foreign change; for pods, a new phase."""
+    if not change.changed:
+        return False
+    if kind != "Pod":
+        return True
+    before = None if change.previous is None else replica_phases.signature(change.previous)
+    after = None if change.current is None else replica_phases.signature(change.current)
+    return before != after
 
 
 def register(
@@ -69,48 +93,35 @@ def register(
     async def stop(memo: kopf.Memo, **_: Any) -> None:
         await startup.release_memo(memo)
 
-    @kopf.on.resume(*md, registry=registry, id="reconcile")
-    @kopf.on.create(*md, registry=registry, id="reconcile")
-    @kopf.on.update(*md, registry=registry, id="reconcile")
-    async def reconcile_model_deployment(
-        body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any
-    ) -> None:
-        rt: sync.Runtime = memo.runtime
-        key = sync.FleetKey(body.metadata.namespace or "", body.metadata.name or "")
-        started = time.monotonic()
-        rt.metrics.reconciles.labels(handler="reconcile").inc()
-        try:
-            async with rt.lock(key):
-                await sync.reconcile_pass(rt, body, logger=logger)
-        except KubeError as exc:
-            rt.metrics.errors.labels(handler="reconcile").inc()
-            delay = min(config.retry_delay * 2**retry, config.retry_delay_max)
-            # kopf retries through its progress record in status; if the API server also refuses
-            # that write, kopf waits for the next event, which may never come. The work queue
-            # retries the same level-based pass regardless.
-            memo.queue.add(key, delay)
-            raise kopf.TemporaryError(f"API server: {exc}", delay=delay) from exc
-        finally:
-            rt.metrics.duration.labels(handler="reconcile").observe(time.monotonic() - started)
-
-    @kopf.on.event(*md, registry=registry, id="track")
-    async def track_model_deployment(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        """Start or stop the fleet's autoscaling loop; drop the state of a deleted fleet."""
+    @kopf.on.event(*md, registry=registry, id="modeldeployments")
+    async def model_deployment_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Cache it, start or stop its autoscaler, and queue a pass unless this is our status write's echo."""
         deleted = type == "DELETED"
+        change = memo.runtime.cache.observe(constants.KIND, body, deleted=deleted)
         memo.autoscaler.track(body, deleted=deleted)
+        key = FleetKey(body.metadata.namespace or "", body.metadata.name or "")
         if deleted:
-            memo.runtime.forget(sync.FleetKey(body.metadata.namespace or "", body.metadata.name or ""))
+            memo.runtime.forget(key)
+        elif change.changed:
+            memo.queue.add(key)
 
-    async def child_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        key = _owner_key(body)
-        if key is None:
-            return
-        meta = body.get("metadata", {})
-        rv = str(meta.get("resourceVersion", ""))
-        if type != "DELETED" and memo.runtime.is_own_write(body.get("kind", ""), key.namespace, meta.get("name"), rv):
-            return  # the echo of our own write: the pass that made it already accounted for it
-        memo.queue.add(key)
+    def seen(memo: kopf.Memo, kind: str, body: Mapping[str, Any], *, deleted: bool) -> None:
+        change = memo.runtime.cache.observe(kind, body, deleted=deleted)
+        key = owner_key(kind, body)
+        if key is not None and wants_pass(kind, change):
+            memo.queue.add(key)
 
-    for group, version, plural in CHILD_WATCHES:
-        where = (group, version, plural) if group else (version, plural)
-        kopf.on.event(*where, labels=MANAGED, registry=registry, id=f"child-{plural}")(child_changed)
+    def watch(kind: str, ref: ResourceRef) -> None:
+        where = (ref.group, ref.version, ref.plural) if ref.group else (ref.version, ref.plural)
+
+        @kopf.index(*where, labels=MANAGED, registry=registry, id=f"cache-{ref.plural}")
+        async def index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+            seen(memo, kind, body, deleted=False)
+
+        @kopf.on.event(*where, labels=MANAGED, registry=registry, id=f"deleted-{ref.plural}")
+        async def deleted(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+            if type == "DELETED":
+                seen(memo, kind, body, deleted=True)
+
+    for kind, ref in WATCHED:
+        watch(kind, ref)

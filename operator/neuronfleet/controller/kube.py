@@ -1,23 +1,27 @@
 """The operator's one door to the Kubernetes API for its own reads and writes (children, status).
 
-kopf watches and posts events over its own connection; everything the reconcile pass does goes
-through this thin async wrapper over the official `kubernetes` client. It speaks plain dicts
-(no generated models, so any kind works and nothing is lost in translation), runs the blocking
-client in a small thread pool, and turns every failure into one `KubeError` carrying the HTTP
-status, so callers branch on meaning (`not_found`, `conflict`, `retriable`).
+kopf watches and posts events over its own connection; everything the reconcile pass writes goes
+through this thin async client. Credentials come from the official `kubernetes` package's config
+loader (--kubeconfig, in-cluster service account, exec plugins such as `aws eks get-token`, with
+its token refresh), and requests go over aiohttp, natively async like kopf's own: the official
+client's blocking REST layer needed a thread pool, and its serialisation cost about a millisecond
+of CPU per request (bench/reconcile.py), which at a thousand fleets was seconds of an event loop
+that also has to deliver watch events. It speaks plain dicts (no generated models, so any kind
+works and nothing is lost in translation) and turns every failure into one `KubeError` carrying the
+HTTP status, so callers branch on meaning (`not_found`, `conflict`, `kind_not_served`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import os
+import ssl
+import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import kubernetes
-import urllib3
 
 from neuronfleet.controller.refs import ResourceRef
 
@@ -28,6 +32,10 @@ __all__ = [
     "resource_path",
 ]
 
+AUTH_REFRESH_SECONDS = 30.0
+"""How often credentials are re-read: well inside the shortest lifetime of the tokens they renew
+(an EKS token lives 15 minutes; the in-cluster loader itself rereads the token file every minute)."""
+
 # PATCH content types the API server accepts. Merge patch replaces lists wholesale, which is
 # what an operator owning a field wants (see controller/apply.py for the ownership rules).
 MERGE_PATCH = "application/merge-patch+json"
@@ -36,15 +44,26 @@ MERGE_PATCH = "application/merge-patch+json"
 class KubeError(Exception):
     """An API call that failed; `status` is the HTTP code, 0 when no answer came (timeout, reset)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}" if status else message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.details: Mapping[str, Any] = details or {}
 
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+    @property
+    def kind_not_served(self) -> bool:
+        """The API server does not serve the resource type at all (no such group, version or plural).
+
+        It answers such a path with 404 and a Status naming no object ("the server could not find
+        the requested resource", details empty), where a missing object or namespace is a 404 whose
+        details name it.
+        """
+        return self.status == 404 and not self.details.get("name")
 
     @property
     def conflict(self) -> bool:
@@ -90,7 +109,7 @@ def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Confi
 
 
 class KubeClient:
-    """Async CRUD on any resource as plain dicts, over the official client's REST layer."""
+    """Async CRUD on any resource as plain dicts."""
 
     def __init__(
         self,
@@ -99,14 +118,24 @@ class KubeClient:
         workers: int = 8,
         timeout: tuple[float, float] = (5.0, 15.0),
     ) -> None:
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, workers)
-        self._api = kubernetes.client.ApiClient(configuration)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        self._timeout = timeout
+        self._config = configuration
+        # Read once: the official Configuration computes `host` afresh (proxy settings included) on
+        # every access, which cost more CPU than the rest of a request.
+        self._host = configuration.host.rstrip("/")
+        self._connections = workers
+        self._timeout = aiohttp.ClientTimeout(total=timeout[0] + timeout[1], connect=timeout[0], sock_read=timeout[1])
+        self._session: aiohttp.ClientSession | None = None
+        self._auth: tuple[float, str | None] = (float("-inf"), None)  # (when read, Authorization header)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._api.close()
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=_ssl_context(self._config, self._host))
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def get(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any]:
         return await self._call("GET", resource_path(ref, namespace, name))
@@ -146,6 +175,37 @@ class KubeClient:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         await self._call("DELETE", resource_path(ref, namespace, name), body=body)
 
+    def _authorization(self) -> str | None:
+        """The Authorization header, re-read from the credentials at most every AUTH_REFRESH_SECONDS.
+
+        In-cluster and exec-plugin credentials expire; the official loader's refresh hook renews them
+        (rereading the token file, rerunning `aws eks get-token` when due), but it costs about a
+        millisecond per call, so it runs on a timer, not per request.
+        """
+        read_at, header = self._auth
+        now = time.monotonic()
+        if now - read_at < AUTH_REFRESH_SECONDS:
+            return header
+        config = self._config
+        token = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+        if token:
+            header = token if " " in token else f"Bearer {token}"
+        elif config.username:
+            header = aiohttp.BasicAuth(config.username, config.password or "").encode()
+        else:
+            header = None
+        self._auth = (now, header)
+        return header
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        authorization = self._authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        return headers
+
     async def _call(
         self,
         method: str,
@@ -155,31 +215,33 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call_sync, method, path, query, body, content_type)
-
-    def _call_sync(
-        self, method: str, path: str, query: Mapping[str, str] | None, body: Any, content_type: str
-    ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        params = self._api.param_serialize(
-            method,
-            path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = self._headers(None if body is None else content_type)
+        url = self._host + path
         try:
-            response = self._api.call_api(*params, _request_timeout=self._timeout)
-            data = response.read()
-        except (urllib3.exceptions.HTTPError, OSError, kubernetes.client.ApiException) as exc:
-            raise KubeError(0, type(exc).__name__, str(exc)) from exc
-        if response.status >= 400:
-            raise _error_from(response.status, data)
-        return json.loads(data) if data else {}
+            async with self._open().request(method, url, params=query, data=data, headers=headers) as response:
+                raw = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise KubeError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
+        if status >= 400:
+            raise _error_from(status, raw)
+        return json.loads(raw) if raw else {}
+
+
+def _ssl_context(config: kubernetes.client.Configuration, host: str) -> ssl.SSLContext | bool:
+    """TLS as the kubeconfig says: its CA, its client certificate, or no verification when it opts out."""
+    if not host.startswith("https"):
+        return False
+    if not config.verify_ssl:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cafile=config.ssl_ca_cert or None)
+    if config.cert_file:
+        context.load_cert_chain(config.cert_file, config.key_file or None)
+    return context
 
 
 def _error_from(status: int, data: bytes | None) -> KubeError:
@@ -190,4 +252,6 @@ def _error_from(status: int, data: bytes | None) -> KubeError:
         answer = {}
     if not isinstance(answer, dict):
         answer = {}
-    return KubeError(status, str(answer.get("reason") or ""), str(answer.get("message") or (data or b"")[:200]))
+    details = answer.get("details") if isinstance(answer.get("details"), dict) else {}
+    message = str(answer.get("message") or (data or b"")[:200])
+    return KubeError(status, str(answer.get("reason") or ""), message, details)

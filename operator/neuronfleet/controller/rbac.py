@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from neuronfleet.api import constants
-from neuronfleet.controller.reconcile import CHILD_KINDS
+from neuronfleet.controller.kinds import CHILD_KINDS, POD
 
 __all__ = ["RULES", "Rule", "cluster_role_rules", "covers"]
 
@@ -31,14 +31,14 @@ class Rule:
 
 def _child_rules() -> tuple[Rule, ...]:
     rules: dict[str, set[str]] = {}
-    for ref in CHILD_KINDS.values():
-        rules.setdefault(ref.group, set()).add(ref.plural)
+    for kind in CHILD_KINDS:
+        rules.setdefault(kind.ref.group, set()).add(kind.ref.plural)
     return tuple(
         Rule(
             group,
             tuple(sorted(plurals)),
             (*_READ, "create", "patch", "delete"),
-            "children: watched for drift, created, patched on owned fields, deleted when turned off",
+            "children: watched into the cache, created, patched on owned fields, deleted when turned off",
         )
         for group, plurals in sorted(rules.items())
     )
@@ -48,17 +48,22 @@ RULES: tuple[Rule, ...] = (
     Rule(
         constants.GROUP,
         (constants.PLURAL,),
-        (*_READ, "patch"),
-        "watch ModelDeployments; kopf patches its last-handled-configuration annotation",
+        _READ,
+        "watch ModelDeployments into the cache (the operator never writes their spec or metadata)",
     ),
     Rule(
         constants.GROUP,
         (f"{constants.PLURAL}/status",),
         ("get", "patch"),
-        "status written once per pass; kopf keeps handler progress in status.kopf",
+        "status written once per pass, when it changed",
     ),
     *_child_rules(),
-    Rule("", ("pods",), ("list",), "where each starting replica is (download, compile, load) for status"),
+    Rule(
+        POD.group,
+        (POD.plural,),
+        ("list", "watch"),
+        "pods watched into the cache: where each starting replica is (download, compile, load) for status",
+    ),
     Rule("", ("events",), ("create", "patch"), "events on ModelDeployments (kopf posts core/v1 Events)"),
     Rule("events.k8s.io", ("events",), ("create", "patch"), "events, for API servers that route them here"),
     Rule(

@@ -27,7 +27,7 @@ from typing import Any
 from neuronfleet.neuron import startup_phases
 from neuronfleet.neuron.types import Plan
 
-__all__ = ["ReplicaPhase", "ReplicaState", "replica_states", "summary"]
+__all__ = ["ReplicaPhase", "ReplicaState", "replica_states", "signature", "summary"]
 
 CONTAINER = "vllm"  # render/deployment.py CONTAINER_NAME
 FETCH_WEIGHTS = "fetch-weights"  # the s3:// init container
@@ -151,3 +151,28 @@ def summary(states: Sequence[ReplicaState]) -> str:
             text += f" ({first.detail})"
         parts.append(text)
     return ", ".join(parts)
+
+
+def signature(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a pod can change its replica phase (phase, scheduling, container states, readiness).
+
+    A pod's status changes often (probes, timestamps); only a change of this tuple is worth a pass.
+    """
+    status = pod.get("status") or {}
+    scheduled = next((c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {})
+    containers = tuple(
+        (
+            c.get("name"),
+            tuple(sorted((c.get("state") or {}).keys())),
+            ((c.get("state") or {}).get("waiting") or {}).get("reason"),
+            c.get("ready"),
+        )
+        for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    )
+    return (
+        status.get("phase"),
+        scheduled.get("status"),
+        scheduled.get("message"),
+        containers,
+        bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+    )

@@ -17,11 +17,16 @@ import kopf
 __all__ = [
     "DEFAULT_PEERING",
     "FIELD_MANAGER",
+    "UNSERVED_RECHECK_SECONDS",
     "OperatorConfig",
     "configure_kopf",
 ]
 
 DEFAULT_PEERING = "neuronfleet"
+UNSERVED_RECHECK_SECONDS = 60.0
+"""How long a kind the API server said it does not serve is skipped before a pass tries it again. A
+cluster gains a CRD by an install, not by itself: once a minute keeps the request rate negligible and
+picks the kind up soon after."""
 # Who the operator says it is: events' reportingComponent, patches' fieldManager.
 FIELD_MANAGER = "neuronfleet"
 
@@ -45,6 +50,7 @@ class OperatorConfig:
     prometheus_url: str | None = None
     image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
     image_nxdi: str | None = None
+    neuron_allocation: str = "devicePlugin"  # --neuron-allocation: devicePlugin | dra, when the spec says nothing
     kubeconfig: str | None = None
     verbose: bool = False
     # Not flags: knobs for tests and the benchmark (a real cluster wants the defaults).
@@ -54,6 +60,7 @@ class OperatorConfig:
     autoscale_interval: float | None = None  # overrides every spec.autoscaling.intervalSeconds (tests)
     kube_workers: int = 8  # concurrent API calls of the reconcile passes
     kube_timeout: float = 15.0  # seconds to wait for one answer of the API server
+    unserved_recheck: float = UNSERVED_RECHECK_SECONDS
 
     @property
     def clusterwide(self) -> bool:
@@ -75,6 +82,43 @@ class OperatorConfig:
         return kwargs
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: the operator has no change handlers, so there is nothing to diff.
+
+    kopf builds an object's "essence" (a deep copy) and clears handler progress from it on every
+    watch event, for every resource, whether or not a change handler will use it; with an event
+    stream of thousands of children that copy was a quarter of the operator's CPU.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: Any) -> None:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
+class _NoProgress(kopf.ProgressStorage):
+    """No handler progress in the objects: retries are the work queue's, in memory."""
+
+    def fetch(self, *, key: Any, body: Any) -> None:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def touch(self, *, body: Any, patch: Any, value: Any) -> None:
+        return None
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
 def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Tune kopf for a level-based operator that never blocks deletion."""
     # Who we are in Events (reportingComponent) instead of "kopf".
@@ -82,14 +126,12 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # Warnings and our own info events only; kopf's per-handler chatter would flood the object.
     settings.posting.level = logging.WARNING
     # No finalizer on ModelDeployments: children go by ownerReference GC. kopf adds one only for
-    # mandatory delete handlers, timers and daemons; ours is optional, and timers are avoided.
+    # delete handlers, timers and daemons, and the operator has none. Its handlers are event and
+    # index handlers only, so kopf keeps no progress or last-handled state in the objects either
+    # (status.kopf stays declared in the CRD for objects written by earlier versions).
     settings.persistence.finalizer = "neuronfleet.io/kopf-finalizer"
-    # Handler progress in status (declared in the CRD as status.kopf), the last handled spec in an
-    # annotation of our own group. Neither ever touches spec.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="neuronfleet.io", key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = _NoDiffBase()
+    settings.persistence.progress_storage = _NoProgress()
     # Watches end on the server's timeout and resume from the last resourceVersion; a client
     # timeout a bit longer catches a silently dead connection.
     settings.watching.server_timeout = int(config.watch_server_timeout)
@@ -97,8 +139,6 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
-    # Failed passes retry sooner than kopf's 60 s default: the API server was briefly unhappy.
-    settings.execution.default_backoff = config.retry_delay
     if config.peering and not config.standalone:
         settings.peering.name = config.peering
         settings.peering.priority = (

@@ -2,21 +2,24 @@
 
 Credentials for kopf come from the same client configuration the reconcile passes use
 (--kubeconfig, in-cluster, $KUBECONFIG), so both always talk to the same API server. The
-dependencies (API client, render options, metrics, work queue, clock) go into kopf's memo in
-the startup handler (kopf's docs/memos.rst), never into module globals.
+dependencies (API client, cache, render options, metrics, work queue, autoscaler, clock) go into
+kopf's memo in the startup handler (kopf's docs/memos.rst), never into module globals.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Hashable
 
 import kopf
 import kubernetes
 
-from neuronfleet.controller import artifacts_sync, autoscaling, metrics
+from neuronfleet.controller import autoscaling, metrics, reconciler
 from neuronfleet.controller.kube import KubeClient
 from neuronfleet.controller.settings import OperatorConfig
-from neuronfleet.controller.sync import FleetKey, Runtime, WorkQueue, fetch_and_pass
+from neuronfleet.controller.state import FleetKey, Runtime
+from neuronfleet.controller.workqueue import WorkQueue, later
 from neuronfleet.render.options import DEFAULT_IMAGES, RenderOptions
 
 __all__ = ["connection_info", "populate_memo", "release_memo", "render_options"]
@@ -50,7 +53,7 @@ def render_options(config: OperatorConfig) -> RenderOptions:
         images["vllm-neuron"] = config.image_vllm_neuron
     if config.image_nxdi:
         images["nxdi"] = config.image_nxdi
-    return RenderOptions(images=images)
+    return RenderOptions(images=images, default_allocation=config.neuron_allocation)
 
 
 async def populate_memo(
@@ -59,15 +62,31 @@ async def populate_memo(
     """Every dependency the handlers use, set once at startup; nothing lives in module globals."""
     timeout = (min(5.0, config.kube_timeout), config.kube_timeout)
     kube = KubeClient(configuration, workers=config.kube_workers, timeout=timeout)
-    runtime = Runtime(kube=kube, render_options=render_options(config), metrics=metrics.OperatorMetrics())
+    runtime = Runtime(
+        kube=kube,
+        render_options=render_options(config),
+        metrics=metrics.OperatorMetrics(),
+        unserved_recheck=config.unserved_recheck,
+    )
 
-    async def run_child_pass(key: FleetKey) -> None:
-        await fetch_and_pass(runtime, key)
+    async def run_pass(key: Hashable) -> None:
+        assert isinstance(key, FleetKey)
+        started = time.monotonic()
+        runtime.metrics.reconciles.labels(handler="reconcile").inc()
+        try:
+            async with runtime.lock(key):
+                await reconciler.reconcile(runtime, key)
+        except Exception:
+            runtime.metrics.errors.labels(handler="reconcile").inc()
+            raise
+        finally:
+            runtime.metrics.duration.labels(handler="reconcile").observe(time.monotonic() - started)
 
     memo.config = config
     memo.runtime = runtime
-    memo.queue = WorkQueue(run_child_pass, retry=config.retry_delay, retry_max=config.retry_delay_max)
-    runtime.requeue = artifacts_sync.later(memo.queue.add)
+    memo.queue = WorkQueue(run_pass, retry=config.retry_delay, retry_max=config.retry_delay_max)
+    runtime.requeue = later(memo.queue.add)
+    runtime.enqueue = memo.queue.add
     memo.autoscaler = autoscaling.Autoscaler(
         runtime, default_prometheus_url=config.prometheus_url, interval_override=config.autoscale_interval
     )
@@ -92,4 +111,4 @@ async def release_memo(memo: kopf.Memo) -> None:
         await server.__aexit__(None, None, None)
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
-        runtime.kube.close()
+        await runtime.kube.close()

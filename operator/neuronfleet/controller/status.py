@@ -1,35 +1,46 @@
-"""The pure half of status: a ModelDeployment's status reconstituted from the state of the world.
+"""The pure half of status: the whole ModelDeployment status, reconstituted from the state of the world.
 
-Every pass computes the whole status (kubebuilder's "reconstituted from the state of the
-world") from what it observed: the plan (or why planning failed), the child Deployment as the
-API server returns it, and the previous status (for condition transition times and the fields
-the autoscaler owns). The caller writes it once, and only when it differs (`status_patch`).
+`compute_status` is the only function that produces a status, and nothing edits its output
+afterwards: the pass writes it once, and only when it differs (`status_patch`). Its inputs are
+what the pass observed and decided (kubebuilder's "reconstituted from the state of the world"):
+the plan (or why planning failed), the child Deployment as the API server returns it, the
+artifact gate's decision, the autoscaler's last decision, the kinds the cluster does not serve,
+where the starting replicas are, and the previous status (for condition transition times, and for
+the autoscaler's fields while this process has not decided yet, after a restart).
 
 How the child Deployment's rollout maps onto conditions follows `kubectl rollout status`:
 the Deployment controller has not seen the latest template (observedGeneration behind), not
 all pods are updated, old pods are still terminating, or updated pods are not yet available.
+
+Degraded names the most fundamental failure first: the spec cannot be planned (PlanFailed), a
+child cannot be written (ApplyFailed), the cluster lacks a required kind (KindNotServed), the
+compile failed (CompileFailed). Running replicas are never touched for any of them.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason, find_condition, set_condition
+from neuronfleet.controller.artifacts import Decision as GateDecision
+from neuronfleet.controller.kinds import ChildKind
+from neuronfleet.controller.state import ScalingState, utc_timestamp
 from neuronfleet.neuron.types import Plan
+from neuronfleet.placement.capacity_status import CapacityCondition
 
 __all__ = [
     "Observed",
     "Rollout",
-    "autoscaling_disabled",
     "compute_status",
     "condition_status",
     "plan_status",
     "rollout_of",
-    "scaling_status",
     "status_patch",
+    "unserved_message",
 ]
 
 GIB = 1024**3
@@ -40,12 +51,24 @@ class Observed:
     """What one pass saw and decided; the input of `compute_status`."""
 
     generation: int | None
-    plan: Plan | None  # None when planning failed (see `failure`)
-    failure: str | None  # PlanFailed/ApplyFailed message; the fleet is left as it was
-    failure_reason: str = Reason.PLAN_FAILED
+    plan: Plan | None  # None when planning failed (see `plan_failure`)
+    plan_failure: str | None = None  # the PlanError's message; nothing was applied
+    apply_failures: tuple[str, ...] = ()  # children refused (foreign owner) or rejected by the server
     deployment: Mapping[str, Any] | None = None  # the live child Deployment, None if absent
     selector: str | None = None  # the pods' label selector (status.selector, for /scale)
-    desired_replicas: int | None = None
+    desired_replicas: int | None = None  # in primary replicas: spec.replicas or the autoscaler's decision
+    asked: int | None = None  # replicas asked of the workloads in all (variants add up); default desired_replicas
+    autoscaling: bool | None = None  # spec.autoscaling.enabled; None when the spec did not load
+    gate: GateDecision | None = None  # the compiled-artifact gate's decision
+    phases: str | None = None  # where the starting replicas are (controller/replica_phases.py)
+    scaling: ScalingState | None = None  # the autoscaler's last decision in this process
+    scaled: bool = False  # this pass changed the Deployment's replicas on that decision
+    missing: tuple[tuple[str, str], ...] = ()  # required kinds the cluster does not serve: (reason, message)
+    skipped: tuple[ChildKind, ...] = ()  # optional kinds the cluster does not serve (skipped, a warning)
+    wants_optional: tuple[str, ...] = ()  # optional kinds the spec asks for (PodMonitor)
+    capacity: Mapping[str, Any] | None = None  # status.capacity (placement/capacity_status.py)
+    capacity_condition: CapacityCondition | None = None  # CapacityAvailable
+    capacity_limited: CapacityCondition | None = None  # ScalingLimited when placement, not min/max, limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +87,11 @@ def plan_status(plan: Plan) -> dict[str, Any]:
     """`status.plan` (camelCase, as the CRD declares PlanStatus)."""
     needed = round(plan.memory_needed_bytes / GIB, 1)
     available = round(plan.memory_available_bytes / GIB, 1)
+    where = f"{plan.nodes_per_replica}x {plan.instance_type}" if plan.multi_node else plan.instance_type
+    per = "per pod" if plan.multi_node else "per replica"
     summary = (
-        f"{plan.instance_type} TP={plan.tensor_parallel_size} ({plan.runtime}), "
-        f"{plan.resource_count} {plan.resource_name.rsplit('/', 1)[-1]} per replica, "
+        f"{where} TP={plan.tensor_parallel_size} ({plan.runtime}), "
+        f"{plan.resource_count} {plan.resource_name.rsplit('/', 1)[-1]} {per}, "
         f"{needed}/{available} GiB"
     )
     return {
@@ -84,6 +109,10 @@ def plan_status(plan: Plan) -> dict[str, Any]:
         "memoryAvailableGiB": available,
         "expectedStartupSeconds": plan.expected_startup_seconds,
         "maxNumBatchedTokens": plan.max_num_batched_tokens,
+        "nodesPerReplica": plan.nodes_per_replica,
+        "parallelism": plan.parallelism,
+        "allocation": plan.allocation,
+        **({"artifactKey": plan.artifact_key} if plan.artifact_key else {}),
         "summary": summary,
     }
 
@@ -122,12 +151,18 @@ def rollout_of(deployment: Mapping[str, Any] | None, desired: int | None) -> Rol
 
 
 def compute_status(observed: Observed, previous: Mapping[str, Any] | None, *, now: str) -> dict[str, Any]:
-    """The full status this pass stands for; autoscaler-owned fields are carried over from `previous`."""
+    """The full status this pass stands for (see the module docstring)."""
     previous = previous or {}
-    status: dict[str, Any] = {k: copy.deepcopy(v) for k, v in previous.items() if k not in ("kopf",) and v is not None}
+    status: dict[str, Any] = {k: copy.deepcopy(v) for k, v in previous.items() if k != "kopf" and v is not None}
     conditions: list[dict[str, Any]] = copy.deepcopy(list(previous.get("conditions") or []))
     gen = observed.generation
-    rollout = rollout_of(observed.deployment, observed.desired_replicas)
+    rollout = rollout_of(observed.deployment, observed.desired_replicas if observed.asked is None else observed.asked)
+
+    def cond(type_: str, ok: bool | None, reason: str, message: str) -> None:
+        value = ConditionStatus.UNKNOWN if ok is None else ConditionStatus.TRUE if ok else ConditionStatus.FALSE
+        set_condition(
+            conditions, type_=type_, status=value, reason=reason, message=message, observed_generation=gen, now=now
+        )
 
     status["observedGeneration"] = gen
     status["replicas"] = rollout.replicas
@@ -139,41 +174,151 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, *, no
     if observed.selector is not None:
         status["selector"] = observed.selector
     if observed.plan is not None:
-        status["plan"] = plan_status(observed.plan)
-    # On failure the previous plan stays: it still describes the pods that are running.
+        status["plan"] = _without_nulls(plan_status(observed.plan))
+    # On a plan failure the previous plan stays: it still describes the pods that are running.
+    if observed.capacity is not None:
+        status["capacity"] = _without_nulls(observed.capacity)
 
-    def cond(type_: ConditionType, ok: bool | None, reason: str, message: str) -> None:
-        value = ConditionStatus.UNKNOWN if ok is None else ConditionStatus.TRUE if ok else ConditionStatus.FALSE
-        set_condition(
-            conditions,
-            type_=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            observed_generation=gen,
-            now=now,
-        )
+    _degraded(observed, cond)
+    _rollout(observed, rollout, conditions, cond)
+    _optional_children(observed, conditions, cond)
+    if observed.capacity_condition is not None:
+        c = observed.capacity_condition
+        cond(ConditionType.CAPACITY_AVAILABLE, c.status == ConditionStatus.TRUE, c.reason, c.message)
+    _scaling(observed, status, conditions, cond, now)
+    status["conditions"] = conditions
+    return status
 
-    if observed.failure is not None:
-        cond(ConditionType.DEGRADED, True, observed.failure_reason, observed.failure)
+
+def _without_nulls(value: Any) -> Any:
+    """A merge patch deletes null fields, so a null would differ from what the server stores on every pass."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+_Cond = Callable[[str, "bool | None", str, str], None]
+
+
+def _degraded(observed: Observed, cond: _Cond) -> None:
+    failures: list[tuple[str, str]] = []
+    if observed.plan_failure is not None:
+        failures.append((Reason.PLAN_FAILED, observed.plan_failure))
+    if observed.apply_failures:
+        failures.append((Reason.APPLY_FAILED, "; ".join(observed.apply_failures)))
+    if observed.missing:
+        failures.append((observed.missing[0][0], "; ".join(message for _, message in observed.missing)))
+    if observed.gate is not None and observed.gate.degraded:
+        failures.append((Reason.COMPILE_FAILED, observed.gate.degraded))
+    if failures:
+        cond(ConditionType.DEGRADED, True, failures[0][0], "; ".join(message for _, message in failures))
     else:
         cond(ConditionType.DEGRADED, False, Reason.AS_EXPECTED, "the spec is planned and every child is applied")
 
+
+def unserved_message(kind: ChildKind) -> str:
+    """What status says of a kind the cluster does not serve, and what to install."""
+    hint = f"; {kind.install}" if kind.install else ""
+    return f"the cluster does not serve {kind.api_version} {kind.kind} ({kind.ref.plural}){hint}"
+
+
+def _rollout(observed: Observed, rollout: Rollout, conditions: list[dict[str, Any]], cond: _Cond) -> None:
+    gate = observed.gate
+    if gate is None or gate.condition is None:
+        conditions[:] = [c for c in conditions if c.get("type") != ConditionType.COMPILED_ARTIFACTS_READY]
+    else:
+        value, reason, message = gate.condition
+        cond(ConditionType.COMPILED_ARTIFACTS_READY, value == ConditionStatus.TRUE, reason, message)
+    phases = f"; replicas: {observed.phases}" if observed.phases else ""
+    if gate is not None and not gate.may_roll_out and gate.waiting:
+        cond(ConditionType.PROGRESSING, True, Reason.WAITING_FOR_ARTIFACTS, gate.waiting + phases)
+        cond(ConditionType.READY, False, Reason.WAITING_FOR_ARTIFACTS, gate.waiting + phases)
+        return
+    failure = observed.plan_failure
     template_rolling = rollout.updated < max(rollout.replicas, 1) or rollout.replicas > rollout.updated
     if observed.deployment is None:
-        reason = observed.failure_reason if observed.failure is not None else Reason.ROLLOUT_IN_PROGRESS
-        cond(ConditionType.PROGRESSING, observed.failure is None, reason, rollout.message)
-        cond(ConditionType.READY, False, reason, observed.failure or rollout.message)
+        reason = Reason.PLAN_FAILED if failure is not None else Reason.ROLLOUT_IN_PROGRESS
+        cond(ConditionType.PROGRESSING, failure is None, reason, rollout.message)
+        cond(ConditionType.READY, False, reason, failure or rollout.message)
     elif rollout.complete:
         cond(ConditionType.PROGRESSING, False, Reason.ROLLOUT_COMPLETE, rollout.message)
         cond(ConditionType.READY, True, Reason.ALL_REPLICAS_READY, rollout.message)
     else:
         reason = Reason.ROLLOUT_IN_PROGRESS if template_rolling else Reason.SCALING
-        cond(ConditionType.PROGRESSING, True, reason, rollout.message)
+        cond(ConditionType.PROGRESSING, True, reason, rollout.message + phases)
         ready_reason = Reason.ROLLOUT_IN_PROGRESS if template_rolling else Reason.REPLICAS_NOT_READY
-        cond(ConditionType.READY, False, ready_reason, rollout.message)
-    status["conditions"] = conditions
-    return status
+        cond(ConditionType.READY, False, ready_reason, rollout.message + phases)
+
+
+def _optional_children(observed: Observed, conditions: list[dict[str, Any]], cond: _Cond) -> None:
+    """OptionalChildrenApplied: present while the spec asks for an optional child (a PodMonitor)."""
+    if not observed.wants_optional:
+        if observed.autoscaling is not None:  # the spec loaded and asks for none: drop a stale condition
+            conditions[:] = [c for c in conditions if c.get("type") != ConditionType.OPTIONAL_CHILDREN_APPLIED]
+        return
+    if observed.skipped:
+        message = "skipped: " + "; ".join(unserved_message(k) for k in observed.skipped)
+        cond(ConditionType.OPTIONAL_CHILDREN_APPLIED, False, Reason.KIND_NOT_SERVED, message)
+    else:
+        cond(
+            ConditionType.OPTIONAL_CHILDREN_APPLIED,
+            True,
+            Reason.AS_EXPECTED,
+            f"applied {', '.join(observed.wants_optional)}",
+        )
+
+
+def _scaling(
+    observed: Observed, status: dict[str, Any], conditions: list[dict[str, Any]], cond: _Cond, now: str
+) -> None:
+    """The autoscaler's fields and conditions, from its last decision; kept as they were until it decides."""
+    if observed.autoscaling is False:
+        if find_condition(conditions, ConditionType.SCALING_ACTIVE) is not None:
+            cond(
+                ConditionType.SCALING_ACTIVE,
+                False,
+                Reason.AUTOSCALING_DISABLED,
+                "spec.autoscaling.enabled is false; spec.replicas rules",
+            )
+        return
+    state = observed.scaling
+    if state is None or not observed.autoscaling:
+        return
+    decision, observation = state.decision, state.observation
+    if observed.scaled:
+        status["lastScaleTime"] = utc_timestamp(state.decided_at)
+        status["lastScaleReason"] = str(decision.reason)
+    sampled_at = None
+    if observation.sampled_at is not None:
+        sampled_at = utc_timestamp(datetime.datetime.fromtimestamp(observation.sampled_at, datetime.UTC))
+    metrics = {
+        "tokensPerSecond": observation.tokens_per_second,
+        "concurrency": observation.concurrency,
+        "waiting": observation.waiting,
+        "kvCacheUsage": observation.kv_cache_usage,
+        "sampledAt": sampled_at,
+    }
+    status["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    status["autoscalingTargets"] = dict(state.targets)
+    holding = str(decision.reason) == Reason.METRICS_UNAVAILABLE
+    if state.metrics_error is not None or holding:
+        message = state.metrics_error or decision.message
+        cond(ConditionType.METRICS_AVAILABLE, False, Reason.METRICS_UNAVAILABLE, message)
+        cond(ConditionType.SCALING_ACTIVE, False, Reason.METRICS_UNAVAILABLE, f"holding {decision.replicas}: {message}")
+    else:
+        cond(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, "Prometheus answered with fresh samples")
+        cond(ConditionType.SCALING_ACTIVE, True, Reason.AUTOSCALING_ACTIVE, decision.message)
+    if observed.capacity_limited is not None:
+        limited = observed.capacity_limited
+        cond(ConditionType.SCALING_LIMITED, True, limited.reason, limited.message)
+    elif decision.limited:
+        # Clamped: the raw recommendation lies beyond the bound the decision stopped at.
+        reason = Reason.LIMITED_BY_MAX if decision.recommended > decision.replicas else Reason.LIMITED_BY_MIN
+        cond(ConditionType.SCALING_LIMITED, True, reason, decision.message)
+    else:
+        cond(ConditionType.SCALING_LIMITED, False, Reason.WITHIN_BOUNDS, "the decision is within min/max replicas")
 
 
 def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -191,79 +336,3 @@ def condition_status(status: Mapping[str, Any] | None, type_: str) -> str | None
     """The status string of one condition, None when absent (for transition checks)."""
     cond = find_condition(list((status or {}).get("conditions") or []), type_)
     return None if cond is None else str(cond.get("status"))
-
-
-def scaling_status(
-    previous: Mapping[str, Any] | None,
-    *,
-    generation: int | None,
-    decision: Any,
-    observation: Any,
-    metrics_error: str | None,
-    scaled: bool,
-    now: str,
-    sampled_at: str | None,
-) -> dict[str, Any]:
-    """The status after one autoscaling decision: the fields and conditions the autoscaler owns.
-
-    `decision` is an `autoscale.types.Decision`, `observation` the `Observation` it was made on.
-    Everything the reconcile pass owns is carried over from `previous` unchanged.
-    """
-    status: dict[str, Any] = {k: copy.deepcopy(v) for k, v in (previous or {}).items() if k != "kopf"}
-    conditions: list[dict[str, Any]] = copy.deepcopy(list(status.get("conditions") or []))
-    status["desiredReplicas"] = decision.replicas
-    if scaled:
-        status["lastScaleTime"] = now
-        status["lastScaleReason"] = str(decision.reason)
-    metrics = {
-        "tokensPerSecond": observation.tokens_per_second,
-        "concurrency": observation.concurrency,
-        "waiting": observation.waiting,
-        "kvCacheUsage": observation.kv_cache_usage,
-        "sampledAt": sampled_at,
-    }
-    status["metrics"] = {k: v for k, v in metrics.items() if v is not None}
-
-    def cond(type_: ConditionType, ok: bool, reason: str, message: str) -> None:
-        set_condition(
-            conditions,
-            type_=type_,
-            status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-            now=now,
-        )
-
-    holding = str(decision.reason) == Reason.METRICS_UNAVAILABLE
-    if metrics_error is not None or holding:
-        message = metrics_error or decision.message
-        cond(ConditionType.METRICS_AVAILABLE, False, Reason.METRICS_UNAVAILABLE, message)
-        cond(ConditionType.SCALING_ACTIVE, False, Reason.METRICS_UNAVAILABLE, f"holding {decision.replicas}: {message}")
-    else:
-        cond(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, "Prometheus answered with fresh samples")
-        cond(ConditionType.SCALING_ACTIVE, True, Reason.AUTOSCALING_ACTIVE, decision.message)
-    if decision.limited:
-        # Clamped: the raw recommendation lies beyond the bound the decision stopped at.
-        reason = Reason.LIMITED_BY_MAX if decision.recommended > decision.replicas else Reason.LIMITED_BY_MIN
-        cond(ConditionType.SCALING_LIMITED, True, reason, decision.message)
-    else:
-        cond(ConditionType.SCALING_LIMITED, False, Reason.WITHIN_BOUNDS, "the decision is within min/max replicas")
-    status["conditions"] = conditions
-    return status
-
-
-def autoscaling_disabled(status: dict[str, Any], *, generation: int | None, now: str) -> None:
-    """Mark the autoscaler's conditions off (spec.replicas rules); only touches conditions already there."""
-    conditions = status.get("conditions") or []
-    if find_condition(conditions, ConditionType.SCALING_ACTIVE) is None:
-        return
-    set_condition(
-        conditions,
-        type_=ConditionType.SCALING_ACTIVE,
-        status=ConditionStatus.FALSE,
-        reason=Reason.AUTOSCALING_DISABLED,
-        message="spec.autoscaling.enabled is false; spec.replicas rules",
-        observed_generation=generation,
-        now=now,
-    )

@@ -28,15 +28,17 @@ from typing import Any, TextIO
 import kubernetes
 import yaml
 
-from neuronfleet.api import constants, crd, resource
+from neuronfleet.api import constants, convert, crd, resource
 from neuronfleet.autoscale import promql
-from neuronfleet.demo import realvllm, report, view
+from neuronfleet.demo import capacity, realvllm, report, view
 from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.load import TraceReplay, trace_window
 from neuronfleet.demo.nodepool import NodePool
 from neuronfleet.demo.prometheus import PrometheusServer, free_port, pod_target_labels, start_prometheus
 from neuronfleet.demo.router import Router
+from neuronfleet.errors import PlanError
 from neuronfleet.kube_emulator import Emulator, GarbageCollector, JobController, write_kubeconfig
+from neuronfleet.neuron import planner
 from neuronfleet.render import labels, names
 from neuronfleet.sim.trace import read_trace
 
@@ -68,6 +70,8 @@ class DemoConfig:
     real_vllm: bool = False
     view_interval: float = 2.0
     scrape_interval: str = "1s"
+    nodes: dict[str, int] | None = None  # instance type -> most nodes; None: the plan's type, for maxReplicas
+    provisioning_delay: float = 0.0  # simulated seconds a node takes to appear (0: all nodes from the start)
     workdir: Path | None = None  # None: a temporary directory, removed at the end
 
 
@@ -217,6 +221,16 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
         md_model = resource.load(copy.deepcopy(doc))
     except Exception as exc:  # pydantic's ValidationError, with the field named
         raise DemoError(f"{config.manifest}: not a valid {constants.KIND}: {exc}") from exc
+    try:
+        primary_plan = planner.plan(convert.plan_request(md_model))
+    except PlanError as exc:
+        raise DemoError(f"{config.manifest}: cannot be planned: {exc}") from exc
+    max_replicas = (
+        md_model.spec.autoscaling.max_replicas if md_model.spec.autoscaling.enabled else md_model.spec.replicas
+    )
+    node_counts = config.nodes or capacity.default_nodes(primary_plan, max_replicas)
+    if config.provisioning_delay < 0:
+        raise DemoError("--provisioning-delay must be >= 0")
     namespace = md_model.namespace or "default"
     md_name = md_model.name
     deployment = names.deployment_name(md_model)
@@ -294,7 +308,13 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 pool = nodepool.targets() if nodepool is not None else []
                 prometheus.write_targets([*pool, *([extra] if extra else [])])
 
-            # 4. The simulated Neuron node pool.
+            # 4. Nodes and kube-scheduler (or Karpenter adding nodes), then the simulated node pool whose
+            #    pods they place: a replica no node has room for stays Pending with the scheduler's reason.
+            placed = capacity.start_capacity(
+                emulator.store, node_counts, delay_wall_seconds=config.provisioning_delay / config.compression
+            )
+            stack.callback(placed.stop)
+            say(f"Nodes        {capacity.describe(node_counts, config.provisioning_delay)}")
             nodepool = NodePool(
                 emulator.store,
                 clock=clock,
@@ -302,6 +322,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 router_for=lambda ns, name: router if (ns, name) == (namespace, deployment) else None,
                 on_targets=lambda _targets: publish(),
                 grace_seconds=min(5.0, 30.0 / config.compression),
+                scheduled=True,
             ).start()
             stack.push_async_callback(nodepool.stop)
 
@@ -352,7 +373,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 )
 
             # 7. Wait for the first ready replica.
-            budget = config.startup_seconds / config.compression + 60.0
+            budget = (config.startup_seconds + config.provisioning_delay) / config.compression + 60.0
             say(f"Waiting      for the first replica (startup {config.startup_seconds:g} s simulated)")
             deadline = time.monotonic() + budget
             while not router.endpoints:

@@ -5,12 +5,19 @@ kubelets do in a cluster, or a Deployment the operator creates would never get a
 it, in the emulator's event loop and directly on its store (as an in-process controller would):
 
 - for every Deployment, keep ``spec.replicas`` Pods of the current pod template; scale down by
-  deleting the youngest not-ready pods first; roll a changed template one pod at a time within
-  ``maxUnavailable`` (``maxSurge`` is taken as 0: the renderer's default, since spare Neuron
-  capacity is rare); pods are owned by their Deployment directly (there are no ReplicaSets);
-- for every Pod, start a :class:`~neuronfleet.demo.replica.SimulatedReplica` on its own loopback
-  port (``podIP`` 127.0.0.1, the port in the annotation ``neuronfleet.io/demo-endpoint``), mark the
-  pod Running, then Ready once the replica answers healthy (the startup probe), as a kubelet would;
+  deleting unscheduled pods first, then the youngest not-ready ones; roll a changed template one
+  pod at a time within ``maxUnavailable`` (``maxSurge`` is taken as 0: the renderer's default, since
+  spare Neuron capacity is rare); pods are owned by their Deployment directly (there are no
+  ReplicaSets); the decisions are ``kube_emulator.rollout``'s;
+- with ``scheduled=True`` (what the demo runs) a pod is created without a node and waits for the
+  emulator's scheduler (``kube_emulator.scheduler``) to bind it: a pod no node has room for stays
+  Pending with the scheduler's reason, and its replica only starts once it is bound, so startup
+  counts from the node being there (node provisioning included). Without it every pod is put on
+  ``node_name`` at once;
+- for every bound Pod, start a :class:`~neuronfleet.demo.replica.SimulatedReplica` on its own
+  loopback port (``podIP`` 127.0.0.1, the port in the annotation ``neuronfleet.io/demo-endpoint``),
+  mark the pod Running, then Ready once the replica answers healthy (the startup probe), as a
+  kubelet would;
 - keep the Deployment's status current (``replicas``, ``updatedReplicas``, ``readyReplicas``,
   ``availableReplicas``, ``observedGeneration``, the Available and Progressing conditions), and
   the fleet's Service endpoints (the router) and Prometheus' targets in step with ready pods.
@@ -24,8 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import secrets
 import string
@@ -36,8 +41,17 @@ from neuronfleet.demo.clock import CompressedClock
 from neuronfleet.demo.prometheus import Target, pod_target_labels
 from neuronfleet.demo.replica import SimulatedReplica
 from neuronfleet.demo.router import Router
-from neuronfleet.kube_emulator import ApiError, PatchType, Store
+from neuronfleet.kube_emulator import ApiError, PatchType, Store, kubelet, rollout
 from neuronfleet.kube_emulator.resources import ResourceInfo
+from neuronfleet.kube_emulator.rollout import (
+    PodView,
+    deployment_status,
+    max_unavailable,
+    pod_body,
+    pods_to_remove,
+    status_differs,
+    template_hash,
+)
 from neuronfleet.kube_emulator.store import WatchEvent, utc_now
 from neuronfleet.sim.profiles import LLAMA_8B_TRN2_TP4, PROFILES, EngineProfile
 
@@ -53,7 +67,8 @@ __all__ = [
 ]
 
 ENDPOINT_ANNOTATION = "neuronfleet.io/demo-endpoint"
-HASH_LABEL = "pod-template-hash"
+HASH_LABEL = rollout.HASH_LABEL
+_IMAGE = "neuronfleet-demo/simulated-vllm-neuron"
 log = logging.getLogger(__name__)
 
 
@@ -98,130 +113,8 @@ def replica_settings(template: Mapping[str, Any]) -> ReplicaSettings:
     return ReplicaSettings(profile, served, int(length) if length and length.isdigit() else 8192)
 
 
-def template_hash(template: Mapping[str, Any]) -> str:
-    """A short hash of a pod template, like the `pod-template-hash` label of a ReplicaSet."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return digest[:10]
-
-
-def max_unavailable(deployment: Mapping[str, Any], desired: int) -> int:
-    """rollingUpdate.maxUnavailable as a pod count (percentages round down, as Kubernetes does), at least 1."""
-    value = (((deployment.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}).get(
-        "maxUnavailable", "25%"
-    )
-    text = str(value)
-    count = desired * int(text[:-1]) // 100 if text.endswith("%") else int(text)
-    return max(1, count)
-
-
-@dataclasses.dataclass(frozen=True)
-class PodView:
-    """What the rollout decision needs to know of a pod."""
-
-    name: str
-    template_hash: str
-    ready: bool
-    created: float  # order of creation, larger is younger
-
-
-def pods_to_remove(pods: Sequence[PodView], *, desired: int, current_hash: str, max_unavailable: int) -> list[str]:
-    """Which pods to delete now: the excess over `desired`, then old-template pods the rollout may take.
-
-    Excess goes not-ready first, then old template first, then youngest first (the ReplicaSet
-    controller's order, simplified). A rolling update deletes old pods only while the pods not
-    ready stay within `max_unavailable`, and only old ones; new pods replace them on the next pass.
-    """
-
-    def victim_order(pod: PodView) -> tuple[bool, bool, float]:
-        return (pod.ready, pod.template_hash == current_hash, -pod.created)
-
-    ordered = sorted(pods, key=victim_order)
-    excess = max(0, len(pods) - desired)
-    chosen = [p.name for p in ordered[:excess]]
-    kept = ordered[excess:]
-    unavailable = desired - sum(1 for p in kept if p.ready)
-    for pod in kept:
-        if pod.template_hash == current_hash:
-            continue
-        if not pod.ready:  # already unavailable: replacing it costs nothing
-            chosen.append(pod.name)
-        elif unavailable < max_unavailable:
-            unavailable += 1
-            chosen.append(pod.name)
-    return chosen
-
-
 def _now() -> str:
     return utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def deployment_status(
-    deployment: Mapping[str, Any], pods: Sequence[PodView], *, current_hash: str, previous: Mapping[str, Any], now: str
-) -> dict[str, Any]:
-    """The Deployment status the Deployment controller would write for these pods.
-
-    Zero counts are left out, as the API server's JSON (omitempty) does; lastTransitionTime moves
-    only when a condition's status does.
-    """
-    desired = int((deployment.get("spec") or {}).get("replicas", 1))
-    ready = sum(1 for p in pods if p.ready)
-    updated = sum(1 for p in pods if p.template_hash == current_hash)
-    counts = {
-        "replicas": len(pods),
-        "updatedReplicas": updated,
-        "readyReplicas": ready,
-        "availableReplicas": ready,
-        "unavailableReplicas": max(0, desired - ready),
-    }
-    status: dict[str, Any] = {"observedGeneration": deployment["metadata"].get("generation", 1)}
-    status.update({k: (v or None) for k, v in counts.items()})
-    available = ready >= desired - max_unavailable(deployment, desired)
-    complete = updated == desired == ready == len(pods)
-    name = deployment["metadata"]["name"]
-    wanted = [
-        (
-            "Available",
-            "True" if available else "False",
-            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-            "Deployment has minimum availability." if available else "Deployment does not have minimum availability.",
-        ),
-        (
-            "Progressing",
-            "True",
-            "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-            f'ReplicaSet "{name}-{current_hash}" has successfully progressed.'
-            if complete
-            else f'ReplicaSet "{name}-{current_hash}" is progressing.',
-        ),
-    ]
-    old = {c.get("type"): c for c in previous.get("conditions") or ()}
-    conditions = []
-    for type_, state, reason, message in wanted:
-        before = old.get(type_) or {}
-        same = before.get("status") == state
-        conditions.append(
-            {
-                "type": type_,
-                "status": state,
-                "reason": reason,
-                "message": message,
-                "lastUpdateTime": before.get("lastUpdateTime", now) if same and before.get("reason") == reason else now,
-                "lastTransitionTime": before.get("lastTransitionTime", now) if same else now,
-            }
-        )
-    status["conditions"] = conditions
-    return status
-
-
-def _status_differs(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
-    def strip(status: Mapping[str, Any]) -> Any:
-        conds = [
-            {k: v for k, v in c.items() if k not in ("lastUpdateTime", "lastTransitionTime")}
-            for c in status.get("conditions") or ()
-        ]
-        return ({k: v for k, v in status.items() if k != "conditions" and v is not None}, conds)
-
-    return strip(new) != strip(old)
 
 
 @dataclasses.dataclass(eq=False)
@@ -232,12 +125,13 @@ class _Pod:
     template_hash: str
     labels: dict[str, str]
     created: float
-    replica: SimulatedReplica
+    settings: ReplicaSettings
+    replica: SimulatedReplica | None = None  # started once the pod is bound to a node
     ready: bool = False
     waiter: asyncio.Task[None] | None = None
 
     def view(self) -> PodView:
-        return PodView(self.name, self.template_hash, self.ready, self.created)
+        return PodView(self.name, self.template_hash, self.ready, self.created, scheduled=self.waiter is not None)
 
 
 RouterFor = Callable[[str, str], "Router | None"]
@@ -256,6 +150,7 @@ class NodePool:
         on_targets: Callable[[list[Target]], None] | None = None,
         grace_seconds: float = 2.0,
         node_name: str = "sim-neuron-node",
+        scheduled: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -264,6 +159,7 @@ class NodePool:
         self.on_targets = on_targets
         self.grace_seconds = grace_seconds
         self.node_name = node_name
+        self.scheduled = scheduled
         self.pods: dict[tuple[str, str], _Pod] = {}
         self.started_replicas = 0
         self.addresses_used: set[str] = set()
@@ -308,6 +204,12 @@ class NodePool:
             return
         if info.storage_key == self._deployments.storage_key:
             self._mark(event.obj)
+        elif info.storage_key == self._pod_info.storage_key and event.type != "DELETED":
+            meta = event.obj["metadata"]
+            pod = self.pods.get((meta.get("namespace", ""), meta["name"]))
+            node = (event.obj.get("spec") or {}).get("nodeName")
+            if pod is not None and node and pod.waiter is None:  # the scheduler bound it: start the replica
+                pod.waiter = asyncio.get_running_loop().create_task(self._run(pod), name=f"run-{pod.name}")
         elif info.storage_key == self._pod_info.storage_key and event.type == "DELETED":
             meta = event.obj["metadata"]
             pod = self.pods.get((meta.get("namespace", ""), meta["name"]))
@@ -367,7 +269,23 @@ class NodePool:
         namespace, owner = meta.get("namespace", ""), meta["name"]
         suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
         name = f"{owner}-{current}-{suffix}"
-        settings = replica_settings(template)
+        body = pod_body(deployment, template, name, current)
+        if not self.scheduled:
+            body["spec"]["nodeName"] = self.node_name
+        labels = body["metadata"]["labels"]
+        self._serial += 1
+        pod = _Pod(name, namespace, owner, current, labels, self._serial, replica_settings(template))
+        self.pods[(namespace, name)] = pod
+        self.store.create(self._pod_info, namespace, body)
+        if self.scheduled:
+            self._patch_pod(pod, {"phase": "Pending"})
+        else:
+            pod.waiter = asyncio.get_running_loop().create_task(self._run(pod), name=f"run-{name}")
+        return pod
+
+    async def _run(self, pod: _Pod) -> None:
+        """The kubelet's part: start the replica of a bound pod, report Running, then Ready."""
+        settings = pod.settings
         replica = await SimulatedReplica(
             profile=settings.profile,
             clock=self.clock,
@@ -375,47 +293,34 @@ class NodePool:
             startup_seconds=self.startup_seconds,
             max_model_len=settings.max_model_len,
         ).start()
+        if (pod.namespace, pod.name) not in self.pods:
+            await replica.stop(grace=0)
+            return
+        pod.replica = replica
         self.started_replicas += 1
         self.addresses_used.add(replica.address)
-        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: current}
-        now = _now()
-        body = {
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": labels,
-                "annotations": {
-                    **((template.get("metadata") or {}).get("annotations") or {}),
-                    ENDPOINT_ANNOTATION: replica.address,
-                },
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
-                        "name": owner,
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": {**(template.get("spec") or {}), "nodeName": self.node_name},
-        }
-        self.store.create(self._pod_info, namespace, body)
-        self._serial += 1
-        pod = _Pod(name, namespace, owner, current, labels, self._serial, replica)
-        self.pods[(namespace, name)] = pod
-        self._patch_pod(pod, _pod_status(phase="Running", ready=False, started_at=now, now=now))
+        with contextlib.suppress(ApiError):
+            self.store.patch(
+                self._pod_info,
+                pod.namespace,
+                pod.name,
+                PatchType.MERGE,
+                {"metadata": {"annotations": {ENDPOINT_ANNOTATION: replica.address}}},
+            )
+        started_at = _now()
+        self._patch_pod(pod, self._running(pod, ready=False, started_at=started_at, now=started_at))
         self._publish_targets()
-        pod.waiter = asyncio.get_running_loop().create_task(self._await_ready(pod, now), name=f"ready-{name}")
-        return pod
+        self._dirty.add((pod.namespace, pod.deployment))
+        self._wake.set()
+        await self._await_ready(pod, started_at)
 
     async def _await_ready(self, pod: _Pod, started_at: str) -> None:
+        assert pod.replica is not None
         await pod.replica.ready_event.wait()
         if (pod.namespace, pod.name) not in self.pods:
             return
         pod.ready = True
-        self._patch_pod(pod, _pod_status(phase="Running", ready=True, started_at=started_at, now=_now()))
+        self._patch_pod(pod, self._running(pod, ready=True, started_at=started_at, now=_now()))
         router = self.router_for(pod.namespace, pod.deployment)
         if router is not None:
             router.set_endpoint(pod.name, pod.replica.address)
@@ -430,14 +335,24 @@ class NodePool:
         if router is not None:
             router.remove_endpoint(pod.name)
         if pod.waiter is not None:
-            pod.waiter.cancel()
+            if pod.replica is not None:
+                pod.waiter.cancel()
+            else:  # still starting its replica: `_run` sees the pod gone and stops it; wait for that
+                self._draining.add(pod.waiter)
+                pod.waiter.add_done_callback(self._draining.discard)
         if delete_object:
             with contextlib.suppress(ApiError):
                 self.store.delete(self._pod_info, pod.namespace, pod.name)
         self._publish_targets()
+        if pod.replica is None:
+            return
         task = asyncio.get_running_loop().create_task(pod.replica.stop(grace=self.grace_seconds))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
+
+    def _running(self, pod: _Pod, *, ready: bool, started_at: str, now: str) -> dict[str, Any]:
+        live = self.store.try_get(self._pod_info, pod.namespace, pod.name)
+        return kubelet.running_status(ready=ready, started_at=started_at, now=now, image=_IMAGE, pod=live)
 
     def _patch_pod(self, pod: _Pod, status: dict[str, Any]) -> None:
         with contextlib.suppress(ApiError):
@@ -450,7 +365,7 @@ class NodePool:
         status = deployment_status(
             deployment, [p.view() for p in pods], current_hash=current, previous=previous, now=_now()
         )
-        if not _status_differs(status, previous):
+        if not status_differs(status, previous):
             return
         meta = deployment["metadata"]
         self.store.patch(
@@ -471,38 +386,10 @@ class NodePool:
         return [
             Target(p.replica.address, pod_target_labels(p.namespace, p.name, p.labels))
             for p in sorted(self.pods.values(), key=lambda p: p.created)
+            if p.replica is not None
         ]
 
     def counts(self, namespace: str, deployment: str) -> tuple[int, int]:
         """(pods, ready pods) of one Deployment, straight from the pool."""
         mine = [p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, deployment)]
         return len(mine), sum(1 for p in mine if p.ready)
-
-
-def _pod_status(*, phase: str, ready: bool, started_at: str, now: str) -> dict[str, Any]:
-    """A pod status as a kubelet reports it, for one container named vllm."""
-    flag = "True" if ready else "False"
-    return {
-        "phase": phase,
-        "podIP": "127.0.0.1",
-        "podIPs": [{"ip": "127.0.0.1"}],
-        "hostIP": "127.0.0.1",
-        "startTime": started_at,
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started_at},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": started_at},
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-            {"type": "Ready", "status": flag, "lastTransitionTime": now},
-        ],
-        "containerStatuses": [
-            {
-                "name": "vllm",
-                "ready": ready,
-                "started": ready,
-                "restartCount": 0,
-                "image": "neuronfleet-demo/simulated-vllm-neuron",
-                "imageID": "",
-                "state": {"running": {"startedAt": started_at}},
-            }
-        ],
-    }

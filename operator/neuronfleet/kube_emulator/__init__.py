@@ -4,7 +4,9 @@ It emulates the API server's storage and watch semantics (resourceVersions, opti
 concurrency, status/scale subresources, finalizers, watches resumable from a resourceVersion,
 CRDs that become served when posted, discovery) on 127.0.0.1, so the real ``kubernetes``
 client, kopf and kubectl can talk to it. It runs no controllers unless asked: see
-``controllers`` for an opt-in garbage collector and Deployment status writer. Built directly
+``controllers`` for an opt-in garbage collector and Deployment status writer, and ``scheduler``,
+``provisioner`` and ``workloads`` for an opt-in kube-scheduler, Karpenter and pod-creating
+Deployment controller over Neuron ``nodes`` (``pods/binding`` is served either way). Built directly
 on aiohttp (a kopf dependency) rather than kmock, so it ships with neuronfleet for the demo.
 
 Typical use::

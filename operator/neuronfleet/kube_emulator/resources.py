@@ -102,6 +102,8 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     _r("monitoring.coreos.com/v1", "podmonitors", "PodMonitor", short_names=("pmon",), builtin=False),
     _r("monitoring.coreos.com/v1", "servicemonitors", "ServiceMonitor", short_names=("smon",), builtin=False),
     _r("batch/v1", "jobs", "Job", status=True, categories=("all",)),
+    # DRA, served by Kubernetes 1.34+ (spec immutable: see Store._update).
+    _r("resource.k8s.io/v1", "resourceclaimtemplates", "ResourceClaimTemplate"),
     _r("kopf.dev/v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False, builtin=False),
     _r("kopf.dev/v1", "kopfpeerings", "KopfPeering", builtin=False),
 )

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from neuronfleet.kube_emulator import openapi, tables
+from neuronfleet.kube_emulator import openapi, scheduler, tables
 from neuronfleet.kube_emulator.faults import Fault, FaultTable
 from neuronfleet.kube_emulator.requests_log import RequestRecord
 from neuronfleet.kube_emulator.resources import ResourceInfo, group_versions
@@ -282,6 +282,8 @@ class Emulator:
                     store.patch_scale(info, ns, name, request.content_type, await self._body(request, preread))
                 )
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if sub == "binding" and info.storage_key == ("", "pods") and method == "POST":
+            return _json(self._bind(ns, name, await self._body(request, preread)), 201)
         if sub and sub != "status":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "status" and not info.status:
@@ -323,6 +325,14 @@ class Emulator:
                 )
             return _json(obj, 200)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _bind(self, namespace: str | None, name: str, body: Any) -> dict[str, Any]:
+        """POST pods/NAME/binding: what a scheduler calls to put a pod on a node (see scheduler.bind)."""
+        target = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not target:
+            raise ApiError(400, "BadRequest", "a Binding needs target.name, the node")
+        scheduler.bind(self.store, {"metadata": {"namespace": namespace or "", "name": name}}, str(target))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _bookmark(self, info: ResourceInfo, watcher: Watcher) -> bytes | None:
         """A BOOKMARK at the current resourceVersion, or None while events are still queued.

@@ -54,6 +54,10 @@ _PROTECTED_METADATA = (
 
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NAMESPACE_KEY = ("", "namespaces")
+# Kinds whose whole spec is immutable after create. ResourceClaimTemplate: "spec ... This field is
+# immutable" (resource.k8s.io API reference); the message is apimachinery's ValidateImmutableField
+# ("field is immutable"); how the server prints a struct value there is not reproduced [INFERRED].
+_IMMUTABLE_SPEC = frozenset({("resource.k8s.io", "resourceclaimtemplates")})
 
 
 def utc_now() -> datetime.datetime:
@@ -624,6 +628,16 @@ class Store:
             meta.pop("managedFields", None)
         new["apiVersion"] = old["apiVersion"]
         new["kind"] = old["kind"]
+        if info.storage_key in _IMMUTABLE_SPEC and new.get("spec") != old.get("spec"):
+            name = old["metadata"]["name"]
+            what = f"{info.kind}.{info.group}"
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{what} "{name}" is invalid: spec: Invalid value: "object": field is immutable',
+                name=name,
+                info=info,
+            )
         new = self._admit(info, new)
         meta = new["metadata"]
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]

@@ -18,6 +18,11 @@ groups):
   NKI). Mirroring an image to another registry keeps the key; a mutable tag such as `latest`
   cannot be seen through, so pin versioned tags or digests;
 - the instance family (the compiler target: trn2 vs trn3, inf2 vs trn1), TP degree and LNC;
+- for a replica spanning nodes, the group shape: nodes per replica (the local TP per node is in
+  the hashed NEURON_LOCAL_TP and local_ranks_size too). One key serves every group of that shape;
+  NxDI compiles per rank range (examples/multi_node.md gives each node its own compiled-model path),
+  so each pod reads and writes `<key>/rank-<worker index>` below the key's directory. Single-node
+  plans hash exactly as before this field existed, so their keys did not move;
 - weight quantization (fp8 on vllm-neuron comes from the checkpoint and has no flag);
 - every `vllm serve` argument of the plan (max model len, max num seqs, max num batched tokens,
   block size, prefix caching, KV blocks, dtype, KV-cache dtype, speculative config, the
@@ -66,6 +71,7 @@ __all__ = [
     "inputs",
     "keyed",
     "marker_path",
+    "rank_artifact_dir",
     "sdk_version",
 ]
 
@@ -116,6 +122,11 @@ NON_COMPILING_ENV: frozenset[str] = frozenset(
         "NEURON_RT_VISIBLE_CORES",
         "NEURON_VISIBLE_DEVICES",
         "NEURON_RT_LOG_LEVEL",
+        # Where a group's collective root and this pod's rank are: addressing, not graphs (the rank
+        # range a pod compiles for is its own directory, see the module docstring).
+        "NEURON_RT_ROOT_COMM_ID",
+        "NEURON_RANK_ID",
+        "MASTER_ADDR",
         "VLLM_LOGGING_LEVEL",
         "PROMETHEUS_MULTIPROC_DIR",
         "PYTHONUNBUFFERED",
@@ -141,6 +152,7 @@ class ArtifactInputs:
     quantization: str  # "" when none
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    nodes_per_replica: int = 1
 
 
 def image_identity(image: str) -> str:
@@ -204,12 +216,19 @@ def inputs(plan: Plan, *, image: str, revision: str | None = None, quantization:
         quantization=quantization or "",
         args=compile_args(plan.args),
         env=compile_env(plan.env),
+        nodes_per_replica=plan.nodes_per_replica,
     )
 
 
 def full_digest(values: ArtifactInputs) -> str:
-    """sha256 over the canonical JSON of the inputs (hex, 64 chars)."""
-    canonical = json.dumps(dataclasses.asdict(values), sort_keys=True, separators=(",", ":"))
+    """sha256 over the canonical JSON of the inputs (hex, 64 chars).
+
+    `nodes_per_replica` is hashed only above 1, so single-node keys are the ones they always were.
+    """
+    fields = dataclasses.asdict(values)
+    if fields["nodes_per_replica"] == 1:
+        del fields["nodes_per_replica"]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -230,6 +249,11 @@ def artifact_dir(root: str, key: str, runtime: str) -> str:
     if runtime == "nxdi":
         return f"{root.rstrip('/')}/{key}"
     return root
+
+
+def rank_artifact_dir(root: str, key: str, rank: str) -> str:
+    """One rank range's NxDI artifacts inside the key's directory (`rank` may be a `$(VAR)` reference)."""
+    return f"{artifact_dir(root, key, 'nxdi')}/rank-{rank}"
 
 
 def marker_path(root: str, key: str) -> str:

@@ -21,6 +21,13 @@ Sources (aws-neuron/aws-neuron-sdk docs, SDK 2.32 snapshot):
   Inferentia2 and Trainium 820 GiB/s and 190 BF16 TFLOPS (about-neuron/arch/neuron-hardware/
   inferentia2.rst, trainium.rst); Trainium2 2.9 TB/s and 667 BF16 TFLOPS, 1299 FP8 TFLOPS
   (trainium2.rst; the NKI Trainium2 architecture guide gives the same 2.9 TB/s).
+- EFA devices per node: 8 on trn1.32xlarge (the AWS Llama-3.1-405B LeaderWorkerSet recipe requests
+  vpc.amazonaws.com/efa: 8 with 16 Neuron devices, awslabs/ai-on-eks blueprints/inference/
+  vllm-llama3.1-405b-trn1, reference neuron-vllm.md section 2); 16 on trn2.48xlarge, one per device
+  (ai-dynamo/nixl PR 1994; AIBrix's DRA sample pairs 16 devices with 16 EFA devices). trn1n (twice
+  trn1's EFA bandwidth) and trn2u are taken as 16 [INFERRED].
+- UltraServer: a Trn2 UltraServer is 4 trn2u.48xlarge nodes joined by NeuronLink, allocated in
+  node configs of 1, 2 or 4 (deploy/eks/ultraserver.rst, deploy/eks/dra.rst).
 
 Entries marked `inferred=True` carry numbers that are not all in those sources (trn2.3xlarge host
 size, its TP list); the planner never picks them on its own, only when asked by name.
@@ -56,6 +63,8 @@ class InstanceType:
     device_sets: tuple[int, ...] | None
     hourly_price_usd: float | None = None
     efa: bool = False
+    efa_devices: int = 0  # EFA devices on the node (vpc.amazonaws.com/efa), for collectives between nodes
+    ultraserver_nodes: int = 0  # >0: nodes of the UltraServer this instance type is one node of
     inferred: bool = False
     # trn1n/trn2u share the accelerator layout of their base type (network/UltraServer variants);
     # the planner prefers the base type when it picks an instance on its own.
@@ -213,6 +222,7 @@ CATALOG: tuple[InstanceType, ...] = (
         device_sets=(1, 4, 8, 16),
         hourly_price_usd=8.197,
         efa=True,
+        efa_devices=8,
     ),
     InstanceType(
         name="trn1n.32xlarge",
@@ -229,6 +239,7 @@ CATALOG: tuple[InstanceType, ...] = (
         bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
+        efa_devices=16,
         variant_of="trn1.32xlarge",
     ),
     InstanceType(
@@ -247,6 +258,7 @@ CATALOG: tuple[InstanceType, ...] = (
         fp8_flops_per_chip=_TRN2_FP8_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
+        efa_devices=16,
     ),
     InstanceType(
         name="trn2u.48xlarge",
@@ -264,6 +276,8 @@ CATALOG: tuple[InstanceType, ...] = (
         fp8_flops_per_chip=_TRN2_FP8_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
+        efa_devices=16,
+        ultraserver_nodes=4,
         variant_of="trn2.48xlarge",
     ),
     # One Trainium2 chip (listed by the DRA driver). vCPU/host memory from the EC2 launch

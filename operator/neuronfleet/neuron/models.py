@@ -55,6 +55,18 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         head_dim=128,
         max_position_embeddings=131072,
     ),
+    # huggingface.co/meta-llama/Llama-3.1-405B(-Instruct)/config.json: 126 layers, 128 heads, 8 KV heads,
+    # hidden 16384 -> head_dim 128, 131072 positions; 405B parameters (model card; 405.85B counted
+    # from the BF16 checkpoint's size [INFERRED, not re-checked here]).
+    ModelArch(
+        name="meta-llama/Llama-3.1-405B-Instruct",
+        params_billions=405.85,
+        num_layers=126,
+        num_attention_heads=128,
+        num_kv_heads=8,
+        head_dim=128,
+        max_position_embeddings=131072,
+    ),
     # huggingface.co/Qwen/Qwen2.5-7B-Instruct/config.json: 28 layers, 28 heads, 4 KV heads,
     # hidden 3584 -> head_dim 128, 32768 positions; 7.62B parameters.
     ModelArch(

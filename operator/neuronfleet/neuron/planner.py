@@ -23,7 +23,14 @@ libraries/nxd-inference/developer_guides/feature-guide.rst):
 Choices:
 - TP: the smallest legal degree of the instance at its LNC that fits, or the given one validated.
   vllm-neuron also needs attention heads divisible by TP (vLLM's own check; the NxDI plugin skips it
-  and pads heads). A replica never spans nodes.
+  and pads heads).
+- Nodes: a replica spans several nodes only when no single node fits it, or when the spec asks
+  (tensorParallelSize above one node's cores, or nodesPerReplica): a group of 2, 4, 8 or 16 whole
+  nodes with TP across them, on the nxdi runtime only (groups.py has the rules and sources).
+- Allocation: spec.neuron.allocation, else the operator default (request.default_allocation).
+  devicePlugin asks for extended resources; dra asks for whole devices in one connected set
+  (resource.aws.com/devicegroupN_id), which the DRA driver publishes on EFA-enabled instances only
+  (deploy/eks/dra.rst), so a multi-device pod on inf2 is refused with dra.
 - Instance type, when not given: among the catalogued types that are not variants or inferred,
   and in the model's documented families (gpt-oss: trn2/trn3), the one whose replica ties up the
   least Neuron memory (a cost proxy that works where prices are unpublished), then the lowest
@@ -49,7 +56,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from neuronfleet.errors import PlanError
-from neuronfleet.neuron import capacity, vllm_args
+from neuronfleet.neuron import capacity, groups, vllm_args
 from neuronfleet.neuron.catalog import CATALOG, GIB, InstanceType, lookup
 from neuronfleet.neuron.models import resolve_arch
 from neuronfleet.neuron.types import ModelArch, Plan, PlanRequest
@@ -196,16 +203,24 @@ def estimate_memory(
     )
 
 
-def expected_startup_seconds(weights: int, *, runtime: str, cache_hit: bool) -> int:
-    """Download + compile + load + warm-up, rounded up to 30 s; see the module docstring."""
+def expected_startup_seconds(weights: int, *, runtime: str, cache_hit: bool, nodes: int = 1) -> int:
+    """Download + compile + load + warm-up, rounded up to 30 s; see the module docstring.
+
+    A pod of a `nodes`-node group downloads the whole checkpoint but compiles and loads only its
+    node's share of the ranks, so compile and load scale with weights / nodes [INFERRED: NxDI
+    compiles and shards per rank range; AWS quotes "up to 20 minutes to compile and load" for
+    Llama-3.1-405B on four trn1.32xlarge, which this estimate still exceeds: it is a ceiling for
+    probes, not a forecast].
+    """
     download = weights / DOWNLOAD_BYTES_PER_SECOND
-    compile_seconds = CACHE_HIT_COMPILE_SECONDS if cache_hit else _cold_compile_seconds(weights, runtime)
-    load = weights / LOAD_BYTES_PER_SECOND
+    share = weights / max(1, nodes)
+    compile_seconds = CACHE_HIT_COMPILE_SECONDS if cache_hit else _cold_compile_seconds(share, runtime)
+    load = share / LOAD_BYTES_PER_SECOND
     total = download + compile_seconds + load + WARMUP_SECONDS
     return int(math.ceil(total / 30) * 30)
 
 
-def _cold_compile_seconds(weights: int, runtime: str) -> float:
+def _cold_compile_seconds(weights: float, runtime: str) -> float:
     base, per_gib = COMPILE_COST[runtime]
     return base + per_gib * weights / GIB
 
@@ -348,11 +363,144 @@ def _choose_tp(
             return est, [reason]
         smaller = est
     assert smaller is not None
-    raise PlanError(
+    raise _NoFit(
         _no_fit(arch, request, smaller, instance, lnc)
-        + f"; that is the largest legal degree (legal: {_degrees(heads_ok)}). Use a larger instance, a shorter "
-        "maxModelLen, a smaller maxNumSeqs or quantization"
+        + f"; that is the largest legal degree (legal: {_degrees(heads_ok)})",
+        smaller,
     )
+
+
+class _NoFit(PlanError):
+    """No single node of this type holds the replica (the planner may then try a group of nodes)."""
+
+    def __init__(self, message: str, estimate: MemoryEstimate) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+
+
+class _NotAcrossNodes(PlanError):
+    """The replica needs several nodes and this runtime cannot span them (another runtime may)."""
+
+    def __init__(self, message: str, *, why: str, single: str | None = None) -> None:
+        super().__init__(message)
+        self.why = why  # why the replica needs several nodes
+        self.single = single  # the single-node miss, with its numbers, when that is why
+
+
+_SHRINK_HINT = "Use a larger instance, a shorter maxModelLen, a smaller maxNumSeqs or quantization"
+
+
+def _choose_group(
+    arch: ModelArch, request: PlanRequest, instance: InstanceType, lnc: int, runtime: str, why: str
+) -> tuple[MemoryEstimate, int, list[str]]:
+    """The smallest legal group of whole nodes that holds the replica (groups.py), or the given one checked."""
+    node_cores = instance.logical_cores(lnc)
+    per_core = instance.memory_per_core_bytes(lnc)
+    mode = groups.MULTI_NODE_PARALLELISM.get(runtime)
+    if mode is None:
+        spanning = ", ".join(groups.MULTI_NODE_PARALLELISM)
+        raise _NotAcrossNodes(
+            f"{why}; a replica spanning several {instance.name} nodes needs a runtime that runs one replica across "
+            f"nodes ({spanning}: tensor parallelism across nodes), and {runtime} does not",
+            why=why,
+        )
+    if not instance.efa_devices:
+        raise PlanError(
+            f"a replica cannot span {instance.name} nodes: the runtime's collectives between nodes run over "
+            f"EFA, which {instance.name} does not have (EFA instance types: trn1.32xlarge, trn1n.32xlarge, "
+            "trn2.48xlarge, trn2u.48xlarge)"
+        )
+    counts = groups.node_counts(instance)
+    where = f"{instance.name} (LNC {lnc}, {node_cores} NeuronCores of {_gib(per_core)} GiB per node)"
+    legal = f"legal groups on {instance.name}: {', '.join(f'{n} nodes = TP {n * node_cores}' for n in counts)}"
+    given_tp, given_nodes = request.tensor_parallel_size, request.nodes_per_replica
+    if given_tp is not None:
+        if given_tp % node_cores:
+            raise PlanError(
+                f"tensorParallelSize {given_tp} is more than one {where} but not a whole number of nodes; a replica "
+                f"across nodes takes every core of each node ({legal})"
+            )
+        nodes = given_tp // node_cores
+        if given_nodes is not None and given_nodes != nodes:
+            raise PlanError(
+                f"tensorParallelSize {given_tp} fills {nodes} {instance.name} nodes of {node_cores} cores, but "
+                f"nodesPerReplica is {given_nodes}; give one of them ({legal})"
+            )
+        candidates: tuple[int, ...] = (nodes,)
+    elif given_nodes is not None:
+        candidates = (given_nodes,)
+    else:
+        candidates = counts
+    for nodes in candidates:
+        if nodes not in counts:
+            extra = (
+                f"; an UltraServer has {instance.ultraserver_nodes} nodes (node configs 1, 2, 4), larger groups "
+                "need trn2.48xlarge"
+                if instance.ultraserver_nodes
+                else ""
+            )
+            raise PlanError(f"a group of {nodes} {instance.name} nodes is not legal ({legal}){extra}")
+    smaller: MemoryEstimate | None = None
+    for nodes in candidates:
+        tp = nodes * node_cores
+        est = estimate_memory(arch, request, tensor_parallel_size=tp, memory_per_core_bytes=per_core)
+        if est.fits:
+            given = request.tensor_parallel_size is not None or given_nodes is not None
+            source = "given" if given else "the fewest that fit"
+            reason = (
+                f"{nodes} nodes ({source}): TP {tp} across nodes = {nodes} x {node_cores} NeuronCores of {where}, "
+                f"{_gib(est.available_bytes)} GiB for {_gib(est.needed_bytes)} GiB needed; {why}"
+            )
+            if smaller is not None:
+                reason += (
+                    f"; {smaller.tensor_parallel_size // node_cores} nodes would give only "
+                    f"{_gib(smaller.available_bytes)} GiB for {_gib(smaller.needed_bytes)} GiB"
+                )
+            return est, nodes, [reason, f"{legal}; tensor parallelism across nodes: groups.py has the sources"]
+        smaller = est
+    assert smaller is not None
+    raise PlanError(
+        _no_fit(arch, request, smaller, instance, lnc).replace(
+            f"{smaller.tensor_parallel_size} NeuronCores of",
+            f"{smaller.tensor_parallel_size // node_cores} nodes x {node_cores} NeuronCores of",
+        )
+        + f" ({legal}). {_SHRINK_HINT}"
+    )
+
+
+def _choose_shape(
+    arch: ModelArch, request: PlanRequest, instance: InstanceType, lnc: int, runtime: str
+) -> tuple[MemoryEstimate, int, list[str]]:
+    """(memory estimate, nodes per replica, reasons): one node when it fits, else a group of nodes."""
+    node_cores = instance.logical_cores(lnc)
+    given_tp, given_nodes = request.tensor_parallel_size, request.nodes_per_replica
+    if given_nodes is not None and given_nodes > 1:
+        return _choose_group(arch, request, instance, lnc, runtime, f"nodesPerReplica {given_nodes} was given")
+    if given_tp is not None and given_tp > node_cores:
+        if given_nodes == 1:
+            raise PlanError(
+                f"tensorParallelSize {given_tp} is larger than one {instance.name} node ({node_cores} NeuronCores "
+                f"at LNC {lnc}), but nodesPerReplica is 1"
+            )
+        why = f"tensorParallelSize {given_tp} is more than one node's {node_cores} NeuronCores"
+        return _choose_group(arch, request, instance, lnc, runtime, why)
+    try:
+        est, reasons = _choose_tp(arch, request, instance, lnc, runtime)
+    except _NoFit as miss:
+        if given_tp is not None or given_nodes == 1:
+            raise PlanError(f"{miss}. {_SHRINK_HINT}") from None
+        largest = miss.estimate
+        why = (
+            f"one node holds at most {_gib(largest.available_bytes)} GiB (TP {largest.tensor_parallel_size}) "
+            f"for {_gib(largest.needed_bytes)} GiB needed"
+        )
+        try:
+            return _choose_group(arch, request, instance, lnc, runtime, why)
+        except _NotAcrossNodes as exc:
+            raise _NotAcrossNodes(f"{miss}; {exc}", why=why, single=str(miss)) from None
+        except PlanError as group_error:
+            raise PlanError(f"{miss}; and across nodes: {group_error}") from None
+    return est, 1, reasons
 
 
 # --- resources --------------------------------------------------------------------------------
@@ -361,17 +509,79 @@ def _choose_tp(
 @dataclass(frozen=True)
 class _Resources:
     resource_name: str
-    resource_count: int
-    devices: int
-    allocated_cores: int
+    resource_count: int  # per pod
+    devices: int  # per pod
+    allocated_cores: int  # per pod
     replicas_per_node: int
     reason: str
+    contiguous: bool  # the Neuron scheduler extension must place the pod (devicePlugin, >1 core)
 
 
-def _resources(instance: InstanceType, lnc: int, tp: int) -> _Resources:
+DRA_DEVICE_CLASS = "neuron.aws.com"
+"""DeviceClass the Neuron DRA driver publishes devices under (deploy/eks/dra.rst)."""
+
+
+def _allocation(request: PlanRequest) -> tuple[str, str]:
+    """(allocation mode, why): the spec's, else the operator's default."""
+    allocation = request.allocation or request.default_allocation
+    if allocation not in groups.ALLOCATIONS:
+        raise PlanError(f"allocation {allocation!r} is not known; use {' or '.join(groups.ALLOCATIONS)}")
+    if request.allocation:
+        return allocation, f"allocation {allocation}: given in spec.neuron.allocation"
+    return allocation, f"allocation {allocation}: the operator's default (--neuron-allocation), the spec names none"
+
+
+def _resources(instance: InstanceType, lnc: int, tp: int, *, allocation: str, nodes: int = 1) -> _Resources:
     cores_per_chip = instance.logical_cores_per_chip(lnc)
     node_cores = instance.logical_cores(lnc)
     chip = _CHIP_NAMES.get(instance.family, "Neuron")
+    dra = allocation == groups.DRA
+    if nodes > 1:
+        name = DRA_DEVICE_CLASS if dra else "aws.amazon.com/neuron"
+        how = (
+            f"one DRA claim per pod for all {instance.chips} devices ({DRA_DEVICE_CLASS})"
+            if dra
+            else f"aws.amazon.com/neuron: {instance.chips} per pod"
+        )
+        return _Resources(
+            resource_name=name,
+            resource_count=instance.chips,
+            devices=instance.chips,
+            allocated_cores=node_cores,
+            replicas_per_node=1,
+            reason=f"each of the {nodes} pods of a replica takes a whole {instance.name} node: {how}",
+            contiguous=not dra,
+        )
+    if dra:
+        chips = -(-tp // cores_per_chip)
+        legal = instance.legal_device_counts() if instance.device_sets is not None else (1,)
+        fitting = [n for n in legal if n >= chips]
+        if not fitting:
+            raise PlanError(
+                f"TP {tp} needs {chips} {chip} devices in one connected set, and the Neuron DRA driver publishes "
+                f"connected sets (resource.aws.com/devicegroup{{1,4,8,16}}_id) on EFA-enabled instances only "
+                f"(deploy/eks/dra.rst); {instance.name} has none, so a pod gets one device at most with dra. Use "
+                "allocation devicePlugin (the scheduler extension allocates contiguous inf2 devices)"
+            )
+        devices = min(fitting)
+        reason = (
+            f"TP {tp} needs {chips} {chip} device(s) ({cores_per_chip} cores each); the DRA claim asks for {devices} "
+            f"whole device(s) from DeviceClass {DRA_DEVICE_CLASS}"
+        )
+        if devices > 1:
+            reason += f" in one connected set (matching resource.aws.com/devicegroup{devices}_id)"
+        if devices != chips:
+            reason += f"; {chips} is not a connected set size on {instance.name} ({_degrees(legal)}): {devices}"
+        per_node = instance.chips // devices
+        return _Resources(
+            resource_name=DRA_DEVICE_CLASS,
+            resource_count=devices,
+            devices=devices,
+            allocated_cores=devices * cores_per_chip,
+            replicas_per_node=per_node,
+            reason=reason + f"; {per_node} replica(s) fit on one node",
+            contiguous=False,
+        )
     if tp % cores_per_chip == 0:
         chips = tp // cores_per_chip
         devices = min(n for n in instance.legal_device_counts() if n >= chips)
@@ -393,6 +603,7 @@ def _resources(instance: InstanceType, lnc: int, tp: int) -> _Resources:
             allocated_cores=devices * cores_per_chip,
             replicas_per_node=per_node,
             reason=reason + f"; {per_node} replica(s) fit on one node",
+            contiguous=tp > 1,
         )
     per_node = node_cores // tp
     return _Resources(
@@ -405,6 +616,7 @@ def _resources(instance: InstanceType, lnc: int, tp: int) -> _Resources:
             f"TP {tp} uses part of one {chip} chip ({cores_per_chip} cores), so the pod requests "
             f"aws.amazon.com/neuroncore: {tp}; {per_node} replica(s) fit on one node"
         ),
+        contiguous=tp > 1,
     )
 
 
@@ -477,6 +689,8 @@ def _serving(
     tp: int,
     family: str,
     profile: capacity.CapacityProfile | None = None,
+    *,
+    nodes: int = 1,
 ) -> tuple[vllm_args.ServingOptions, list[str]]:
     reasons: list[str] = []
     user_config, extra_args = vllm_args.split_additional_config(request.extra_args)
@@ -555,6 +769,13 @@ def _serving(
                 quantization_type="per_channel_symmetric",
             )
         reasons.append(f"nxdi buckets: context encoding and token generation {ladder}")
+        if nodes > 1:
+            section["local_ranks_size"] = tp // nodes
+            reasons.append(
+                f"--tensor-parallel-size {tp} is the global degree; each node runs local_ranks_size {tp // nodes} "
+                f"ranks, and each pod's start_rank_id = its LeaderWorkerSet worker index x {tp // nodes} is set when "
+                "it starts (NxDI examples/multi_node.md)"
+            )
     if request.quantization == "fp8" and runtime == vllm_args.RUNTIME_VLLM_NEURON:
         reasons.append("fp8 weights on vllm-neuron come from the checkpoint's quantization_config (no flag)")
     speculative = None
@@ -590,21 +811,39 @@ def _serving(
 
 
 def _env(
-    request: PlanRequest, instance: InstanceType, lnc: int, runtime: str, est: MemoryEstimate
+    request: PlanRequest,
+    instance: InstanceType,
+    lnc: int,
+    runtime: str,
+    est: MemoryEstimate,
+    *,
+    nodes: int = 1,
+    efa_devices: int = 0,
 ) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     reasons: list[str] = []
-    # Single-node replicas never request EFA devices; the Neuron DLC refuses to start without
-    # them unless told to skip the EFA affinity check.
-    env["NEURON_SKIP_EFA_AFFINITY"] = "1"
+    if not efa_devices:
+        # Single-node replicas never request EFA devices; the Neuron DLC refuses to start without
+        # them unless told to skip the EFA affinity check.
+        env["NEURON_SKIP_EFA_AFFINITY"] = "1"
+    if nodes > 1:
+        local_tp = est.tensor_parallel_size // nodes
+        env.update(groups.multi_node_env(local_tensor_parallel_size=local_tp, efa=efa_devices > 0))
+        efa_text = "; libfabric over EFA (FI_PROVIDER=efa, FI_EFA_USE_DEVICE_RDMA=1, FI_EFA_FORK_SAFE=1)"
+        reasons.append(
+            f"group environment: collective root NEURON_RT_ROOT_COMM_ID on the leader (LWS_LEADER_ADDRESS:"
+            f"{groups.ROOT_COMM_PORT}), rank NEURON_RANK_ID = LWS_WORKER_INDEX, WORLD_SIZE = LWS_GROUP_SIZE, "
+            f"NEURON_LOCAL_TP {local_tp}" + (efa_text if efa_devices else "")
+        )
     if instance.family in ("trn2", "trn3"):
         env["NEURON_LOGICAL_NC_CONFIG"] = str(lnc)
         if runtime == vllm_args.RUNTIME_NXDI:
             env["NEURON_RT_VIRTUAL_CORE_SIZE"] = str(lnc)
         reasons.append(f"LNC {lnc} set in the environment; it must match the LNC the artifacts were compiled for")
-    cold = _cold_compile_seconds(est.weights_bytes, runtime)
+    share = est.weights_bytes / nodes  # what one pod compiles and loads (expected_startup_seconds)
+    cold = _cold_compile_seconds(share, runtime)
     compile_timeout = max(MIN_COMPILE_TIMEOUT_SECONDS, _round_up(2 * cold, 300))
-    ready_timeout = _round_up(compile_timeout + est.weights_bytes / LOAD_BYTES_PER_SECOND + 600, 300)
+    ready_timeout = _round_up(compile_timeout + share / LOAD_BYTES_PER_SECOND + 600, 300)
     if runtime == vllm_args.RUNTIME_VLLM_NEURON:
         env["VLLM_NEURON_COMPILATION_TIMEOUT"] = str(compile_timeout)
         env["VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS"] = str(compile_timeout)
@@ -640,18 +879,115 @@ class _Fit:
     instance: InstanceType
     lnc: int
     runtime: str
+    runtime_reason: str | None  # why the runtime differs from the family default, when it does
     estimate: MemoryEstimate
+    nodes: int
+    allocation: str
     resources: _Resources
+    efa_devices: int  # per pod
+    ultraserver_nodes: int
     reasons: tuple[str, ...]
+
+    @property
+    def replica_memory_bytes(self) -> int:
+        """Neuron memory one replica ties up (all its pods)."""
+        return self.nodes * self.resources.allocated_cores * self.instance.memory_per_core_bytes(self.lnc)
+
+
+def _group_placement(
+    request: PlanRequest, instance: InstanceType, nodes: int, allocation: str
+) -> tuple[int, int, list[str]]:
+    """(EFA devices per pod, UltraServer node config or 0, reasons) of a multi-node replica."""
+    if nodes == 1:
+        return 0, 0, []
+    reasons: list[str] = []
+    ultra = nodes if instance.ultraserver_nodes else 0
+    if ultra:
+        reasons.append(
+            f"UltraServer: the group's {nodes} pods land in one Trn2 UltraServer node config of {nodes}, every pod "
+            f"on a node sharing the label {groups.ultraserver_topology_key(nodes)} and no other group's pods there "
+            "(deploy/eks/ultraserver.rst; the LeaderWorkerSet exclusive-topology annotation, as deploy/eks/dra.rst "
+            "does)"
+        )
+    efa = instance.efa_devices if request.efa else 0
+    if ultra and allocation == groups.DRA:
+        # The DRA claim for an UltraServer node carries UltraServerConfig, which the driver passes to the
+        # runtime and collectives, which then use NeuronLink between the nodes (deploy/eks/dra.rst).
+        efa = 0
+        reasons.append(
+            f"with dra each pod claims its UltraServer node (a neuron.aws.com device of resourceType neuron_node) "
+            f"with UltraServerConfig ultraserverMode {nodes}, which the driver passes to the runtime and collectives "
+            "(deploy/eks/dra.rst, example 3); no EFA devices: NeuronLink joins the UltraServer's nodes"
+        )
+    elif efa:
+        reasons.append(
+            f"EFA: each pod asks for the node's {efa} EFA devices for the collectives between nodes"
+            + (" (the device plugin does not pass the UltraServer mode to the runtime)" if ultra else "")
+        )
+    else:
+        reasons.append(
+            "warning: spec.neuron.efa is false, so the collectives between nodes fall back to the pod network; "
+            "expect far slower steps"
+        )
+    return efa, ultra, reasons
 
 
 def _fit(arch: ModelArch, request: PlanRequest, instance: InstanceType) -> _Fit:
     runtime = _resolve_runtime(request, instance)
     lnc = _resolve_lnc(request, instance)
     _check_quantization(request, runtime, instance)
-    est, reasons = _choose_tp(arch, request, instance, lnc, runtime)
-    resources = _resources(instance, lnc, est.tensor_parallel_size)
-    return _Fit(instance, lnc, runtime, est, resources, tuple(reasons))
+    runtime_reason: str | None = None
+    try:
+        est, nodes, reasons = _choose_shape(arch, request, instance, lnc, runtime)
+    except _NotAcrossNodes as exc:
+        spanning = [r for r in FAMILY_RUNTIMES[instance.family] if r in groups.MULTI_NODE_PARALLELISM]
+        if request.runtime is not None or not spanning:
+            raise PlanError(str(exc)) from None
+        # The family's default runtime cannot span nodes; another one of the family can: the group is
+        # planned on that one (only ever to span nodes, never to change a single-node plan).
+        runtime = spanning[0]
+        _check_quantization(request, runtime, instance)
+        try:
+            est, nodes, reasons = _choose_group(arch, request, instance, lnc, runtime, exc.why)
+        except PlanError as group_error:
+            raise PlanError(f"{exc.single or exc.why}; and across nodes on runtime {runtime}: {group_error}") from None
+        runtime_reason = (
+            f"runtime {runtime}: the replica needs {nodes} {instance.name} nodes and {runtime} is the runtime that "
+            f"runs one replica across nodes ({DEFAULT_RUNTIME[instance.family]}, the default on {instance.family}, "
+            "does not; groups.py)"
+        )
+    allocation, allocation_reason = _allocation(request)
+    if (
+        allocation == groups.DRA
+        and nodes > 1
+        and instance.ultraserver_nodes
+        and request.logical_core_size
+        not in (
+            None,
+            instance.default_lnc,
+        )
+    ):
+        raise PlanError(
+            f"logicalCoreSize {request.logical_core_size} cannot be set for an UltraServer group with allocation dra: "
+            "its claim is for whole UltraServer nodes (UltraServerConfig), whose LNC is the node's "
+            f"({instance.default_lnc}); use allocation devicePlugin with nodes booted at LNC "
+            f"{request.logical_core_size}"
+        )
+    resources = _resources(instance, lnc, est.tensor_parallel_size, allocation=allocation, nodes=nodes)
+    efa, ultra, placement = _group_placement(request, instance, nodes, allocation)
+    return _Fit(
+        instance=instance,
+        lnc=lnc,
+        runtime=runtime,
+        runtime_reason=runtime_reason,
+        estimate=est,
+        nodes=nodes,
+        allocation=allocation,
+        resources=resources,
+        efa_devices=efa,
+        ultraserver_nodes=ultra,
+        reasons=(*reasons, allocation_reason, *placement),
+    )
 
 
 def _pick_instance(arch: ModelArch, request: PlanRequest, catalog: Sequence[InstanceType]) -> tuple[_Fit, str]:
@@ -669,20 +1005,23 @@ def _pick_instance(arch: ModelArch, request: PlanRequest, catalog: Sequence[Inst
         except PlanError as exc:
             misses.append(f"{instance.name}: {exc}")
     if not fits:
-        raise PlanError("no Neuron instance type can serve this replica on one node. " + " | ".join(misses))
+        raise PlanError(
+            "no Neuron instance type can serve this replica, on one node or across nodes. " + " | ".join(misses)
+        )
 
     def cost(fit: _Fit) -> tuple[int, float, int, str]:
-        memory = fit.resources.allocated_cores * fit.instance.memory_per_core_bytes(fit.lnc)
         price = fit.instance.hourly_price_usd
-        per_replica = price / fit.resources.replicas_per_node if price is not None else math.inf
-        return (memory, per_replica, fit.instance.chips, fit.instance.name)
+        per_replica = price * fit.nodes / fit.resources.replicas_per_node if price is not None else math.inf
+        return (fit.replica_memory_bytes, per_replica, fit.instance.chips, fit.instance.name)
+
+    def shape(fit: _Fit) -> str:
+        nodes = f" x {fit.nodes} nodes" if fit.nodes > 1 else ""
+        return f"{fit.instance.name} TP {fit.estimate.tensor_parallel_size}{nodes}"
 
     best = min(fits, key=cost)
     memory, price, _, _ = cost(best)
     price_text = f", ${price:.2f}/h per replica" if price != math.inf else ""
-    others = ", ".join(
-        f"{f.instance.name} TP {f.estimate.tensor_parallel_size}" for f in sorted(fits, key=cost) if f is not best
-    )
+    others = ", ".join(shape(f) for f in sorted(fits, key=cost) if f is not best)
     reason = (
         f"instance type {best.instance.name} was picked: its replica ties up the least Neuron memory "
         f"({_gib(memory)} GiB{price_text}); other fits: {others or 'none'}"
@@ -713,8 +1052,11 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
         reasons.append(pick_reason)
     instance, lnc, runtime, est, res = fit.instance, fit.lnc, fit.runtime, fit.estimate, fit.resources
     tp = est.tensor_parallel_size
+    nodes = fit.nodes
     if request.runtime:
         reasons.append(f"runtime {runtime} was given")
+    elif fit.runtime_reason:
+        reasons.append(fit.runtime_reason)
     else:
         reasons.append(
             f"runtime {runtime}: the default on {instance.family} (vllm-neuron runs on trn2/trn3 only; nxdi on "
@@ -734,33 +1076,44 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
     )
     reasons.extend(fit.reasons)
     reasons.append(res.reason)
-    contiguous = tp > 1
+    contiguous = res.contiguous
     if contiguous:
         reasons.append(
             "more than one NeuronCore: the Neuron scheduler extension must place the pod on contiguous cores"
         )
+    elif fit.allocation == groups.DRA and res.resource_count > 1:
+        reasons.append(
+            "no scheduler extension: the DRA claim takes the node's devices as one connected set"
+            if nodes > 1
+            else "no scheduler extension: the DRA claim's devicegroup constraint keeps the devices connected"
+        )
     share = res.allocated_cores / instance.logical_cores(lnc)
     host_cpus = max(1, int(instance.vcpus * share * HOST_CPU_SHARE))
     host_memory_gib = max(1, int(instance.host_memory_gib * share * HOST_MEMORY_SHARE))
+    who = "each pod's" if nodes > 1 else "the replica's"
     reasons.append(
-        f"host requests: {host_cpus} vCPU and {host_memory_gib} GiB, the replica's {share:.0%} share of the node "
+        f"host requests: {host_cpus} vCPU and {host_memory_gib} GiB, {who} {share:.0%} share of the node "
         f"({instance.vcpus} vCPU, {instance.host_memory_gib} GiB) less {round((1 - HOST_CPU_SHARE) * 100)}% CPU and "
         f"{round((1 - HOST_MEMORY_SHARE) * 100)}% memory for the kubelet and node daemons"
     )
-    if host_memory_gib * GIB < est.weights_bytes:
+    if host_memory_gib * GIB < est.weights_bytes / nodes:
         reasons.append(
-            f"warning: the host memory request ({host_memory_gib} GiB) is smaller than the weights "
-            f"({_gib(est.weights_bytes)} GiB); loading and compiling may run out of memory on this instance size"
+            f"warning: the host memory request ({host_memory_gib} GiB) is smaller than the weights a pod holds "
+            f"({_gib(est.weights_bytes / nodes)} GiB); loading and compiling may run out of memory on this instance "
+            "size"
         )
     profile = capacity.find(request.model, instance.name, tp)
-    options, serving_reasons = _serving(request, arch, runtime, tp, instance.family, profile)
+    options, serving_reasons = _serving(request, arch, runtime, tp, instance.family, profile, nodes=nodes)
     reasons.extend(serving_reasons)
-    env, env_reasons = _env(request, instance, lnc, runtime, est)
+    env, env_reasons = _env(request, instance, lnc, runtime, est, nodes=nodes, efa_devices=fit.efa_devices)
     reasons.extend(env_reasons)
-    startup = expected_startup_seconds(est.weights_bytes, runtime=runtime, cache_hit=request.compiled_cache_hit)
+    startup = expected_startup_seconds(
+        est.weights_bytes, runtime=runtime, cache_hit=request.compiled_cache_hit, nodes=nodes
+    )
     reasons.append(
         f"expected startup ~{startup} s ({'compiled cache hit' if request.compiled_cache_hit else 'cold compile'}): "
         f"download at 250 MiB/s, compile, load at 1 GiB/s; an estimate for probes, not a measurement"
+        + ("; each pod of a group downloads the checkpoint; a group is ready with its slowest pod" if nodes > 1 else "")
     )
     return Plan(
         model=request.model,
@@ -770,7 +1123,7 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
         tensor_parallel_size=tp,
         logical_core_size=lnc,
         cores_per_replica=tp,
-        devices_per_replica=res.devices,
+        devices_per_replica=res.devices * nodes,
         resource_name=res.resource_name,
         resource_count=res.resource_count,
         replicas_per_node=res.replicas_per_node,
@@ -790,6 +1143,11 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
         kv_bytes_per_token=est.kv_bytes_per_token,
         active_weights_bytes=_active_weights_bytes(arch, est.weights_bytes),
         flops_per_token=2e9 * (arch.active_params_billions or arch.params_billions),
+        allocation=fit.allocation,
+        nodes_per_replica=nodes,
+        parallelism=groups.TENSOR_ACROSS_NODES if nodes > 1 else groups.TENSOR,
+        efa_devices_per_pod=fit.efa_devices,
+        ultraserver_nodes=fit.ultraserver_nodes,
     )
 
 

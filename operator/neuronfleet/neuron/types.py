@@ -73,6 +73,12 @@ class PlanRequest:
     # spec.autoscaling.slo's per-user tokens/s: with a calibrated capacity profile, the planner sizes
     # the chunked-prefill budget so a step carrying prefill still gives every decode this rate.
     slo_tokens_per_second: float | None = None
+    # spec.neuron.allocation: "devicePlugin" | "dra"; None: `default_allocation`, the operator's
+    # --neuron-allocation (render.options.RenderOptions.default_allocation).
+    allocation: str | None = None
+    default_allocation: str = "devicePlugin"
+    nodes_per_replica: int | None = None  # None: 1 when the model fits one node, else the fewest that fit
+    efa: bool = True  # EFA devices for the pods of a multi-node replica
 
 
 @dataclass(frozen=True)
@@ -109,3 +115,21 @@ class Plan:
     kv_bytes_per_token: int = 0  # KV cache bytes one token takes across the replica (heads replicated up to TP)
     active_weights_bytes: int = 0  # weight bytes one token runs through (MoE: the active share); 0: weights_bytes
     flops_per_token: float = 0.0  # 2 x active parameters: FLOPs one token costs the matrix multiplies
+    # How pods get devices: "devicePlugin" (resource_name is an extended resource) or "dra"
+    # (resource_name is the DeviceClass neuron.aws.com, resource_count devices in one claim).
+    allocation: str = "devicePlugin"
+    # A replica spanning nodes is a group of `nodes_per_replica` pods, one per node, each with
+    # `resource_count` devices and `tensor_parallel_size // nodes_per_replica` ranks (neuron/groups.py).
+    nodes_per_replica: int = 1
+    parallelism: str = "tensor"  # "tensor" (one node) | "tensorAcrossNodes"
+    efa_devices_per_pod: int = 0  # EFA devices each pod of a multi-node replica asks for
+    ultraserver_nodes: int = 0  # >0: the group is placed inside one UltraServer of this node config
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes_per_replica > 1
+
+    @property
+    def local_tensor_parallel_size(self) -> int:
+        """Ranks (NeuronCores) on each node of the replica."""
+        return self.tensor_parallel_size // self.nodes_per_replica

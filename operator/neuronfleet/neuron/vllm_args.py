@@ -114,6 +114,10 @@ ADDITIONAL_CONFIG_KEYS: Mapping[str, Mapping[str, frozenset[str] | None]] = {
                 "enable_eagle_speculation",
                 "save_sharded_checkpoint",
                 "skip_warmup",
+                # Multi-node NxDI (aws-neuron/neuronx-distributed-inference examples/multi_node.md): the
+                # ranks one node runs and its first global rank; the planner sets both for groups.
+                "local_ranks_size",
+                "start_rank_id",
             }
         ),
     },

@@ -39,6 +39,7 @@ import math
 from typing import Any
 
 from neuronfleet.api.resource import ModelDeployment
+from neuronfleet.errors import PlanError
 from neuronfleet.neuron import artifacts, planner
 from neuronfleet.neuron.types import Plan
 from neuronfleet.render import deployment, labels
@@ -220,6 +221,14 @@ def compile_job(
     """The Job compiling `plan.artifact_key` into the shared cache (policy precompile)."""
     options = options or CompileJobOptions()
     key = _require_key(md, plan)
+    if plan.multi_node:
+        # NxDI compiles each node's rank range into its own directory (neuron/artifacts.py); one pod
+        # cannot fill the cache for a group, and an Indexed Job per group shape is not built yet.
+        raise PlanError(
+            f"policy precompile is not supported for replicas spanning nodes ({plan.nodes_per_replica} nodes): "
+            "each node compiles its own rank range; use compileOnStart (the first group fills the shared "
+            "cache) or require"
+        )
     serving = deployment.expected(md, plan, replicas=1, options=render)["spec"]["template"]["spec"]
     pod = copy.deepcopy(serving)
     pod["restartPolicy"] = "Never"
@@ -253,6 +262,7 @@ def compile_job(
         container["securityContext"]["capabilities"] = {"drop": ["ALL"]}
         pod["nodeSelector"] = dict(options.cpu_node_selector)
         pod.pop("schedulerName", None)
+        pod.pop("resourceClaims", None)  # a CPU compile claims no Neuron devices (DRA)
     container["env"] = env
     for mount in container["volumeMounts"]:
         if mount["name"] == "compiled-artifacts":

@@ -8,7 +8,14 @@ from the Kubernetes API (facts from the Neuron SDK docs and the AWS reference ch
   exec its argv the same way.
 - Neuron resources: the device-plugin resource from the plan, as requests and limits (extended
   resources must be equal in both). Pods needing more than one core are placed by the Neuron
-  scheduler extension (`schedulerName`), which guarantees contiguous cores.
+  scheduler extension (`schedulerName`), which guarantees contiguous cores. With the dra
+  allocation the pod instead references a ResourceClaimTemplate (claims.py): no Neuron extended
+  resources, no scheduler name of the extension.
+- Pods of a multi-node replica (a LeaderWorkerSet group, leaderworkerset.py) are built here too
+  (`pod_template(..., role=...)`): every pod asks for its whole node plus the node's EFA devices
+  (`vpc.amazonaws.com/efa`, or in the DRA claim), runs the same serve command with its rank's
+  `start_rank_id` computed by a POSIX shell line (neuron/groups.py), and only the leader serves
+  HTTP, so only the leader has the port and the probes.
 - Startup: vLLM serves HTTP only after download + compile + load, 5-20 min on a cold cache. The
   startup probe budget is `failureThreshold = ceil(max(expected, floor) x safety / period)`, so it
   grows with the plan's estimate instead of the usual fixed 10 minutes; liveness and readiness
@@ -45,19 +52,27 @@ from typing import Any
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.errors import PlanError
 from neuronfleet.neuron import artifacts as artifacts_layout
+from neuronfleet.neuron import groups
 from neuronfleet.neuron.types import Plan
-from neuronfleet.render import labels, names
+from neuronfleet.render import claims, labels, names
 from neuronfleet.render.options import RenderOptions
 
 __all__ = [
     "ARTIFACT_KEY_ANNOTATION",
     "CONTAINER_NAME",
+    "EFA_RESOURCE",
     "HTTP_PORT",
     "NEURON_TOLERATION",
+    "ROLE_LEADER",
+    "ROLE_REPLICA",
+    "ROLE_WORKER",
     "TEMPLATE_HASH_ANNOTATION",
     "container_args",
     "ephemeral_storage_gib",
     "expected",
+    "pod_template",
+    "rolling_update",
+    "serve_command",
     "serve_source",
     "startup_budget_seconds",
     "startup_failure_threshold",
@@ -72,6 +87,9 @@ TEMPLATE_HASH_ANNOTATION = "neuronfleet.io/pod-template-hash"
 ARTIFACT_KEY_ANNOTATION = "neuronfleet.io/artifact-key"
 NEURON_TOLERATION: dict[str, str] = {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"  # the EFA device plugin's resource (aws-neuron-sdk deploy/faq.rst)
+# Which pod a template is for: a single-node replica, or the leader / a worker of a multi-node group.
+ROLE_REPLICA, ROLE_LEADER, ROLE_WORKER = "replica", "leader", "worker"
 # Environment names that carry a Hugging Face token; they may only come from a Secret.
 TOKEN_ENV_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"})
 GIB = 1024**3
@@ -102,6 +120,19 @@ def container_args(md: ModelDeployment, plan: Plan, source: str) -> list[str]:
     return args
 
 
+def serve_command(md: ModelDeployment, plan: Plan, options: RenderOptions) -> list[str]:
+    """The container's args: `vllm serve ...`, or for a pod of a group the shell line that adds its rank.
+
+    The shell line's `$` are doubled: Kubernetes expands `$(VAR)` in args and turns `$$` into `$`, so
+    the shell receives the line exactly as groups.serve_script wrote it.
+    """
+    argv = container_args(md, plan, serve_source(md, options))
+    if not plan.multi_node:
+        return argv
+    script = groups.serve_script(argv, local_tensor_parallel_size=plan.local_tensor_parallel_size)
+    return ["/bin/sh", "-c", script.replace("$", "$$")]
+
+
 def template_hash(template: dict[str, Any]) -> str:
     """A short stable hash of a pod template (canonical JSON)."""
     return hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
@@ -129,9 +160,13 @@ def _artifact_env(md: ModelDeployment, plan: Plan, options: RenderOptions) -> di
     path = artifacts.path or options.compiled_artifacts_path
     if plan.runtime == "nxdi":
         # NxDI loads whatever the directory holds without checking the config, so each artifact
-        # key gets its own directory (neuron/artifacts.py) once the plan carries one.
+        # key gets its own directory (neuron/artifacts.py) once the plan carries one; each rank range
+        # of a group its own directory below that.
         key = plan.artifact_key
-        return {"NEURON_COMPILED_ARTIFACTS": artifacts_layout.artifact_dir(path, key, plan.runtime) if key else path}
+        where = artifacts_layout.artifact_dir(path, key, plan.runtime) if key else path
+        if plan.multi_node:
+            where = f"{where.rstrip('/')}/rank-$({groups.LWS_WORKER_INDEX})"
+        return {"NEURON_COMPILED_ARTIFACTS": where}
     env = {"NEURON_LIBTORCH_REMOTE_CACHE": path}
     if artifacts.policy != "compileOnStart":
         env["VLLM_NEURON_DISABLE_WARMUP_COMPILE"] = "1"
@@ -230,11 +265,26 @@ def _tolerations(md: ModelDeployment) -> list[dict[str, Any]]:
 
 
 def _scheduler_name(md: ModelDeployment, plan: Plan) -> str | None:
+    """The user's scheduler, else the Neuron scheduler extension for multi-core device-plugin pods.
+
+    DRA plans never need the extension (the claim's constraint keeps the devices connected) and so
+    never set `needs_contiguous_cores`; an explicit spec.scheduling.schedulerName still wins.
+    """
     if md.spec.scheduling.scheduler_name:
         return md.spec.scheduling.scheduler_name
-    if plan.needs_contiguous_cores:
+    if plan.needs_contiguous_cores and plan.allocation != groups.DRA:
         return md.spec.neuron.scheduler_name
     return None
+
+
+def _device_resources(plan: Plan) -> dict[str, str]:
+    """Extended resources a pod asks for: the Neuron devices or cores, and EFA for a group's pods."""
+    if plan.allocation == groups.DRA:
+        return {}
+    out = {plan.resource_name: str(plan.resource_count)}
+    if plan.efa_devices_per_pod:
+        out[EFA_RESOURCE] = str(plan.efa_devices_per_pod)
+    return out
 
 
 def _probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, Any]:
@@ -246,17 +296,20 @@ def _probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, 
     }
 
 
-def _pod_template(md: ModelDeployment, plan: Plan, options: RenderOptions) -> dict[str, Any]:
+def pod_template(
+    md: ModelDeployment, plan: Plan, options: RenderOptions, *, role: str = ROLE_REPLICA
+) -> dict[str, Any]:
+    """The pod template of a replica (role replica), or of a group's leader or workers."""
     serving = md.spec.serving
     scheduling = md.spec.scheduling
     weight_volumes, weight_mounts, init_containers = _weights(md, options)
     artifact_volumes, artifact_mounts = _compiled_artifacts(md, options)
-    neuron_resource = {plan.resource_name: str(plan.resource_count)}
+    neuron_resource = _device_resources(plan)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": serving.image or options.image_for(plan.runtime),
         "imagePullPolicy": serving.image_pull_policy,
-        "args": container_args(md, plan, serve_source(md, options)),
+        "args": serve_command(md, plan, options),
         "env": _env(md, plan, options),
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "resources": {
@@ -290,6 +343,12 @@ def _pod_template(md: ModelDeployment, plan: Plan, options: RenderOptions) -> di
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if plan.allocation == groups.DRA:
+        container["resources"]["claims"] = [{"name": claims.CLAIM_NAME}]
+    if role == ROLE_WORKER:
+        # A worker rank runs no HTTP server: nothing to probe or to route to; it is ready once running.
+        for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
+            del container[key]
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -310,6 +369,8 @@ def _pod_template(md: ModelDeployment, plan: Plan, options: RenderOptions) -> di
         pod_spec["securityContext"].update(runAsNonRoot=True, runAsUser=uid, fsGroup=uid)
     if init_containers:
         pod_spec["initContainers"] = init_containers
+    if plan.allocation == groups.DRA:
+        pod_spec["resourceClaims"] = claims.pod_claims(md, plan)
     scheduler = _scheduler_name(md, plan)
     if scheduler:
         pod_spec["schedulerName"] = scheduler
@@ -336,14 +397,20 @@ def serve_source(md: ModelDeployment, options: RenderOptions) -> str:
     return options.weights_path
 
 
+def rolling_update(md: ModelDeployment) -> dict[str, int | str]:
+    """spec.rollout as `{maxSurge, maxUnavailable}`; both 0 is refused (a rollout could never start)."""
+    rollout = md.spec.rollout
+    if _is_zero(rollout.max_surge) and _is_zero(rollout.max_unavailable):
+        raise PlanError("spec.rollout: maxSurge and maxUnavailable cannot both be 0 (a rollout could never start)")
+    return {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable}
+
+
 def expected(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderOptions) -> dict[str, Any]:
     """The Deployment for `md` running `plan` with `replicas` pods (no ownerReferences; see children)."""
     if replicas < 0:
         raise ValueError(f"replicas must be >= 0, got {replicas}")
-    rollout = md.spec.rollout
-    if _is_zero(rollout.max_surge) and _is_zero(rollout.max_unavailable):
-        raise PlanError("spec.rollout: maxSurge and maxUnavailable cannot both be 0 (a rollout could never start)")
-    template = _pod_template(md, plan, options)
+    rollout = rolling_update(md)
+    template = pod_template(md, plan, options)
     budget = startup_budget_seconds(plan, options)
     annotations = {TEMPLATE_HASH_ANNOTATION: template_hash(template)}
     if plan.artifact_key:
@@ -360,7 +427,7 @@ def expected(md: ModelDeployment, plan: Plan, *, replicas: int, options: RenderO
             "selector": {"matchLabels": labels.selector(md)},
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable},
+                "rollingUpdate": rollout,
             },
             "revisionHistoryLimit": options.revision_history_limit,
             "progressDeadlineSeconds": budget + options.progress_margin_seconds,

@@ -18,11 +18,14 @@ from neuronfleet.api.resource import ModelDeployment
 __all__ = [
     "COMPONENT",
     "INSTANCE",
+    "LWS_WORKER_INDEX",
     "MANAGED_BY",
     "NAME",
     "PART_OF",
     "child_labels",
     "instance_value",
+    "leader_selector",
+    "leader_selector_string",
     "object_meta",
     "pod_labels",
     "selector",
@@ -38,6 +41,11 @@ PART_OF = "app.kubernetes.io/part-of"
 APP_NAME = "vllm"
 SERVER_COMPONENT = "inference-server"
 OPERATOR = "neuronfleet"
+
+# LeaderWorkerSet labels every pod of a group with its index in the group; the leader's is "0"
+# (kubernetes-sigs/lws api/leaderworkerset/v1 WorkerIndexLabelKey; LWS's own status.hpaPodSelector
+# selects leaders by it).
+LWS_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 
 _MAX_VALUE = 63
 
@@ -59,6 +67,16 @@ def selector(md: ModelDeployment) -> dict[str, str]:
 def selector_string(md: ModelDeployment) -> str:
     """The selector as `status.selector` carries it for the scale subresource (HPA, KEDA, kubectl scale)."""
     return ",".join(f"{k}={v}" for k, v in sorted(selector(md).items()))
+
+
+def leader_selector(md: ModelDeployment) -> dict[str, str]:
+    """The pods that serve a multi-node replica's API: the leaders of its groups (workers serve none)."""
+    return {**selector(md), LWS_WORKER_INDEX: "0"}
+
+
+def leader_selector_string(md: ModelDeployment) -> str:
+    """`status.selector` of a multi-node fleet: one pod per replica, as LWS's hpaPodSelector counts them."""
+    return ",".join(f"{k}={v}" for k, v in sorted(leader_selector(md).items()))
 
 
 def child_labels(md: ModelDeployment) -> dict[str, str]:

@@ -17,9 +17,23 @@ import re
 
 from neuronfleet.api.resource import ModelDeployment
 
-__all__ = ["deployment_name", "dns_label", "pdb_name", "pod_monitor_name", "service_name"]
+__all__ = [
+    "claim_template_name",
+    "deployment_name",
+    "dns_label",
+    "leader_worker_set_name",
+    "pdb_name",
+    "pod_monitor_name",
+    "service_name",
+]
 
 _MAX_LABEL = 63
+# LeaderWorkerSet names its leader StatefulSet and its headless Service after itself, each group's
+# worker StatefulSet `<lws>-<group>`, and pods `<lws>-<group>` and `<lws>-<group>-<worker>`, which are
+# also the pods' hostnames (lws pkg/webhooks/pod_webhook.go). A StatefulSet's pods carry the label
+# controller-revision-hash=<statefulset>-<10-char hash>, and label values stop at 63 characters: 40
+# leaves room for a 3-digit group index and that suffix [INFERRED from those naming rules].
+_MAX_LWS = 40
 
 
 def dns_label(name: str) -> str:
@@ -49,3 +63,21 @@ def pdb_name(md: ModelDeployment) -> str:
 
 def pod_monitor_name(md: ModelDeployment) -> str:
     return md.name
+
+
+def leader_worker_set_name(md: ModelDeployment) -> str:
+    """`<name>-lws`: never the Service's name, because LWS creates a headless Service named after itself."""
+    name = f"{md.name}-lws"
+    if len(name) <= _MAX_LWS and dns_label(name) == name:
+        return name
+    digest = hashlib.sha256(md.name.encode()).hexdigest()[:8]
+    base = re.sub(r"[^-a-z0-9]", "-", md.name.lower())
+    if not base[:1].isalpha():
+        base = "md-" + base
+    base = base[: _MAX_LWS - len(digest) - len("--lws")].strip("-")
+    return f"{base}-{digest}-lws"
+
+
+def claim_template_name(md: ModelDeployment, digest: str) -> str:
+    """`<name>-neuron-<digest>`: a ResourceClaimTemplate's spec is immutable, so a changed claim is a new object."""
+    return f"{md.name[: 253 - len(digest) - len('-neuron-')]}-neuron-{digest}"

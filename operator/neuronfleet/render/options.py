@@ -66,6 +66,11 @@ class RenderOptions:
     s3_sync_image: str = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
     """Init container image that copies s3:// weights into the pod (credentials via IRSA/Pod Identity)."""
 
+    default_allocation: str = "devicePlugin"
+    """How pods get Neuron devices when spec.neuron.allocation is empty: devicePlugin or dra (the operator's
+    --neuron-allocation, Helm value operator.neuronAllocation). The controller passes it to the planner
+    (`convert.plan_request(md, default_allocation=...)`); the renderer itself follows the plan."""
+
     def image_for(self, runtime: str) -> str:
         try:
             return self.images[runtime]

@@ -5,6 +5,10 @@ accepts the downtime of a drain rather than blocking node upgrades forever; a fl
 stay up runs two or more replicas. `unhealthyPodEvictionPolicy: AlwaysAllow` lets a drain evict a
 replica that is not ready (still compiling, crash-looping) without spending the budget, so a
 stuck replica never blocks cluster maintenance.
+
+Replicas spanning nodes: the budget still selects every pod of the fleet, one pod at a time. With
+LeaderWorkerSet's RecreateGroupOnPodRestart one evicted pod takes its whole group down, so at most
+one group is down for a drain: the same "one replica" rule, counted in groups.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_the_scale_subresource_points_at_replicas_and_selector():
     assert props["status"]["properties"]["selector"]["type"] == "string"
 
 
-@pytest.mark.parametrize("column", ["Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Age"])
+@pytest.mark.parametrize("column", ["Model", "Instance", "TP", "Desired", "Ready", "Tokens/s", "Variants", "Age"])
 def test_printer_columns_point_at_declared_fields(column: str):
     columns = {c["name"]: c for c in crd.crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert column in columns
@@ -246,3 +246,41 @@ def test_the_instance_type_enum_is_the_catalog_less_its_inferred_entries():
     assert set(INSTANCE_TYPES) == {i.name for i in CATALOG if not i.inferred}
     enum = schema()["properties"]["spec"]["properties"]["neuron"]["properties"]["instanceType"]["enum"]
     assert enum == list(INSTANCE_TYPES)
+
+
+@pytest.mark.parametrize(
+    "neuron,ok",
+    [
+        ({"instanceType": "trn2.48xlarge", "fallback": [{"instanceType": "trn1.32xlarge"}]}, True),
+        ({"fallback": [{"instanceType": "trn1.32xlarge"}, {"instanceType": "inf2.48xlarge"}]}, True),
+        ({"fallback": [{"instanceType": "trn1.32xlarge"}, {"instanceType": "trn1.32xlarge"}]}, False),
+        ({"instanceType": "trn1.32xlarge", "fallback": [{"instanceType": "trn1.32xlarge"}]}, False),
+        ({"instanceType": "trn2.48xlarge"}, True),
+    ],
+    ids=[
+        "a fallback of another type",
+        "two fallbacks without a primary type",
+        "the same fallback type twice",
+        "a fallback repeating the primary",
+        "no fallback",
+    ],
+)
+def test_fallback_cel_rules_and_the_model_validator_agree(neuron: dict[str, Any], ok: bool):
+    node = schema()["properties"]["spec"]["properties"]["neuron"]
+    defaulted = apply_schema_defaults(node, neuron)
+    cel_ok = all(evaluate(r["rule"], defaulted) for r in node["x-kubernetes-validations"])
+    assert cel_ok is ok
+    spec = {"model": {"source": "hf://x/y"}, "neuron": neuron}
+    if ok:
+        ModelDeploymentSpec.model_validate(spec)
+    else:
+        with pytest.raises(ValueError, match="fallback"):
+            ModelDeploymentSpec.model_validate(spec)
+
+
+def test_fallback_after_seconds_has_a_documented_default():
+    spec = ModelDeploymentSpec.model_validate({"model": {"source": "hf://x/y"}})
+    assert spec.neuron.fallback_after_seconds == 300
+    described = schema()["properties"]["spec"]["properties"]["neuron"]["properties"]["fallbackAfterSeconds"]
+    assert described["default"] == 300
+    assert "300" in described["description"]

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from neuronfleet.api.status import CapacityStatus
+from neuronfleet.api.status import CapacityCurveStatus
 from neuronfleet.autoscale import capacity_fit, promql
 from neuronfleet.autoscale.prometheus import QueryResult, Sample
 from neuronfleet.neuron import capacity
@@ -179,4 +179,4 @@ def test_the_status_fragment_names_its_source_and_confidence():
     fragment = capacity_fit.status(fit, WRONG, slo_batch=32)
     assert fragment["source"] == "fitted" and fragment["samples"] == 80
     assert fragment["alphaSeconds"] == pytest.approx(TRUE.alpha, rel=0.02)
-    assert CapacityStatus.model_validate(fragment).model_dump(by_alias=True, exclude_none=True) == fragment
+    assert CapacityCurveStatus.model_validate(fragment).model_dump(by_alias=True, exclude_none=True) == fragment

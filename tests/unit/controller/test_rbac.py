@@ -5,13 +5,22 @@ from __future__ import annotations
 import pytest
 
 from neuronfleet.controller import rbac
-from neuronfleet.controller.reconcile import CHILD_KINDS
+from neuronfleet.controller.kinds import CHILD_KINDS
 
 
-@pytest.mark.parametrize("ref", list(CHILD_KINDS.values()), ids=lambda r: f"{r.plural} can be fully managed")
-def test_every_child_kind_can_be_read_watched_created_patched_and_deleted(ref) -> None:
+@pytest.mark.parametrize("kind", CHILD_KINDS, ids=lambda k: f"{k.ref.plural} can be fully managed")
+def test_every_child_kind_can_be_read_watched_created_patched_and_deleted(kind) -> None:
     for verb in ("get", "list", "watch", "create", "patch", "delete"):
-        assert rbac.covers(ref.group, ref.plural, verb)
+        assert rbac.covers(kind.ref.group, kind.ref.plural, verb)
+
+
+def test_configmaps_are_not_granted_since_no_child_is_one() -> None:
+    assert not rbac.covers("", "configmaps", "create")
+
+
+def test_the_operator_never_patches_model_deployments_themselves() -> None:
+    assert not rbac.covers("neuronfleet.io", "modeldeployments", "patch")
+    assert rbac.covers("neuronfleet.io", "modeldeployments/status", "patch")
 
 
 def test_the_operator_may_not_write_model_deployment_specs_by_replacing_them() -> None:

@@ -1,14 +1,18 @@
-"""Status reconstituted from the world: rollout verdicts, conditions, and skipping unchanged writes."""
+"""The whole status from one function: rollout, the gate, the autoscaler's decision, missing kinds, no flicker."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 import pytest
 
 from neuronfleet.api import convert
 from neuronfleet.api.resource import load
-from neuronfleet.controller import events, status
+from neuronfleet.autoscale import types
+from neuronfleet.controller import artifacts, events, kinds, status
+from neuronfleet.controller.state import ScalingState
 from neuronfleet.neuron import planner
 
 NOW = "2026-01-01T00:00:00Z"
@@ -70,11 +74,11 @@ def test_rollout_verdict_follows_kubectl_rollout_status(deployment, complete: bo
 
 
 def _cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in st["conditions"] if c["type"] == type_)
+    return next((c for c in st["conditions"] if c["type"] == type_), {})
 
 
 def test_a_ready_fleet_reports_ready_and_not_progressing() -> None:
-    obs = status.Observed(generation=3, plan=plan(), failure=None, deployment=dep(), selector="a=b", desired_replicas=2)
+    obs = status.Observed(generation=3, plan=plan(), deployment=dep(), selector="a=b", desired_replicas=2)
     st = status.compute_status(obs, None, now=NOW)
     assert (st["observedGeneration"], st["readyReplicas"], st["selector"], st["desiredReplicas"]) == (3, 2, "a=b", 2)
     assert _cond(st, "Ready")["status"] == "True"
@@ -86,10 +90,10 @@ def test_a_ready_fleet_reports_ready_and_not_progressing() -> None:
 
 def test_a_failed_plan_keeps_the_running_plan_and_degrades() -> None:
     good = status.compute_status(
-        status.Observed(generation=1, plan=plan(), failure=None, deployment=dep(), desired_replicas=2), None, now=NOW
+        status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2), None, now=NOW
     )
     bad = status.compute_status(
-        status.Observed(generation=2, plan=None, failure="does not fit", deployment=dep(), desired_replicas=2),
+        status.Observed(generation=2, plan=None, plan_failure="does not fit", deployment=dep(), desired_replicas=2),
         good,
         now=LATER,
     )
@@ -100,7 +104,8 @@ def test_a_failed_plan_keeps_the_running_plan_and_degrades() -> None:
     assert _cond(bad, "Ready")["status"] == "True"  # the running pods still serve
 
 
-def test_autoscaler_fields_and_conditions_survive_a_reconcile_pass() -> None:
+def test_autoscaler_fields_are_kept_until_this_process_decides() -> None:
+    """After a restart no decision is in memory: the autoscaler's fields and conditions stay as they were."""
     previous = {
         "lastScaleTime": NOW,
         "metrics": {"concurrency": 12.0},
@@ -115,14 +120,14 @@ def test_autoscaler_fields_and_conditions_survive_a_reconcile_pass() -> None:
             }
         ],
     }
-    obs = status.Observed(generation=1, plan=plan(), failure=None, deployment=dep(), desired_replicas=2)
+    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2, autoscaling=True)
     st = status.compute_status(obs, previous, now=LATER)
     assert st["lastScaleTime"] == NOW and st["metrics"] == {"concurrency": 12.0}
     assert _cond(st, "ScalingActive")["status"] == "True"
 
 
 def test_an_unchanged_world_produces_no_status_patch() -> None:
-    obs = status.Observed(generation=1, plan=plan(), failure=None, deployment=dep(), desired_replicas=2)
+    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2)
     first = status.compute_status(obs, None, now=NOW)
     second = status.compute_status(obs, first, now=LATER)
     assert status.status_patch(first, second) is None
@@ -131,64 +136,202 @@ def test_an_unchanged_world_produces_no_status_patch() -> None:
 
 def test_events_fire_on_transitions_only() -> None:
     rolling = status.Observed(
-        generation=1, plan=plan(), failure=None, deployment=dep(updated=0, ready=0, available=0), desired_replicas=2
+        generation=1, plan=plan(), deployment=dep(updated=0, ready=0, available=0), desired_replicas=2
     )
-    done = status.Observed(generation=1, plan=plan(), failure=None, deployment=dep(), desired_replicas=2)
+    done = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2)
     s1 = status.compute_status(rolling, None, now=NOW)
     s2 = status.compute_status(done, s1, now=LATER)
-    first = [e.reason for e in events.transitions(None, s1)]
-    assert first == ["Planned", "RolloutStarted"]
+    # A new fleet gets one event: its first rollout is implied by the plan.
+    assert [e.reason for e in events.transitions(None, s1)] == ["Planned"]
     assert [e.reason for e in events.transitions(s1, s2)] == ["RolloutComplete"]
     assert events.transitions(s2, status.compute_status(done, s2, now=LATER)) == []
+    s3 = status.compute_status(rolling, s2, now=LATER)
+    assert [e.reason for e in events.transitions(s2, s3)] == ["RolloutStarted"]
     repaired = events.transitions(s2, s2, repaired=["Service llama"])
     assert [(e.type, e.reason) for e in repaired] == [("Warning", "ChildRepaired")]
 
 
-def _decision(replicas: int, reason: str, *, recommended: int, limited: bool = False):
-    from neuronfleet.autoscale import types
-
+def _decision(replicas: int, reason: str, *, recommended: int, limited: bool = False) -> types.Decision:
     return types.Decision(
         replicas=replicas, reason=types.Reason(reason), message="m", recommended=recommended, limited=limited
     )
 
 
-def _observation(concurrency: float | None):
-    from neuronfleet.autoscale import types
+def _scaling(decision: types.Decision, concurrency: float | None, *, error: str | None = None) -> ScalingState:
+    seen = types.Observation(
+        tokens_per_second=None,
+        concurrency=concurrency,
+        current_replicas=2,
+        ready_replicas=2,
+        sampled_at=None if concurrency is None else 1767225600.0,
+    )
+    at = datetime.datetime(2026, 1, 1, 0, 1, tzinfo=datetime.UTC)
+    return ScalingState(decision, seen, error, {"concurrency": 8.0}, at, seq=1)
 
-    return types.Observation(tokens_per_second=None, concurrency=concurrency, current_replicas=2, ready_replicas=2)
+
+def _autoscaled(scaling: ScalingState, *, scaled: bool, generation: int = 4) -> status.Observed:
+    return status.Observed(
+        generation=generation,
+        plan=plan(),
+        deployment=dep(4),
+        desired_replicas=4,
+        autoscaling=True,
+        scaling=scaling,
+        scaled=scaled,
+    )
 
 
 def test_a_scale_up_clamped_at_max_records_the_scale_and_the_limit() -> None:
-    st = status.scaling_status(
-        None,
-        generation=4,
-        decision=_decision(4, "LimitedByMaxReplicas", recommended=8, limited=True),
-        observation=_observation(60.0),
-        metrics_error=None,
-        scaled=True,
-        now=NOW,
-        sampled_at=NOW,
+    scaling = _scaling(_decision(4, "LimitedByMaxReplicas", recommended=8, limited=True), 60.0)
+    st = status.compute_status(_autoscaled(scaling, scaled=True), None, now=LATER)
+    assert (st["desiredReplicas"], st["lastScaleTime"], st["lastScaleReason"]) == (
+        4,
+        "2026-01-01T00:01:00Z",
+        "LimitedByMaxReplicas",
     )
-    assert (st["desiredReplicas"], st["lastScaleTime"], st["lastScaleReason"]) == (4, NOW, "LimitedByMaxReplicas")
     assert st["metrics"] == {"concurrency": 60.0, "sampledAt": NOW}
+    assert st["autoscalingTargets"] == {"concurrency": 8.0}
     assert _cond(st, "ScalingLimited")["reason"] == "LimitedByMaxReplicas"
     assert _cond(st, "ScalingActive")["status"] == "True"
     assert _cond(st, "MetricsAvailable")["status"] == "True"
 
 
 def test_missing_metrics_hold_and_keep_the_last_scale_time() -> None:
-    previous = {"lastScaleTime": NOW, "lastScaleReason": "ScaledUp"}
-    st = status.scaling_status(
-        previous,
-        generation=4,
-        decision=_decision(2, "MetricsUnavailable", recommended=2),
-        observation=_observation(None),
-        metrics_error="every Prometheus query failed",
-        scaled=False,
-        now=LATER,
-        sampled_at=None,
-    )
+    previous = {"lastScaleTime": NOW, "lastScaleReason": "ScaledUp", "conditions": []}
+    scaling = _scaling(_decision(2, "MetricsUnavailable", recommended=2), None, error="every Prometheus query failed")
+    st = status.compute_status(_autoscaled(scaling, scaled=False), previous, now=LATER)
     assert (st["lastScaleTime"], st["lastScaleReason"]) == (NOW, "ScaledUp")
     assert _cond(st, "MetricsAvailable")["message"] == "every Prometheus query failed"
     assert _cond(st, "ScalingActive")["reason"] == "MetricsUnavailable"
-    assert [e.reason for e in events.transitions_scaling({"conditions": []}, st)] == ["MetricsUnavailable"]
+    lost = [e for e in events.transitions(previous, st) if e.reason == "MetricsUnavailable"]
+    assert [e.type for e in lost] == ["Warning"]
+    assert events.transitions(st, status.compute_status(_autoscaled(scaling, scaled=False), st, now=LATER)) == []
+
+
+def test_the_same_decision_gives_the_same_status_on_every_pass() -> None:
+    """No field flickers: passes between two decisions compute the scaling fields from the same decision."""
+    scaling = _scaling(_decision(4, "ScaledUp", recommended=4), 30.0)
+    first = status.compute_status(_autoscaled(scaling, scaled=True), None, now=NOW)
+    again = status.compute_status(_autoscaled(scaling, scaled=False), first, now=LATER)
+    assert status.status_patch(first, again) is None
+
+
+def test_turning_autoscaling_off_says_so_in_scaling_active() -> None:
+    scaling = _scaling(_decision(4, "ScaledUp", recommended=4), 30.0)
+    on = status.compute_status(_autoscaled(scaling, scaled=True), None, now=NOW)
+    off = status.compute_status(
+        status.Observed(generation=5, plan=plan(), deployment=dep(), desired_replicas=2, autoscaling=False),
+        on,
+        now=LATER,
+    )
+    assert _cond(off, "ScalingActive")["reason"] == "AutoscalingDisabled"
+
+
+PODMONITOR = kinds.by_kind("PodMonitor")
+PDB = kinds.by_kind("PodDisruptionBudget")
+
+
+def test_a_missing_required_kind_degrades_and_names_it() -> None:
+    missing = ((PDB.missing_reason, status.unserved_message(PDB)),)
+    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), desired_replicas=2, missing=missing)
+    degraded = _cond(status.compute_status(obs, None, now=NOW), "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "KindNotServed")
+    assert "does not serve policy/v1 PodDisruptionBudget (poddisruptionbudgets)" in degraded["message"]
+
+
+def test_a_missing_optional_kind_warns_and_holds_nothing_back() -> None:
+    obs = status.Observed(
+        generation=1,
+        plan=plan(),
+        deployment=dep(),
+        desired_replicas=2,
+        autoscaling=False,
+        skipped=(PODMONITOR,),
+        wants_optional=("PodMonitor",),
+    )
+    st = status.compute_status(obs, None, now=NOW)
+    skipped = _cond(st, "OptionalChildrenApplied")
+    assert (skipped["status"], skipped["reason"]) == ("False", "KindNotServed")
+    assert "Prometheus Operator" in skipped["message"]
+    assert _cond(st, "Degraded")["status"] == "False"
+    assert _cond(st, "Ready")["status"] == "True"
+    assert [(e.type, e.reason) for e in events.transitions(st, st)] == []
+    back = status.compute_status(dataclasses.replace(obs, skipped=()), st, now=LATER)
+    assert _cond(back, "OptionalChildrenApplied")["status"] == "True"
+    assert [e.reason for e in events.transitions(st, back)] == ["Reconciled"]
+    none = status.compute_status(dataclasses.replace(obs, skipped=(), wants_optional=()), back, now=LATER)
+    assert _cond(none, "OptionalChildrenApplied") == {}
+
+
+def test_degraded_names_the_most_fundamental_failure_and_lists_all() -> None:
+    obs = status.Observed(
+        generation=1,
+        plan=plan(),
+        deployment=dep(),
+        desired_replicas=2,
+        apply_failures=("Service llama already exists and is controlled by Foo bar",),
+        missing=((PDB.missing_reason, status.unserved_message(PDB)),),
+        gate=gate(degraded="compile Job x failed"),
+    )
+    degraded = _cond(status.compute_status(obs, None, now=NOW), "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+    assert "controlled by Foo" in degraded["message"] and "PodDisruptionBudget" in degraded["message"]
+    assert "compile Job x failed" in degraded["message"]
+
+
+def gate(**decision: Any) -> artifacts.Decision:
+    base = {"policy": artifacts.Policy.PRECOMPILE, "key": "k2", "ready": False, "may_roll_out": False}
+    return artifacts.Decision(**{**base, **decision})
+
+
+def test_a_gated_fleet_is_not_ready_while_old_replicas_fill_the_count() -> None:
+    waiting = "waiting for compiled artifacts of key k2; the running replicas keep serving key k1"
+    obs = status.Observed(
+        generation=3,
+        plan=dataclasses.replace(plan(), artifact_key="k2"),
+        deployment=dep(),
+        desired_replicas=2,
+        gate=gate(condition=("False", "Compiling", "compiling"), waiting=waiting),
+        phases="1 compiling (est. 2 of ~9 min)",
+    )
+    st = status.compute_status(obs, None, now=NOW)
+    ready = _cond(st, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WaitingForArtifacts")
+    assert "keep serving key k1" in ready["message"] and "1 compiling" in ready["message"]
+    assert _cond(st, "Progressing")["status"] == "True"
+    assert _cond(st, "CompiledArtifactsReady")["observedGeneration"] == 3
+    assert st["plan"]["artifactKey"] == "k2"
+
+
+def test_a_compile_failure_degrades_the_fleet_without_hiding_a_plan_failure() -> None:
+    obs = status.Observed(generation=1, plan=plan(), deployment=dep(), gate=gate(degraded="compile Job x failed"))
+    assert _cond(status.compute_status(obs, None, now=NOW), "Degraded")["reason"] == "CompileFailed"
+    planless = dataclasses.replace(obs, plan=None, plan_failure="does not fit")
+    assert _cond(status.compute_status(planless, None, now=NOW), "Degraded")["reason"] == "PlanFailed"
+
+
+def test_compile_on_start_removes_a_stale_artifacts_condition() -> None:
+    stale = {"conditions": [{"type": "CompiledArtifactsReady", "status": "True", "reason": "ArtifactsReady"}]}
+    obs = status.Observed(
+        generation=1,
+        plan=plan(),
+        deployment=dep(),
+        desired_replicas=2,
+        gate=gate(policy=artifacts.Policy.COMPILE_ON_START, may_roll_out=True),
+    )
+    st = status.compute_status(obs, stale, now=NOW)
+    assert _cond(st, "CompiledArtifactsReady") == {}
+    assert _cond(st, "Ready")["status"] == "True"
+
+
+def test_an_open_gate_adds_replica_phases_to_a_rollout_in_progress() -> None:
+    obs = status.Observed(
+        generation=1,
+        plan=plan(),
+        deployment=dep(updated=1, ready=1, available=1),
+        desired_replicas=2,
+        gate=gate(may_roll_out=True, ready=True),
+        phases="1 loading (est. 1 of ~3 min)",
+    )
+    ready = _cond(status.compute_status(obs, None, now=NOW), "Ready")
+    assert ready["message"].endswith("replicas: 1 loading (est. 1 of ~3 min)")

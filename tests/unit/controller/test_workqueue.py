@@ -1,10 +1,15 @@
-"""The work queue behind child-triggered passes: coalescing per fleet, retries with capped backoff."""
+"""The work queue every pass goes through: coalescing per fleet, retries with capped backoff, bugs logged loudly."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from neuronfleet.controller.sync import FleetKey, WorkQueue
+import pytest
+
+from neuronfleet.controller.kube import KubeError
+from neuronfleet.controller.state import FleetKey
+from neuronfleet.controller.workqueue import WorkQueue, later
 
 A = FleetKey("ml", "a")
 B = FleetKey("ml", "b")
@@ -64,3 +69,46 @@ async def test_closing_cancels_pending_passes() -> None:
     queue.add(B)
     await asyncio.sleep(0.1)
     assert runs == []
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "traceback"),
+    [
+        pytest.param(
+            KubeError(503, "ServiceUnavailable", "etcd"), logging.WARNING, False, id="an API error is one line"
+        ),
+        pytest.param(KeyError("plan"), logging.ERROR, True, id="a bug is logged with its traceback"),
+    ],
+)
+async def test_failures_are_retried_and_logged_by_meaning(
+    caplog: pytest.LogCaptureFixture, error: Exception, level: int, traceback: bool
+) -> None:
+    attempts: list[FleetKey] = []
+
+    async def run(key: FleetKey) -> None:
+        attempts.append(key)
+        if len(attempts) == 1:
+            raise error
+
+    queue = WorkQueue(run, retry=0.01)
+    with caplog.at_level(logging.WARNING, logger="neuronfleet.controller.workqueue"):
+        queue.add(A)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(attempts) == 2:
+                break
+    await queue.close()
+    assert attempts == [A, A]
+    (record,) = caplog.records
+    assert record.levelno == level
+    assert (record.exc_info is not None) is traceback
+    assert queue.failures(A) == 0
+
+
+async def test_a_later_requeue_fires_after_its_delay_without_blocking_the_queue() -> None:
+    fired: list[str] = []
+    requeue = later(fired.append)
+    requeue("fleet", 0.01)
+    assert fired == []
+    await asyncio.sleep(0.05)
+    assert fired == ["fleet"]

@@ -10,33 +10,22 @@ from __future__ import annotations
 import pytest
 
 from neuronfleet.kube_emulator.store import ApiError, PatchType, Store
+from support.crds import schemaless_crd
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {
-                        "specReplicasPath": ".spec.size",
-                        "statusReplicasPath": ".status.size",
-                        "labelSelectorPath": ".status.selector",
-                    },
-                },
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
+CRD = schemaless_crd(
+    "example.com",
+    "widgets",
+    "Widget",
+    short_names=("wd",),
+    subresources={
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.size",
+            "statusReplicasPath": ".status.size",
+            "labelSelectorPath": ".status.selector",
+        },
     },
-}
+)
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ so fields that cannot change a graph must not.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -205,3 +208,51 @@ def test_artifact_directory_follows_the_runtimes_cache_layout(runtime, where):
 
 def test_the_marker_lives_under_the_cache_root_named_by_key():
     assert artifacts.marker_path("/cache/", "k1") == "/cache/neuronfleet/k1.json"
+
+
+def _group_plan(nodes: int | None, **neuron: Any):
+    md = resource.load(
+        {
+            "apiVersion": "neuronfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "big", "namespace": "ml"},
+            "spec": {
+                "model": {"source": "hf://meta-llama/Llama-3.1-405B-Instruct"},
+                "neuron": {"instanceType": "trn1.32xlarge", "nodesPerReplica": nodes, **neuron},
+                "serving": {"maxModelLen": 2048, "maxNumSeqs": 1},
+            },
+        }
+    )
+    return planner.plan(convert.plan_request(md))
+
+
+def test_one_key_serves_every_group_of_a_shape_and_each_shape_has_its_own():
+    two, four = _group_plan(2), _group_plan(4)
+    image = DEFAULT_IMAGES["nxdi"]
+    keys = {artifacts.artifact_key(artifacts.inputs(p, image=image)) for p in (two, four)}
+    assert len(keys) == 2, "2 x 32 and 4 x 32 ranks compile different graphs"
+    again = artifacts.artifact_key(artifacts.inputs(_group_plan(2, efa=False), image=image))
+    assert again == artifacts.artifact_key(artifacts.inputs(two, image=image)), "EFA and addresses are not graphs"
+
+
+def test_single_node_keys_hash_exactly_what_they_hashed_before_groups_existed():
+    plan = planner.plan(
+        convert.plan_request(
+            resource.load(
+                {
+                    "apiVersion": "neuronfleet.io/v1alpha1",
+                    "kind": "ModelDeployment",
+                    "metadata": {"name": "m"},
+                    "spec": {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}},
+                }
+            )
+        )
+    )
+    values = artifacts.inputs(plan, image=DEFAULT_IMAGES["nxdi"])
+    fields = {k: v for k, v in dataclasses.asdict(values).items() if k != "nodes_per_replica"}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    assert artifacts.full_digest(values) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_group_pod_reads_and_writes_its_own_rank_directory_under_the_key():
+    assert artifacts.rank_artifact_dir("/cache/", "abc", "$(LWS_WORKER_INDEX)") == "/cache/abc/rank-$(LWS_WORKER_INDEX)"

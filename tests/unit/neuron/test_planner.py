@@ -87,9 +87,19 @@ def test_tp3_is_not_legal_and_the_message_lists_the_legal_degrees():
         planner.plan(make_request(instance_type="inf2.48xlarge", tensor_parallel_size=3))
 
 
-def test_tp_larger_than_one_node_is_refused_with_the_node_size():
+def test_tp_larger_than_one_node_with_one_node_asked_is_refused_with_the_node_size():
     with pytest.raises(PlanError, match=r"larger than one trn1.32xlarge node \(32 NeuronCores"):
-        planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=64))
+        planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=64, nodes_per_replica=1))
+
+
+def test_tp_larger_than_one_node_spans_whole_nodes():
+    plan = planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=64))
+    assert (plan.nodes_per_replica, plan.local_tensor_parallel_size) == (2, 32)
+
+
+def test_tp_that_would_need_three_nodes_is_refused_with_the_legal_groups():
+    with pytest.raises(PlanError, match=r"group of 3 trn1.32xlarge nodes is not legal.*2 nodes = TP 64"):
+        planner.plan(make_request(instance_type="trn1.32xlarge", tensor_parallel_size=96))
 
 
 def test_unknown_instance_type_is_a_plan_error():
@@ -369,10 +379,13 @@ def _plan_or_error(request):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
-def test_a_chosen_tp_is_legal_fits_in_memory_and_on_one_node(request):
+def test_a_chosen_single_node_tp_is_legal_fits_in_memory_and_on_one_node(request):
+    """Single-node plans only; groups have their own properties (test_groups.py)."""
     plan, error = _plan_or_error(request)
     if plan is None:
         assert str(error)
+        return
+    if plan.nodes_per_replica > 1:
         return
     instance = lookup(plan.instance_type)
     lnc = plan.logical_core_size
@@ -403,8 +416,10 @@ def test_validating_a_tp_agrees_with_choosing_it(request):
         return
     validated = planner.plan(replace(request, tensor_parallel_size=plan.tensor_parallel_size))
     assert replace(validated, reasons=()) == replace(plan, reasons=())
-    # Minimality: every smaller legal degree is refused.
-    for smaller in (d for d in degrees if d < plan.tensor_parallel_size):
+    # Minimality: every smaller legal degree (on one node, or in a smaller group) is refused.
+    node_cores = instance.logical_cores(plan.logical_core_size)
+    smaller_groups = [n * node_cores for n in (2, 4, 8) if n < plan.nodes_per_replica]
+    for smaller in [*(d for d in degrees if d < plan.tensor_parallel_size), *smaller_groups]:
         with pytest.raises(PlanError):
             planner.plan(replace(request, tensor_parallel_size=smaller))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from neuronfleet.api import convert
 from neuronfleet.api.resource import ModelDeployment
+from neuronfleet.neuron import planner
 from neuronfleet.neuron.types import Plan
 
 from .builders import GIB, make_md, make_plan
@@ -16,6 +18,11 @@ class Scenario(NamedTuple):
     md: ModelDeployment
     plan: Plan
     replicas: int
+
+
+def planned(md: ModelDeployment, replicas: int) -> Scenario:
+    """A scenario whose plan comes from the real planner (multi-node and DRA shapes are its output)."""
+    return Scenario(md=md, plan=planner.plan(convert.plan_request(md)), replicas=replicas)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -56,6 +63,37 @@ SCENARIOS: dict[str, Scenario] = {
             expected_startup_seconds=2100,
             args=("--served-model-name", "llama33-70b", "--port", "8000", "--tensor-parallel-size", "32"),
             env=(("NEURON_SKIP_EFA_AFFINITY", "1"), ("NEURON_LOGICAL_NC_CONFIG", "2")),
+        ),
+        replicas=1,
+    ),
+    # Llama-3.1-405B on trn1.32xlarge: a LeaderWorkerSet of 4-node groups, device plugin + EFA.
+    "llama31-405b-trn1-lws": planned(
+        make_md(
+            "llama31-405b",
+            model={"source": "hf://meta-llama/Llama-3.1-405B-Instruct", "tokenSecretRef": {"name": "hf-token"}},
+            neuron={"instanceType": "trn1.32xlarge", "compiledArtifacts": {"pvc": "neuron-compile-cache"}},
+            serving={"maxModelLen": 8192, "maxNumSeqs": 8},
+            monitoring={"podMonitor": True},
+        ),
+        replicas=2,
+    ),
+    # Llama-3.3-70B on trn2.48xlarge with the Neuron DRA driver: a claim of 8 connected devices, LNC 2.
+    "llama33-70b-trn2-dra": planned(
+        make_md(
+            "llama33-70b",
+            model={"source": "hf://meta-llama/Llama-3.3-70B-Instruct"},
+            neuron={"instanceType": "trn2.48xlarge", "tensorParallelSize": 32, "allocation": "dra"},
+            serving={"maxModelLen": 8192, "maxNumSeqs": 8},
+        ),
+        replicas=2,
+    ),
+    # Llama-3.1-405B with long contexts on a Trn2 UltraServer: 4-node groups, DRA UltraServerConfig.
+    "llama31-405b-trn2u-ultraserver": planned(
+        make_md(
+            "llama31-405b-long",
+            model={"source": "hf://meta-llama/Llama-3.1-405B-Instruct"},
+            neuron={"instanceType": "trn2u.48xlarge", "allocation": "dra"},
+            serving={"maxModelLen": 32768, "maxNumSeqs": 8},
         ),
         replicas=1,
     ),

@@ -114,3 +114,18 @@ def test_the_cli_renders_in_a_fresh_process(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout)]
     assert kinds == ["Service", "PodDisruptionBudget", "Deployment", "PodMonitor"]
+
+
+def test_the_operator_default_allocation_can_be_previewed(capsys):
+    code, out, err = run(capsys, "-f", str(ROOT / "examples" / "llama33-70b-trn2.yaml"), "--neuron-allocation", "dra")
+    assert (code, err) == (0, "")
+    kinds = [d["kind"] for d in yaml.safe_load_all(out)]
+    assert kinds[:4] == ["Service", "PodDisruptionBudget", "ResourceClaimTemplate", "Deployment"]
+    code, out, _ = run(capsys, "-f", str(ROOT / "examples" / "llama33-70b-trn2.yaml"))
+    assert code == 0 and "ResourceClaimTemplate" not in [d["kind"] for d in yaml.safe_load_all(out)]
+
+
+def test_a_model_too_large_for_one_node_renders_a_leaderworkerset(capsys):
+    code, out, err = run(capsys, "-f", str(ROOT / "examples" / "llama31-405b-trn1-lws.yaml"))
+    assert (code, err) == (0, "")
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["Service", "PodDisruptionBudget", "LeaderWorkerSet"]

@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 
 from neuronfleet.api import convert
+from neuronfleet.errors import PlanError
 from neuronfleet.neuron import artifacts, planner
 from neuronfleet.render import compile_job, deployment, labels
 from neuronfleet.render.options import DEFAULT_IMAGES, RenderOptions
@@ -233,3 +234,37 @@ def test_the_check_script_succeeds_only_when_the_marker_exists(tmp_path: Path, p
     env = {**os.environ, "NEURONFLEET_ARTIFACT_KEY": "k1", "NEURONFLEET_ARTIFACT_MARKER": str(marker)}
     proc = subprocess.run(["sh", "-c", compile_job.CHECK_SCRIPT], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == code
+
+
+def test_a_dra_key_compiled_on_cpu_claims_no_neuron_devices_and_on_a_neuron_node_keeps_its_claim():
+    md = make_md(
+        "llama3-8b",
+        neuron={
+            "instanceType": "trn2.48xlarge",
+            "tensorParallelSize": 4,
+            "allocation": "dra",
+            "compiledArtifacts": {"policy": "precompile", "pvc": "neff-cache"},
+        },
+    )
+    plan = artifacts.keyed(planner.plan(convert.plan_request(md)), image=DEFAULT_IMAGES["vllm-neuron"])
+    on_cpu = pod_of(compile_job.compile_job(md, plan, render=RENDER))
+    assert "resourceClaims" not in on_cpu and "claims" not in on_cpu["containers"][0]["resources"]
+    on_neuron = pod_of(
+        compile_job.compile_job(md, plan, render=RENDER, options=compile_job.CompileJobOptions(cpu_compile=False))
+    )
+    assert on_neuron["resourceClaims"][0]["resourceClaimTemplateName"].startswith("llama3-8b-neuron-")
+    kubernetes_validate.validate(compile_job.compile_job(md, plan, render=RENDER), "1.34.0", strict=True)
+
+
+def test_precompile_is_refused_for_a_replica_spanning_nodes_with_the_reason():
+    md = make_md(
+        "llama31-405b",
+        model={"source": "hf://meta-llama/Llama-3.1-405B-Instruct"},
+        neuron={"instanceType": "trn1.32xlarge", "compiledArtifacts": {"policy": "precompile", "pvc": "neff-cache"}},
+        serving={"maxModelLen": 8192, "maxNumSeqs": 8},
+    )
+    plan = artifacts.keyed(planner.plan(convert.plan_request(md)), image=DEFAULT_IMAGES["nxdi"])
+    assert plan.nodes_per_replica == 4
+    with pytest.raises(PlanError, match=r"precompile is not supported for replicas spanning nodes \(4 nodes\)"):
+        compile_job.compile_job(md, plan, render=RENDER)
+    compile_job.check_job(md, plan, render=RENDER)  # require still works: it only checks the marker

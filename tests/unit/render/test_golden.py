@@ -4,7 +4,9 @@ The golden YAML under golden/<scenario>/<kind>.yaml is the reviewed output; a ch
 fails here until the files are rewritten on purpose with `UPDATE_GOLDEN=1 pytest tests/unit/render`
 and the diff is reviewed. Built-in kinds are checked by kubernetes-validate against the Kubernetes
 1.31 OpenAPI schemas in strict mode (unknown fields are errors); the PodMonitor, a custom resource
-kubernetes-validate has no schema for, is checked in test_monitor.py.
+kubernetes-validate has no schema for, is checked in test_monitor.py; the LeaderWorkerSet against the LWS
+API facts in test_leaderworkerset.py. ResourceClaimTemplates (resource.k8s.io/v1) are checked against
+the Kubernetes 1.34 schemas, the first release that serves that version.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .scenarios import SCENARIOS
 
 GOLDEN = Path(__file__).parent / "golden"
 KUBERNETES_VERSION = "1.31.0"
-BUILT_IN = {"Deployment", "Service", "PodDisruptionBudget"}
+DRA_KUBERNETES_VERSION = "1.34.0"  # resource.k8s.io/v1 is served from Kubernetes 1.34
+BUILT_IN = {"Deployment", "Service", "PodDisruptionBudget", "ResourceClaimTemplate"}
 
 
 def rendered(scenario: str) -> list[dict[str, Any]]:
@@ -63,7 +66,8 @@ VALIDATE = [(s, k) for s, k in CASES if k in BUILT_IN]
     ("scenario", "kind"), VALIDATE, ids=[f"{s} {k} passes strict schema validation" for s, k in VALIDATE]
 )
 def test_built_in_objects_pass_strict_schema_validation(scenario: str, kind: str):
-    kubernetes_validate.validate(by_kind(scenario, kind), KUBERNETES_VERSION, strict=True)
+    version = DRA_KUBERNETES_VERSION if kind == "ResourceClaimTemplate" else KUBERNETES_VERSION
+    kubernetes_validate.validate(by_kind(scenario, kind), version, strict=True)
 
 
 def test_strict_validation_catches_an_unknown_field():

@@ -3,8 +3,9 @@
 -- (see docs/argocd.md). Argo CD runs custom checks without the string and math libraries, so
 -- this script uses only the base library, table access and the .. operator.
 --
---   Degraded     Degraded=True (the spec cannot be served, or a child cannot be applied), with
---                the condition's message; running replicas are left as they were.
+--   Degraded     Degraded=True (the spec cannot be served, or a child cannot be applied, e.g. a
+--                multi-node fleet on a cluster without the LeaderWorkerSet CRD), with the
+--                condition's message; running replicas are left as they were.
 --   Progressing  the operator has not yet observed the current generation, a rollout or a
 --                scale is under way (Progressing=True), or replicas are not ready yet.
 --   Healthy      Ready=True, computed for the current generation.
@@ -26,7 +27,12 @@ end
 local function replicas(status)
   local ready = status.readyReplicas or 0
   local desired = status.desiredReplicas or status.replicas or 0
-  return ready .. "/" .. desired .. " replicas ready"
+  local text = ready .. "/" .. desired .. " replicas ready"
+  -- A replica spanning nodes is one LeaderWorkerSet group; the counts are groups.
+  if status.plan ~= nil and status.plan.nodesPerReplica ~= nil and status.plan.nodesPerReplica > 1 then
+    text = text .. " (groups of " .. status.plan.nodesPerReplica .. " nodes)"
+  end
+  return text
 end
 
 local function current(c, generation)

@@ -1,4 +1,4 @@
-"""The pure reconcile core: replicas ownership, subset comparison, and the step for each child."""
+"""The diff engine: subset comparison, the step for each child, and drift told from the operator's own updates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from neuronfleet.api.resource import load
-from neuronfleet.controller import reconcile
-from neuronfleet.controller.reconcile import StepKind
+from neuronfleet.controller import diff, kinds
+from neuronfleet.controller.diff import StepKind
 from neuronfleet.kube_emulator.patches import merge_patch  # RFC 7386, as the API server applies it
 
 OWNER_UID = "owner-uid"
@@ -49,26 +49,7 @@ def deployment(replicas: int = 2, image: str = "vllm:1", owner: str | None = OWN
 
 def applied(desired: dict[str, Any]) -> dict[str, Any]:
     """The child as the operator creates it (with its last-applied record), as the API server returns it."""
-    return copy.deepcopy(dict(reconcile.child_step(desired, None, owner_uid=OWNER_UID).body))
-
-
-AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "metrics": {"concurrencyPerReplica": 8}}
-
-
-@pytest.mark.parametrize(
-    ("spec", "live", "expected"),
-    [
-        pytest.param({"replicas": 3}, None, 3, id="autoscaling off: spec.replicas for a new fleet"),
-        pytest.param({"replicas": 3}, 7, 3, id="autoscaling off: spec.replicas overrides a hand-edited count"),
-        pytest.param({"replicas": 3, "autoscaling": AUTOSCALING}, 4, 4, id="autoscaling on: the live count is kept"),
-        pytest.param({"replicas": 3, "autoscaling": AUTOSCALING}, 9, 5, id="autoscaling on: clamped to maxReplicas"),
-        pytest.param({"replicas": 1, "autoscaling": AUTOSCALING}, None, 2, id="autoscaling on: start in bounds"),
-    ],
-)
-def test_desired_replicas_has_one_writer_per_mode(spec: dict, live: int | None, expected: int) -> None:
-    md = make_md(**spec)
-    live_dep = None if live is None else deployment(replicas=live)
-    assert reconcile.desired_replicas(md.spec, live_dep) == expected
+    return copy.deepcopy(dict(diff.child_step(desired, None, owner_uid=OWNER_UID).body))
 
 
 def test_server_defaulted_fields_do_not_count_as_a_difference() -> None:
@@ -78,7 +59,7 @@ def test_server_defaulted_fields_do_not_count_as_a_difference() -> None:
     live["spec"]["template"]["spec"].update(dnsPolicy="ClusterFirst", restartPolicy="Always")
     live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
     live["status"] = {"replicas": 2}
-    assert reconcile.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
+    assert diff.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
 
 
 def test_canonicalised_quantities_equal_what_was_rendered() -> None:
@@ -86,7 +67,7 @@ def test_canonicalised_quantities_equal_what_was_rendered() -> None:
     desired["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "34359738368", "cpu": 4}
     live = applied(desired)
     live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "32Gi", "cpu": "4"}
-    assert reconcile.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
+    assert diff.child_step(desired, live, owner_uid=OWNER_UID).kind is StepKind.NONE
 
 
 @pytest.mark.parametrize(
@@ -99,7 +80,7 @@ def test_canonicalised_quantities_equal_what_was_rendered() -> None:
     ],
 )
 def test_each_child_gets_the_step_its_live_state_needs(live: dict | None, kind: StepKind, where: str) -> None:
-    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    step = diff.child_step(deployment(), live, owner_uid=OWNER_UID)
     assert step.kind is kind
     assert where in step.reason
 
@@ -107,11 +88,11 @@ def test_each_child_gets_the_step_its_live_state_needs(live: dict | None, kind: 
 def test_an_unlabelled_object_squatting_on_the_name_is_refused() -> None:
     squatter = deployment(owner=None)
     squatter["metadata"]["labels"] = {}
-    assert reconcile.child_step(deployment(), squatter, owner_uid=OWNER_UID).kind is StepKind.REFUSE
+    assert diff.child_step(deployment(), squatter, owner_uid=OWNER_UID).kind is StepKind.REFUSE
 
 
 def test_an_orphan_the_operator_labelled_is_adopted_by_a_patch() -> None:
-    step = reconcile.child_step(deployment(), deployment(owner=None), owner_uid=OWNER_UID)
+    step = diff.child_step(deployment(), deployment(owner=None), owner_uid=OWNER_UID)
     assert step.kind is StepKind.PATCH
     assert step.body["metadata"]["ownerReferences"][0]["uid"] == OWNER_UID
 
@@ -120,7 +101,7 @@ def test_the_patch_carries_owned_fields_only() -> None:
     desired = deployment()
     desired["metadata"].update(name="llama", namespace="ml", resourceVersion="1")
     desired["status"] = {"replicas": 1}
-    body = reconcile.patch_body(desired)
+    body = diff.patch_body(desired)
     assert set(body) == {"metadata", "spec"}
     assert set(body["metadata"]) == {"labels", "ownerReferences"}
 
@@ -135,7 +116,7 @@ def test_a_map_key_no_longer_rendered_is_removed_and_keys_others_added_stay() ->
 
     after = deployment()
     after["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}  # zone dropped from the spec
-    step = reconcile.child_step(after, live, owner_uid=OWNER_UID)
+    step = diff.child_step(after, live, owner_uid=OWNER_UID)
 
     assert step.kind is StepKind.PATCH
     assert "no longer rendered" in step.reason and ".spec.template.spec.nodeSelector.zone" in step.reason
@@ -143,7 +124,7 @@ def test_a_map_key_no_longer_rendered_is_removed_and_keys_others_added_stay() ->
     annotations = step.body["metadata"]["annotations"]
     assert annotations["team"] is None  # the operator's own annotation, no longer rendered
     assert "argocd.argoproj.io/tracking-id" not in annotations  # someone else's: untouched
-    recorded = json.loads(annotations[reconcile.LAST_APPLIED_ANNOTATION])
+    recorded = json.loads(annotations[diff.LAST_APPLIED_ANNOTATION])
     assert recorded["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2"}
 
 
@@ -153,43 +134,27 @@ def test_after_the_removal_the_child_is_up_to_date() -> None:
     after = deployment()
     after["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}
     live = applied(before)
-    patch = reconcile.child_step(after, live, owner_uid=OWNER_UID).body
+    patch = diff.child_step(after, live, owner_uid=OWNER_UID).body
     patched = merge_patch(live, patch)
     assert patched["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "trn2"}
-    assert reconcile.child_step(after, patched, owner_uid=OWNER_UID).kind is StepKind.NONE
+    assert diff.child_step(after, patched, owner_uid=OWNER_UID).kind is StepKind.NONE
 
 
 def test_a_child_without_a_record_is_patched_once_to_get_one_and_nothing_is_removed() -> None:
     live = deployment()  # made by an operator version without the record
     live["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
-    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    step = diff.child_step(deployment(), live, owner_uid=OWNER_UID)
     assert step.kind is StepKind.PATCH
     assert "nodeSelector" not in step.body["spec"]["template"]["spec"]
-    assert reconcile.last_applied(merge_patch(live, step.body)) == reconcile.patch_body(deployment())
+    assert diff.last_applied(merge_patch(live, step.body)) == diff.patch_body(deployment())
 
 
 def test_an_unreadable_record_removes_nothing() -> None:
     live = applied(deployment())
-    live["metadata"]["annotations"][reconcile.LAST_APPLIED_ANNOTATION] = "{not json"
-    assert reconcile.last_applied(live) is None
-    step = reconcile.child_step(deployment(), live, owner_uid=OWNER_UID)
+    live["metadata"]["annotations"][diff.LAST_APPLIED_ANNOTATION] = "{not json"
+    assert diff.last_applied(live) is None
+    step = diff.child_step(deployment(), live, owner_uid=OWNER_UID)
     assert step.kind is StepKind.PATCH and "keeps fields" not in step.reason
-
-
-@pytest.mark.parametrize(
-    ("value", "number"),
-    [
-        pytest.param("32Gi", 32 * 2**30, id="binary suffix"),
-        pytest.param("500m", 0.5, id="milli"),
-        pytest.param("1k", 1000, id="decimal suffix"),
-        pytest.param(8000, 8000, id="plain int"),
-        pytest.param("vllm:0.1", None, id="not a quantity"),
-        pytest.param(True, None, id="a boolean is not a number"),
-    ],
-)
-def test_quantities_parse_like_the_api_server(value: object, number: float | None) -> None:
-    parsed = reconcile.quantity(value)
-    assert (None if parsed is None else float(parsed)) == number
 
 
 def test_every_child_kind_the_renderer_emits_is_known() -> None:
@@ -201,4 +166,68 @@ def test_every_child_kind_the_renderer_emits_is_known() -> None:
     md = make_md(neuron={"instanceType": "inf2.48xlarge"}, monitoring={"podMonitor": True})
     plan = planner.plan(convert.plan_request(md))
     for child in children.desired(md, plan, replicas=1, options=RenderOptions()):
-        assert reconcile.child_ref(child).plural
+        assert kinds.of(child).ref.plural
+
+
+def test_a_replica_count_the_operator_changes_is_an_update_not_a_repair() -> None:
+    live = applied(deployment(replicas=2))
+    step = diff.child_step(deployment(replicas=5), live, owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH and step.drift is None
+    assert step.body["spec"]["replicas"] == 5
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        pytest.param(lambda d: d["spec"].update(replicas=7), ".spec.replicas", id="hand-scaled replicas are drift"),
+        pytest.param(
+            lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="evil:1"),
+            ".spec.template.spec.containers[0].image",
+            id="a hand-edited image is drift",
+        ),
+    ],
+)
+def test_a_field_someone_else_changed_is_drift(edit: Any, path: str) -> None:
+    live = applied(deployment())
+    edit(live)
+    step = diff.child_step(deployment(), live, owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH
+    assert step.drift == path
+
+
+def test_a_hand_edit_the_operator_also_changes_counts_as_drift() -> None:
+    """Live differs from both the new render and the record: somebody else wrote it."""
+    live = applied(deployment(image="vllm:1"))
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
+    step = diff.child_step(deployment(image="vllm:2"), live, owner_uid=OWNER_UID)
+    assert step.drift == ".spec.template.spec.containers[0].image"
+
+
+def test_without_a_record_nothing_is_drift() -> None:
+    live = deployment(replicas=7)  # written by an operator version that kept no record
+    assert diff.child_step(deployment(), live, owner_uid=OWNER_UID).drift is None
+
+
+def test_a_field_rendered_for_the_first_time_is_an_update() -> None:
+    live = applied(deployment())
+    wanted = deployment()
+    wanted["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "trn2"}
+    step = diff.child_step(wanted, live, owner_uid=OWNER_UID)
+    assert step.kind is StepKind.PATCH and step.drift is None
+
+
+def test_a_job_is_never_patched() -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "compile",
+            "labels": {"app.kubernetes.io/managed-by": "neuronfleet"},
+            "ownerReferences": [{"kind": "ModelDeployment", "name": "llama", "uid": OWNER_UID, "controller": True}],
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a"}]}}},
+    }
+    live = copy.deepcopy(job)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "b"
+    assert diff.child_step(job, live, owner_uid=OWNER_UID).kind is StepKind.NONE
+    assert diff.child_step(job, None, owner_uid=OWNER_UID).kind is StepKind.CREATE

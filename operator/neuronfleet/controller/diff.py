@@ -1,8 +1,9 @@
-"""The pure half of a reconcile pass: what to ask for, and what to do about each child.
+"""The diff engine: what to do about one child, given what the operator wants and what the API holds.
 
-A pass is level-based (controller-runtime's rule): it never asks why it runs (create, update,
-resume, a child changed). It plans the spec, renders the desired children, and compares each
-with what the API server holds. This module decides; `controller/apply.py` does the I/O.
+The reconcile pass (controller/reconciler.py) renders the desired children; for each, `child_step`
+compares it with the live object and says create, patch, leave alone or refuse, and whether the
+difference is drift (someone else changed the child) or the operator's own change of mind (a new
+spec, an autoscaling decision, an upgrade). `controller/apply.py` does the I/O.
 
 Comparison is "desired is a subset of live": every field the operator renders must be present
 and equal in the live object, and anything the API server or other controllers added
@@ -16,6 +17,12 @@ a resource limit removed from the spec), and a merge patch of the new render lea
 So every child carries what the operator last applied (`LAST_APPLIED_ANNOTATION`, like kubectl's
 client-side apply), and a key that was in it, is gone from the render and is still live is
 patched to null: removed, while keys others added stay untouched.
+
+The same record tells drift from intent. A field where live differs from the render is drift only
+if live also differs from what the operator last applied there: then somebody else wrote it, and
+the patch is a repair (a ChildRepaired event). If live still holds what the operator last applied,
+the operator changed its mind (the spec changed, the autoscaler decided), and the patch is an
+update. Without a record (a child written by an older operator) nothing counts as drift.
 """
 
 from __future__ import annotations
@@ -23,47 +30,29 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import re
-from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from neuronfleet.api.resource import ModelDeployment
-from neuronfleet.api.spec import ModelDeploymentSpec
+from neuronfleet.api import quantities
+from neuronfleet.controller import kinds
 from neuronfleet.controller.refs import ResourceRef
 
 __all__ = [
-    "CHILD_KINDS",
     "LAST_APPLIED_ANNOTATION",
     "MANAGED_BY_LABEL",
     "MANAGED_BY_VALUE",
     "Step",
     "StepKind",
-    "child_ref",
     "child_step",
-    "desired_replicas",
     "is_subset",
     "last_applied",
-    "owner_reference",
     "patch_body",
-    "quantity",
 ]
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "neuronfleet"
 LAST_APPLIED_ANNOTATION = "neuronfleet.io/last-applied"
 """The owned fields (the merge patch body) the operator last wrote to a child, as compact JSON."""
-
-# Every kind the renderer may emit, and where it lives in the API. controller/rbac.py grants
-# exactly these (a test keeps the two in step).
-CHILD_KINDS: Mapping[tuple[str, str], ResourceRef] = {
-    ("apps/v1", "Deployment"): ResourceRef("apps", "v1", "deployments"),
-    ("v1", "Service"): ResourceRef("", "v1", "services"),
-    ("policy/v1", "PodDisruptionBudget"): ResourceRef("policy", "v1", "poddisruptionbudgets"),
-    ("monitoring.coreos.com/v1", "PodMonitor"): ResourceRef("monitoring.coreos.com", "v1", "podmonitors"),
-    ("v1", "ConfigMap"): ResourceRef("", "v1", "configmaps"),
-    ("batch/v1", "Job"): ResourceRef("batch", "v1", "jobs"),
-}
 
 # Metadata the operator owns on a child; name, namespace, uid, managedFields... are not ours.
 _OWNED_METADATA = ("labels", "annotations", "ownerReferences")
@@ -85,45 +74,7 @@ class Step:
     name: str
     body: Mapping[str, Any]  # the object to create, or the merge patch
     reason: str = ""
-
-
-def child_ref(child: Mapping[str, Any]) -> ResourceRef:
-    """The API location of a rendered child; unknown kinds are a programming error."""
-    key = (str(child.get("apiVersion")), str(child.get("kind")))
-    try:
-        return CHILD_KINDS[key]
-    except KeyError as exc:
-        raise ValueError(f"the renderer emitted {key[1]} {key[0]}, which the controller does not know") from exc
-
-
-def desired_replicas(spec: ModelDeploymentSpec, live_deployment: Mapping[str, Any] | None) -> int:
-    """Replicas to render: one writer per mode (STYLE 9).
-
-    Autoscaling off: spec.replicas (which `kubectl scale` writes through the scale subresource).
-    Autoscaling on: the live count, which only the autoscaler changes (KServe's
-    PreserveDeploymentReplicas), clamped to the current bounds so a new min/max applies at once;
-    a fleet not created yet starts at spec.replicas clamped the same way.
-    """
-    if not spec.autoscaling.enabled:
-        return spec.replicas
-    low, high = spec.autoscaling.min_replicas, spec.autoscaling.max_replicas
-    live = None
-    if live_deployment is not None:
-        live = (live_deployment.get("spec") or {}).get("replicas")
-    current = spec.replicas if live is None else int(live)
-    return max(low, min(high, current))
-
-
-def owner_reference(md: ModelDeployment) -> dict[str, Any]:
-    """The controller ownerReference every child carries: garbage collection cascades deletion."""
-    return {
-        "apiVersion": md.api_version,
-        "kind": md.kind,
-        "name": md.name,
-        "uid": str(md.metadata.get("uid", "")),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    drift: str | None = None  # PATCH: the first owned field someone else changed; None for an update
 
 
 def _controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -143,9 +94,10 @@ def patch_body(desired: Mapping[str, Any]) -> dict[str, Any]:
 
 def child_step(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, owner_uid: str) -> Step:
     """Create, patch, leave alone, or refuse one child (`desired` already carries its ownerReference)."""
-    ref = child_ref(desired)
+    kind_of = kinds.of(desired)
+    ref = kind_of.ref
     name = str(desired["metadata"]["name"])
-    kind = str(desired.get("kind"))
+    kind = kind_of.kind
     owned = patch_body(desired)
     desired = _recording(desired, owned)
     if live is None:
@@ -157,15 +109,19 @@ def child_step(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, ow
     labels = (live.get("metadata") or {}).get("labels") or {}
     if controller is None and labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
         return Step(StepKind.REFUSE, ref, name, {}, f"{kind} {name} already exists and is not managed by neuronfleet")
+    if kind_of.create_only:
+        return Step(StepKind.NONE, ref, name, {}, f"{kind} {name} exists (never patched)")
     body = patch_body(desired)
-    dropped = _dropped(last_applied(live), owned, live)
-    diff = _first_difference(body, live)
-    if diff is None and not dropped:
+    record = last_applied(live)
+    dropped = _dropped(record, owned, live)
+    diffs = list(_differences(body, live))
+    if not diffs and not dropped:
         return Step(StepKind.NONE, ref, name, {}, f"{kind} {name} is up to date")
-    why = [f"differs at {diff}"] if diff is not None else []
+    why = [f"differs at {_path(diffs[0])}"] if diffs else []
     if dropped:
         why.append(f"keeps fields no longer rendered: {', '.join(_paths(dropped))}")
-    return Step(StepKind.PATCH, ref, name, _merge(body, dropped), f"{kind} {name} {'; '.join(why)}")
+    drift = next((_path(d) for d in diffs if _drifted(d, record, live)), None)
+    return Step(StepKind.PATCH, ref, name, _merge(body, dropped), f"{kind} {name} {'; '.join(why)}", drift)
 
 
 def last_applied(live: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -232,39 +188,73 @@ def _paths(nulls: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 def is_subset(desired: Any, live: Any) -> bool:
     """Whether every field of `desired` is present and equal in `live` (see the module docstring)."""
-    return _first_difference(desired, live) is None
+    return next(_differences(desired, live), None) is None
 
 
-def _first_difference(desired: Any, live: Any, path: str = "") -> str | None:
-    """The path of the first field of `desired` that `live` lacks or holds differently, else None."""
+_MISSING = object()
+Path = tuple[str | int, ...]
+
+
+def _differences(desired: Any, live: Any, path: Path = ()) -> Iterator[Path]:
+    """Paths of the fields of `desired` that `live` lacks or holds differently (a list counts once)."""
     if isinstance(desired, Mapping):
         if live is None and not desired:
-            return None
+            return
         if not isinstance(live, Mapping):
-            return path or "."
+            yield path
+            return
         for key, value in desired.items():
             if value is None:
                 continue
-            sub = f"{path}.{key}"
             if key not in live:
-                if value in ({}, [], ""):
-                    continue
-                return sub
-            found = _first_difference(value, live[key], sub)
-            if found is not None:
-                return found
-        return None
+                if value not in ({}, [], ""):
+                    yield (*path, key)
+                continue
+            yield from _differences(value, live[key], (*path, key))
+        return
     if isinstance(desired, Sequence) and not isinstance(desired, str):
         if live is None and not desired:
-            return None
+            return
         if not isinstance(live, Sequence) or isinstance(live, str) or len(live) != len(desired):
-            return path or "."
+            yield path
+            return
         for i, (want, have) in enumerate(zip(desired, live, strict=True)):
-            found = _first_difference(want, have, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    return None if _scalar_equal(desired, live) else (path or ".")
+            yield from _differences(want, have, (*path, i))
+        return
+    if not _scalar_equal(desired, live):
+        yield path
+
+
+def _at(obj: Any, path: Path) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(obj, Sequence) or isinstance(obj, str) or part >= len(obj):
+                return _MISSING
+            obj = obj[part]
+        else:
+            if not isinstance(obj, Mapping) or part not in obj:
+                return _MISSING
+            obj = obj[part]
+    return obj
+
+
+def _drifted(path: Path, record: Mapping[str, Any] | None, live: Mapping[str, Any]) -> bool:
+    """Whether live differs, at `path`, from what the operator last applied there (someone else wrote it)."""
+    if record is None:
+        return False
+    was, now = _at(record, path), _at(live, path)
+    if was is _MISSING:
+        return False  # a field the operator never applied before: rendering it is an update
+    if now is _MISSING:
+        return True  # someone removed what the operator applied
+    return not is_subset(was, now)
+
+
+def _path(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out or "."
 
 
 def _scalar_equal(want: Any, have: Any) -> bool:
@@ -272,41 +262,5 @@ def _scalar_equal(want: Any, have: Any) -> bool:
         return True
     if isinstance(want, bool) or isinstance(have, bool):
         return False
-    a, b = quantity(want), quantity(have)
+    a, b = quantities.parse(want), quantities.parse(have)
     return a is not None and a == b
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
-_SUFFIX = {
-    None: Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity (or plain number) as an exact number; None when it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.match(value.strip())
-    if not match:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
-        return None
