@@ -1,47 +1,41 @@
-"""Every autoscaling policy on both Azure traces and every startup scenario, in one table.
+"""neuronfleet against OPT, the best static fleet, LB_L and the best baseline, on every trace and family.
 
-For each (trace, startup) the table shows each policy at its default target (attainment, attainment
-after a 5-minute warm-up, worst 5-minute window, NeuronCore-hours, ratio to the oracle bound LB_L,
-flaps/hour) and, because a policy can always buy attainment with cores, the cost at equal attainment:
-the cheapest run of its target sweep that reaches 99 % (overall, and after the warm-up) and 95 %, in
-NeuronCore-hours and x LB_L; a static fleet swept over its size is the "static-best" reference.
+For each trace (the two Azure 2023 traces and the workload families of `neuronfleet.sim.workloads`, one
+or more seeds each) and each startup scenario (60/180/420/1200 s), one row:
 
-neuronfleet runs in three variants of the same decision function (sim/adapter.py `VARIANTS`), so what
-each change buys is measured in the same run: `neuronfleet` (targets derived from the SLO),
-`neuronfleet-v0` (the explicit concurrency + prompt-token targets used before), `neuronfleet-hold`
-(SLO targets with a one-hour scale-down window: a burst floor).
+- LB_L: the fluid, startup-aware lower bound (`sim.oracle`); a floor, not a schedule anyone can run;
+- static: the smallest fixed fleet whose simulated attainment reaches the goal (99 %), and its cost;
+- OPT: the cheapest window schedule the search finds that reaches the goal in the simulator
+  (`sim.opt`: windows of a minute, startup included, future known; never above the static fleet);
+- neuronfleet: the default spec (an SLO and no hand-set target: `sim.adapter` variant "slo", the whole
+  measured path), its attainment, attainment after a 5-minute warm-up, NeuronCore-hours and x OPT;
+- best baseline: among HPA, KEDA (tokens/s and waiting), Knative KPA and AIBrix APA, each swept over its
+  own target, the cheapest run reaching the goal (or, when none does, the highest attainment, marked *).
 
-The warm-up column follows reference/autoscaling.md section 3.5 (first 5 minutes excluded): every
-policy starts from the oracle's fleet at t=0 with no history, and the Azure code trace opens with a
-burst after two silent minutes that no reactive policy can have seen coming.
+A second table compares neuronfleet's variants at their defaults (open loop: the SLO targets before
+measurement; hold: a one-hour scale-down window; roofline: the measured path from the roofline prior)
+with the default. Each policy runs on the engine its deployment would have (neuronfleet's planner cuts
+the prefill chunk for the SLO; the baselines keep vllm-neuron's default 2048); every policy starts from
+the oracle's warm fleet at t=0.
 
-Engines: each policy runs on the engine its deployment would have. neuronfleet's planner cuts the
-chunked-prefill budget from the SLO (`--max-num-batched-tokens`, 608 tokens on the 8B profile), so
-`neuronfleet` and `neuronfleet-hold` (whose specs carry the SLO) run with it; `neuronfleet-v0` (explicit
-targets, no SLO) and the baselines keep the profile's 2048, the vllm-neuron default a hand-written
-deployment runs. `--max-num-batched-tokens N` puts every policy on one engine with that budget, to
-compare the autoscalers alone.
+Prints figures; asserts nothing. Two worker processes. `--quick`: two startups, half the sweeps, seed 1.
 
-Prints figures; asserts nothing. Two worker processes; `--quick` runs a smaller grid.
-
-Usage: python bench/autoscaler.py [--quick] [--profile NAME] [--max-num-batched-tokens N] [--json FILE]
+Usage: python bench/autoscaler.py [--quick] [--seeds 1,2] [--traces DIR] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
-import math
 import multiprocessing
 import sys
 import time
 from pathlib import Path
 
-from neuronfleet.sim import adapter
+from neuronfleet.sim import adapter, opt, workloads
 from neuronfleet.sim.fleet import simulate
-from neuronfleet.sim.oracle import OraclePlan, plan_oracle
+from neuronfleet.sim.oracle import plan_oracle
 from neuronfleet.sim.policies import BASELINES, sweep_targets
 from neuronfleet.sim.profiles import EngineProfile, get_profile
 from neuronfleet.sim.report import summarize
@@ -49,41 +43,35 @@ from neuronfleet.sim.runner import run_policy
 from neuronfleet.sim.slo import Slo
 from neuronfleet.sim.trace import TraceRequest, read_trace
 
-TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "traces"
-TRACE_FILES = {"code": "AzureLLMInferenceTrace_code.csv", "conv": "AzureLLMInferenceTrace_conv.csv"}
+_HERE = Path(__file__).resolve().parents[1]
+# The shared traces sit beside the main checkout (../shared) or beside the worktrees' parent (../../shared).
+TRACES = next(
+    (p for p in (_HERE.parent / "shared/data/traces", _HERE.parent.parent / "shared/data/traces") if p.is_dir()),
+    _HERE.parent / "shared/data/traces",
+)
+AZURE = {"code": "AzureLLMInferenceTrace_code.csv", "conv": "AzureLLMInferenceTrace_conv.csv"}
 STARTUPS = (60.0, 180.0, 420.0, 1200.0)  # warm, AIBrix 2-3 min, WVA 2-7 min, cold compile
-GOALS = (0.99, 0.95)
+GOAL = 0.99
 WARMUP_SECONDS = 300.0
-NEURONFLEET = ("neuronfleet", "neuronfleet-v0", "neuronfleet-hold")
-SLO_SPECS = ("neuronfleet", "neuronfleet-hold")  # variants whose spec carries autoscaling.slo
-# Target scales for the neuronfleet variants: finer than the baselines' sweep where 99 % is decided,
-# so variants are compared on their frontier rather than on where a coarse grid happens to fall.
-NEURONFLEET_SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 0.9, 1.15, 1.3)
+VARIANTS = ("slo", "open-loop", "hold", "roofline")
+PROFILE = "llama-3.1-8b-trn2-tp4"
 
 
-@functools.lru_cache(maxsize=8)
-def _trace(path: str) -> tuple[TraceRequest, ...]:
-    return read_trace(path)
+@functools.lru_cache(maxsize=16)
+def _trace(key: str, traces: str) -> tuple[TraceRequest, ...]:
+    """An Azure trace by name, or a generated family as 'family:seed'."""
+    if key in AZURE:
+        return read_trace(Path(traces) / AZURE[key])
+    family, _, seed = key.partition(":")
+    return workloads.generate(family, int(seed))
 
 
-def _profile(name: str, chunk: int | None, policy: str = "") -> EngineProfile:
-    """The engine `policy` runs on: `chunk` for all when given, else what its deployment plans."""
-    profile = get_profile(name)
-    if chunk is not None:
-        return dataclasses.replace(profile, max_num_batched_tokens=chunk)
-    return adapter.deployed_profile(profile, Slo() if policy in SLO_SPECS else None)
+def _profile(planned: bool) -> EngineProfile:
+    profile = get_profile(PROFILE)
+    return adapter.deployed_profile(profile, Slo()) if planned else profile
 
 
-@functools.lru_cache(maxsize=32)
-def _plan(path: str, profile: str, startup: float, chunk: int | None) -> OraclePlan:
-    return plan_oracle(_trace(path), _profile(profile, chunk), Slo(), startup)
-
-
-Job = tuple[str, str, str, float, str, "float | None", "int | None"]
-
-
-def _warm_attainment(requests: list, slo: Slo) -> float:
-    """Attainment of the requests arriving after the warm-up."""
+def _warm(requests: list, slo: Slo) -> float:
     late = [r for r in requests if r.arrival >= WARMUP_SECONDS]
     met = sum(
         slo.met(r.prompt_tokens, r.output_tokens, r.first_token - r.arrival, r.finish - r.first_token) for r in late
@@ -91,154 +79,169 @@ def _warm_attainment(requests: list, slo: Slo) -> float:
     return met / len(late) if late else 1.0
 
 
-def _job(job: Job) -> dict[str, object]:
-    trace_name, path, profile_name, startup, policy, target, chunk = job
-    profile = _profile(profile_name, chunk, policy)
-    plan = _plan(path, profile_name, startup, chunk)
+def _policy_job(job: tuple[str, str, float, str, float | None]) -> dict[str, object]:
+    key, traces, startup, kind, target = job
+    trace = _trace(key, traces)
     slo = Slo()
-    if policy in NEURONFLEET[1:]:
-        # The same decide() with another target set; run like run_policy runs "neuronfleet".
-        variant = policy.removeprefix("neuronfleet-")
-        fleet_policy = adapter.NeuronfleetPolicy(
-            profile, slo, startup_seconds=startup, target_scale=target, variant=variant
-        )
+    if kind in VARIANTS:
+        profile = _profile(True)
+        plan = plan_oracle(trace, profile, slo, startup)
+        policy = adapter.NeuronfleetPolicy(profile, slo, startup_seconds=startup, target_scale=target, variant=kind)
         result = simulate(
-            _trace(path), profile, fleet_policy, startup_seconds=startup, initial_replicas=max(1, plan.replicas_at(0.0))
+            trace, profile, policy, startup_seconds=startup, initial_replicas=max(1, plan.replicas_at(0.0))
         )
         report = summarize(result, slo, oracle_core_hours=plan.lbl_core_hours)
     else:
-        run = run_policy(
-            _trace(path), profile, policy, startup_seconds=startup, target=target, plan=plan, planned_engine=False
-        )
+        profile = _profile(False)
+        run = run_policy(trace, profile, kind, startup_seconds=startup, target=target, planned_engine=False)
         result, report = run.result, run.report
-    row = report.as_dict()
-    row.update(
-        trace=trace_name,
-        kind=policy,
-        target=target,
-        lb0=plan.lb0_core_hours,
-        warm_attainment=_warm_attainment(result.requests, slo),
-    )
-    return row
+        plan = run.plan
+    return {
+        "trace": key,
+        "startup": startup,
+        "kind": kind,
+        "target": target,
+        "attainment": report.attainment,
+        "warm": _warm(result.requests, slo),
+        "core_hours": report.core_hours,
+        "lbl": plan.lbl_core_hours,
+    }
 
 
-def _jobs(args: argparse.Namespace) -> list[Job]:
-    slo = Slo()
-    profile = get_profile(args.profile)
-    chunk = args.max_num_batched_tokens
-    startups = (60.0, 420.0) if args.quick else STARTUPS
-    jobs: list[Job] = []
-    for trace_name, file_name in TRACE_FILES.items():
-        path = str(Path(args.traces) / file_name)
-        for startup in startups:
-            jobs.append((trace_name, path, args.profile, startup, "oracle", None, chunk))
-            for name in (*NEURONFLEET, *BASELINES, "static"):
-                if name != "static":
-                    jobs.append((trace_name, path, args.profile, startup, name, None, chunk))
-                targets = NEURONFLEET_SWEEP if name in NEURONFLEET else sweep_targets(name, profile, slo)
-                if args.quick:
-                    targets = targets[::2]
-                jobs += [(trace_name, path, args.profile, startup, name, t, chunk) for t in targets]
-    return jobs
+def _static_job(job: tuple[str, str]) -> tuple[str, list[opt.StaticRun]]:
+    key, traces = job
+    return key, opt.static_runs(_trace(key, traces), _profile(True), Slo(), goal=GOAL)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
+def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun]]) -> list[dict[str, object]]:
+    """OPT for every startup of one trace, longest first: each answer is a candidate for the shorter ones."""
+    key, traces, startups, runs = job
+    found: list[tuple[int, ...]] = []
+    rows = []
+    for startup in sorted(startups, reverse=True):
+        best = opt.search(
+            _trace(key, traces), _profile(True), Slo(), startup_seconds=startup, goal=GOAL, runs=runs, candidates=found
+        )
+        found.append(best.schedule)
+        static = best.static_best
+        rows.append(
+            {
+                "trace": key,
+                "startup": startup,
+                "opt": best.report.core_hours,
+                "opt_attainment": best.report.attainment,
+                "static_replicas": static.replicas if static else None,
+                "static": static.report.core_hours if static else None,
+                "static_attainment": static.report.attainment if static else None,
+            }
+        )
+    return rows
 
 
-def _cheapest(runs: list[dict[str, object]], goal: float, key: str = "attainment") -> dict[str, object] | None:
-    meeting = [r for r in runs if float(r[key]) >= goal]
-    return min(meeting, key=lambda r: float(r["core_hours"])) if meeting else None
+def _keys(args: argparse.Namespace) -> list[str]:
+    seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
+    return [*AZURE, *(f"{name}:{seed}" for name in workloads.names() for seed in seeds)]
 
 
-def _cost(run: dict[str, object] | None, *, target: bool = False) -> str:
-    """NC-h and x LB_L of the cheapest run meeting a goal (and its swept target: "dflt" for the default)."""
-    if run is None:
-        return f"{'-':>8s} {'-':>5s}" + (f" {'-':>6s}" if target else "")
-    text = f"{float(run['core_hours']):8.1f} {_fmt(run['ratio_to_oracle'], '5.2f'):>5s}"
-    if target:
-        text += f" {'dflt' if run['target'] is None else format(run['target'], '6g'):>6s}"
-    return text
+def _fmt(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
-def _table(rows: list[dict[str, object]]) -> str:
-    lines = []
-    header = (
-        f"{'trace':5s} {'start':>5s} {'policy':16s} {'attain':>7s} {'att>5m':>7s} {'worst5m':>7s} {'NC-h':>6s} "
-        f"{'xLB_L':>5s} {'flap/h':>6s} | {'@99 NC-h':>8s} {'xLB_L':>5s} {'target':>6s} | {'@99>5m':>8s} "
-        f"{'xLB_L':>5s} | {'@95 NC-h':>8s} {'xLB_L':>5s} | {'best':>6s}"
-    )
-    lines.append(header)
-    lines.append("-" * len(header))
-    groups: dict[tuple[str, float], list[dict[str, object]]] = {}
+def _best_baseline(rows: list[dict[str, object]]) -> tuple[dict[str, object] | None, bool]:
+    base = [r for r in rows if r["kind"] in BASELINES]
+    meeting = [r for r in base if float(r["attainment"]) >= GOAL]
+    if meeting:
+        return min(meeting, key=lambda r: float(r["core_hours"])), True
+    return (max(base, key=lambda r: float(r["attainment"])) if base else None), False
+
+
+def _ratio(row: dict[str, object] | None, reference: object) -> str:
+    """A run's NeuronCore-hours over OPT's."""
+    return _fmt(float(row["core_hours"]) / float(reference), "5.2f") if row and reference else "-"
+
+
+def _tables(rows: list[dict[str, object]], opts: list[dict[str, object]]) -> str:
+    lines = [
+        f"{'trace':17s} {'start':>5s} | {'LB_L':>6s} | {'static':>3s} {'NC-h':>6s} | {'OPT NC-h':>8s} {'att':>6s} | "
+        f"{'neuronfleet att':>15s} {'>5m':>6s} {'NC-h':>6s} {'xOPT':>5s} | {'best baseline':>20s} {'att':>6s} "
+        f"{'NC-h':>6s} {'xOPT':>5s}"
+    ]
+    lines.append("-" * len(lines[0]))
+    by_key: dict[tuple[str, float], list[dict[str, object]]] = {}
     for row in rows:
-        groups.setdefault((str(row["trace"]), float(row["startup_seconds"])), []).append(row)
-    for (trace_name, startup), group in sorted(groups.items()):
-        lbl = group[0]["oracle_core_hours"]
-        lb0 = group[0]["lb0"]
-        for kind in ("oracle", *NEURONFLEET, *BASELINES, "static"):
-            runs = [r for r in group if r["kind"] == kind]
-            if not runs:
-                continue
-            default = next((r for r in runs if r["target"] is None), None)
-            if default is None:
-                left = f"{'-':>7s} {'-':>7s} {'-':>7s} {'-':>6s} {'-':>5s} {'-':>6s}"
-            else:
-                left = (
-                    f"{float(default['attainment']):7.4f} {float(default['warm_attainment']):7.4f} "
-                    f"{float(default['worst_window_attainment']):7.3f} "
-                    f"{float(default['core_hours']):6.1f} {_fmt(default['ratio_to_oracle'], '5.2f')} "
-                    f"{float(default['flaps_per_hour']):6.1f}"
-                )
-            lines.append(
-                f"{trace_name:5s} {startup:5.0f} {kind:16s} {left} | "
-                f"{_cost(_cheapest(runs, GOALS[0]), target=True)} | "
-                f"{_cost(_cheapest(runs, GOALS[0], 'warm_attainment'))} | "
-                f"{_cost(_cheapest(runs, GOALS[1]))} | "
-                f"{max(float(r['attainment']) for r in runs):6.4f}"
-            )
-        lines.append(f"{'':5s} {'':5s} LB_L {lbl:.1f} NC-h, LB0 {lb0:.1f} NC-h")
+        by_key.setdefault((str(row["trace"]), float(row["startup"])), []).append(row)
+    optimum = {(str(o["trace"]), float(o["startup"])): o for o in opts}
+    for (key, startup), group in sorted(by_key.items(), key=lambda kv: (kv[0][0] not in AZURE, kv[0])):
+        o = optimum.get((key, startup), {})
+        best_opt = o.get("opt")
+        nf = next((r for r in group if r["kind"] == "slo" and r["target"] is None), None)
+        baseline, meets = _best_baseline(group)
+
+        name = "-"
+        if baseline:
+            name = f"{baseline['kind']}@{float(baseline['target']):g}" + ("" if meets else "*")
+        lines.append(
+            f"{key:17s} {startup:5.0f} | {float(group[0]['lbl']):6.1f} | {_fmt(o.get('static_replicas'), '3d')} "
+            f"{_fmt(o.get('static'), '6.1f')} | {_fmt(best_opt, '8.1f')} {_fmt(o.get('opt_attainment'), '6.4f')} | "
+            f"{_fmt(nf and nf['attainment'], '15.4f')} {_fmt(nf and nf['warm'], '6.4f')} "
+            f"{_fmt(nf and nf['core_hours'], '6.1f')} {_ratio(nf, best_opt):>5s} | {name:>20s} "
+            f"{_fmt(baseline and baseline['attainment'], '6.4f')} {_fmt(baseline and baseline['core_hours'], '6.1f')} "
+            f"{_ratio(baseline, best_opt):>5s}"
+        )
+    lines.append("")
+    lines.append("neuronfleet variants at their defaults: attainment / NC-h")
+    header = f"{'trace':17s} {'start':>5s} | " + " | ".join(f"{v:>16s}" for v in VARIANTS)
+    lines.append(header)
+    for (key, startup), group in sorted(by_key.items(), key=lambda kv: (kv[0][0] not in AZURE, kv[0])):
+        cells = []
+        for variant in VARIANTS:
+            r = next((r for r in group if r["kind"] == variant and r["target"] is None), None)
+            cells.append(f"{float(r['attainment']):7.4f} {float(r['core_hours']):7.1f}" if r else f"{'-':>16s}")
+        lines.append(f"{key:17s} {startup:5.0f} | " + " | ".join(f"{c:>16s}" for c in cells))
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two startup scenarios, half the sweep")
-    parser.add_argument("--profile", default="llama-3.1-8b-trn2-tp4")
+    parser.add_argument("--quick", action="store_true", help="60 s and 420 s startups, half the sweeps, seed 1")
+    parser.add_argument("--seeds", default="1", help="family seeds, comma-separated (default 1)")
     parser.add_argument("--traces", default=str(TRACES), help="directory holding the Azure CSV traces")
+    parser.add_argument("--only", help="comma-separated trace keys (code, conv, family:seed) to run")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="also write every run's report to this file")
-    parser.add_argument("--max-num-batched-tokens", type=int, help="replace the profile's chunked-prefill token budget")
+    parser.add_argument("--json", help="also write every run to this file")
     args = parser.parse_args()
-    jobs = _jobs(args)
+    keys = _keys(args)
+    if args.only:
+        keys = [k for k in keys if k in set(args.only.split(","))]
+    startups = (60.0, 420.0) if args.quick else STARTUPS
+    slo, profile = Slo(), get_profile(PROFILE)
+    jobs: list[tuple[str, str, float, str, float | None]] = []
+    for key in keys:
+        for startup in startups:
+            jobs += [(key, args.traces, startup, variant, None) for variant in VARIANTS]
+            for name in BASELINES:
+                targets = sweep_targets(name, profile, slo)
+                jobs += [(key, args.traces, startup, name, t) for t in (targets[::2] if args.quick else targets)]
     started = time.monotonic()
-    rows = []
     with multiprocessing.Pool(args.workers) as pool:
-        for done, row in enumerate(pool.imap_unordered(_job, jobs, chunksize=1), 1):
+        statics = dict(pool.imap_unordered(_static_job, [(k, args.traces) for k in keys]))
+        print(f"static sweeps done, {time.monotonic() - started:.0f} s", file=sys.stderr)
+        opt_jobs = [(k, args.traces, startups, statics[k]) for k in keys]
+        opts = [row for rows in pool.imap_unordered(_opt_job, opt_jobs) for row in rows]
+        print(f"OPT done, {time.monotonic() - started:.0f} s", file=sys.stderr)
+        rows = []
+        for done, row in enumerate(pool.imap_unordered(_policy_job, jobs, chunksize=2), 1):
             rows.append(row)
-            if done % 10 == 0 or done == len(jobs):
+            if done % 50 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} runs, {time.monotonic() - started:.0f} s", file=sys.stderr)
-    slo = Slo()
-    if args.max_num_batched_tokens:
-        engines = f"every policy with chunked-prefill budget {args.max_num_batched_tokens} tokens"
-    else:
-        planned = _profile(args.profile, None, "neuronfleet").max_num_batched_tokens
-        default = get_profile(args.profile).max_num_batched_tokens
-        engines = (
-            f"chunked-prefill budget {planned} tokens for {', '.join(SLO_SPECS)} (planned), {default} for the rest"
-        )
     print(
-        f"profile {args.profile}, {engines}; SLO: TTFT <= {slo.ttft_base:g} s + "
-        f"prompt/{slo.ttft_tokens_per_second:g} tok/s, >= {slo.min_tokens_per_second:g} tok/s per user. Default "
-        f"target: attain, attain after {WARMUP_SECONDS:g} s warm-up, worst 5-min window, NC-h, x LB_L, flaps/h. "
-        f"@99/@95: cheapest swept target reaching 99 % / 95 % attainment (@99>5m: after the warm-up); best: "
-        f"highest attainment of the sweep. {len(jobs)} runs in {time.monotonic() - started:.0f} s"
+        f"profile {PROFILE}; SLO: TTFT <= {slo.ttft_base:g} s + prompt/{slo.ttft_tokens_per_second:g} tok/s, "
+        f">= {slo.min_tokens_per_second:g} tok/s per user; goal {GOAL:.0%} attainment. NC-h: NeuronCore-hours. "
+        f"{len(jobs)} policy runs in {time.monotonic() - started:.0f} s"
     )
-    print(_table(rows))
+    print(_tables(rows, opts))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+        Path(args.json).write_text(json.dumps({"runs": rows, "opt": opts}, indent=1, default=str))
     return 0
 
 

@@ -55,6 +55,15 @@ class ConditionType(StrEnum):
     # policy compileOnStart (replicas compile themselves). Set by the reconcile pass
     # (controller/artifacts.py); while False, the Deployment keeps its previous template.
     COMPILED_ARTIFACTS_READY = "CompiledArtifactsReady"
+    # True when the share of requests within spec.autoscaling.slo, measured from vLLM's latency
+    # histograms over the last window (status.serviceLevel), reaches the goal (slo.attainment, default
+    # 0.99): AttainmentMet. False: AttainmentBelowGoal. Unknown while it cannot be judged:
+    # TooFewSamples (fewer requests in the window than the goal needs), HistogramsMissing (no
+    # histogram series for the fleet), MetricsUnavailable (Prometheus did not answer). Absent without
+    # an SLO. Set by the autoscaler's pass from `autoscale.service_level.condition`; informational: it
+    # never gates Ready, and the autoscaler's feedback (autoscale/feedback.py) acts on the same
+    # measurement. Events on each status flip: Normal ServiceLevelMet / Warning ServiceLevelMissed.
+    SERVICE_LEVEL_MET = "ServiceLevelMet"
     # True when every optional child the spec asks for (a PodMonitor) is applied (AsExpected).
     # False: KindNotServed, the cluster lacks the kind (no Prometheus Operator CRDs); the child is
     # skipped and nothing else is held back. Absent when the spec asks for no optional child.
@@ -96,6 +105,15 @@ class Reason(StrEnum):
     ARTIFACTS_READY = "ArtifactsReady"
     COMPILE_FAILED = "CompileFailed"
     WAITING_FOR_ARTIFACTS = "WaitingForArtifacts"
+    # Measured service level (ServiceLevelMet): at or above the goal, below it, or not judged yet
+    # (TooFewSamples, HistogramsMissing; MetricsUnavailable when Prometheus did not answer).
+    ATTAINMENT_MET = "AttainmentMet"
+    ATTAINMENT_BELOW_GOAL = "AttainmentBelowGoal"
+    TOO_FEW_SAMPLES = "TooFewSamples"
+    HISTOGRAMS_MISSING = "HistogramsMissing"
+    # Events on ServiceLevelMet flips.
+    SERVICE_LEVEL_MET = "ServiceLevelMet"
+    SERVICE_LEVEL_MISSED = "ServiceLevelMissed"
     # The API server does not serve a kind the spec needs (a missing CRD or API group).
     KIND_NOT_SERVED = "KindNotServed"
     # Capacity (placement/): every asked replica placed; fallback variants serving; replicas that no

@@ -62,6 +62,7 @@ def plan_request(md: ModelDeployment, *, default_allocation: str = "devicePlugin
             head_dim=a.head_dim,
             max_position_embeddings=a.max_position_embeddings,
             is_moe=a.is_moe,
+            active_params_billions=a.active_params_billions,
         )
     spec_dec = spec.serving.speculative_decoding
     return PlanRequest(
@@ -119,8 +120,13 @@ def _rules(spec: ScalingRulesSpec, default: autoscale_types.ScalingRules) -> aut
 
 
 def capacity_profile(plan: Plan) -> capacity.CapacityProfile | None:
-    """The calibrated capacity curve of the planned replica shape; None when none is calibrated."""
-    return capacity.for_plan(plan)
+    """The capacity curve SLO targets start from: the calibrated one of the planned shape, else its roofline
+    (`capacity.prior`), so an SLO derives targets for any plan. None only when the catalog has no
+    bandwidth or FLOP/s figures for the instance."""
+    try:
+        return capacity.prior(plan).profile
+    except ValueError:
+        return None
 
 
 def service_level(slo: AutoscalingSlo) -> slo_targets.ServiceLevel:
@@ -184,9 +190,9 @@ def _derived(
         if has_explicit:
             return None
         raise errors.PlanError(
-            "spec.autoscaling.slo needs a calibrated capacity profile for this model, instance type and "
-            f"tensor-parallel size, and there is none (calibrated: {', '.join(sorted(capacity.PROFILES))}); "
-            "set per-replica targets in spec.autoscaling.metrics instead"
+            "spec.autoscaling.slo needs a capacity curve for this model, instance type and tensor-parallel size: "
+            f"a calibrated one (calibrated: {', '.join(sorted(capacity.PROFILES))}) or the roofline of the plan, "
+            "and there is none; set per-replica targets in spec.autoscaling.metrics instead"
         )
     utilization = slo.target_utilization or slo_targets.DEFAULT_UTILIZATION
     try:

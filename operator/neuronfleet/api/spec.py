@@ -84,6 +84,9 @@ class ModelArchSpec(ApiModel):
     """Longest context the model supports, in tokens. Default: 131072."""
     is_moe: bool = False
     """Mixture-of-experts model. Default: false."""
+    active_params_billions: float | None = Field(default=None, gt=0, le=10000)
+    """Parameters one token runs through, in billions (MoE: shared layers + routed experts). Sizes the
+    capacity prior that SLO targets start from. Default: all of paramsBillions."""
 
 
 class ModelSpec(ApiModel):
@@ -326,13 +329,14 @@ class AutoscalingMetrics(ApiModel):
 class AutoscalingSlo(ApiModel):
     """A service level to derive the per-replica targets from, instead of raw thresholds.
 
-    The operator sizes replicas with the capacity profile calibrated for this (model, instance type,
-    TP degree) and shows the targets in status.autoscalingTargets. Targets set in `metrics` win over
-    the derived ones. Without a profile for the deployment's shape, only the `metrics` targets apply
-    (and with none set, the Degraded condition says so). With a profile, the SLO also sizes the
-    engine: unless serving.maxNumBatchedTokens is set, the prefill chunk budget is cut so a step that
-    carries prefill still gives every decode the per-user rate (status.plan.maxNumBatchedTokens); this
-    holds whether autoscaling is enabled or not, so toggling it never rolls the fleet."""
+    The operator sizes replicas with the capacity curve of this (model, instance type, TP degree): the
+    calibrated profile where one exists, else a roofline of the plan (weights and KV bytes over HBM
+    bandwidth, FLOPs over the NeuronCores' peak), to be refined online from the fleet's own vLLM series.
+    It shows the targets in status.autoscalingTargets. Targets set in `metrics` win over the derived
+    ones. With a calibrated profile, the SLO also sizes the engine: unless serving.maxNumBatchedTokens is
+    set, the prefill chunk budget is cut so a step that carries prefill still gives every decode the
+    per-user rate (status.plan.maxNumBatchedTokens); this holds whether autoscaling is enabled or not,
+    so toggling it never rolls the fleet."""
 
     per_user_tokens_per_second: float = Field(gt=0, le=1000)
     """Output tokens/s every user must get (1 / time per output token)."""
@@ -343,9 +347,12 @@ class AutoscalingSlo(ApiModel):
     timeToFirstTokenSeconds + p / this. Default: none (a flat budget)."""
     target_utilization: float | None = Field(default=None, gt=0, le=1)
     """Share of a replica's engine time to plan for at the SLO's pace (0-1); lower buys headroom for
-    bursts. Default: 0.5, which held 99 % attainment on chat-like traffic in the simulator benchmark
-    (the Azure conv trace); prefill-heavy traffic in minute-long bursts (the code trace) needed
-    0.15-0.2."""
+    bursts. Default: derived (autoscale/slo_policy.py: a queueing bound on the measured prompt mix and
+    the attainment goal, corrected by the measured service level; status.serviceLevel.utilization).
+    Set, it is used as given and never adapted."""
+    attainment: float | None = Field(default=None, ge=0.5, le=0.9999)
+    """Share of requests that must meet this SLO (0.5-0.9999), judged over 5-minute windows from vLLM's
+    latency histograms (status.serviceLevel, condition ServiceLevelMet). Default: 0.99."""
 
 
 class HPAScalingPolicy(ApiModel):

@@ -13,7 +13,16 @@ from pydantic import Field
 
 from neuronfleet.api.base import ApiModel
 
-__all__ = ["CapacityStatus", "Condition", "MetricsStatus", "ModelDeploymentStatus", "PlanStatus", "VariantStatus"]
+__all__ = [
+    "CapacityCurveStatus",
+    "CapacityStatus",
+    "Condition",
+    "MetricsStatus",
+    "ModelDeploymentStatus",
+    "PlanStatus",
+    "ServiceLevelStatus",
+    "VariantStatus",
+]
 
 
 class Condition(ApiModel):
@@ -26,7 +35,7 @@ class Condition(ApiModel):
         pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
     )
     """Condition type: Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable,
-    CompiledArtifactsReady, OptionalChildrenApplied."""
+    CompiledArtifactsReady, OptionalChildrenApplied, ServiceLevelMet."""
     status: str = Field(pattern=r"^(True|False|Unknown)$")
     """True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
@@ -102,6 +111,64 @@ class MetricsStatus(ApiModel):
     """Time of the newest sample (RFC 3339)."""
 
 
+class ServiceLevelStatus(ApiModel):
+    """The service level users got, measured from vLLM's latency histograms (autoscale/service_level.py)."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    attainment: float | None = Field(default=None, ge=0, le=1)
+    """Share of requests within spec.autoscaling.slo over the window (a lower bound: TTFT misses and
+    per-user-rate misses are added up)."""
+    ttft_attainment: float | None = Field(default=None, ge=0, le=1)
+    """Share of requests whose first token came within their TTFT budget."""
+    tpot_attainment: float | None = Field(default=None, ge=0, le=1)
+    """Share of finished requests that got the per-user token rate."""
+    ttft_p50_seconds: float | None = Field(default=None, alias="ttftP50Seconds")
+    """Median time to first token, seconds (from vllm:time_to_first_token_seconds)."""
+    ttft_p99_seconds: float | None = Field(default=None, alias="ttftP99Seconds")
+    """99th percentile time to first token, seconds."""
+    itl_p50_seconds: float | None = Field(default=None, alias="itlP50Seconds")
+    """Median inter-token latency, seconds (from vllm:inter_token_latency_seconds)."""
+    itl_p99_seconds: float | None = Field(default=None, alias="itlP99Seconds")
+    """99th percentile inter-token latency, seconds."""
+    window_seconds: float | None = None
+    """Window the figures cover, seconds."""
+    samples: int | None = Field(default=None, ge=0)
+    """Requests that got a first token in the window."""
+    source: str | None = Field(default=None, pattern=r"^(histograms|model)$")
+    """histograms: measured; model: not measurable now, the capacity model alone sizes the fleet."""
+    reason: str | None = None
+    """Measured, TooFewSamples, HistogramsMissing or MetricsUnavailable."""
+    message: str | None = Field(default=None, max_length=4096)
+    """How the figures were read, or why they could not be."""
+    utilization: float | None = Field(default=None, ge=0, le=1)
+    """Planned share of engine time the targets are derived with now (the feedback's output)."""
+    feedback: str | None = None
+    """What the feedback loop did last and why (autoscale/feedback.py)."""
+    sampled_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the window ended (RFC 3339)."""
+
+
+class CapacityCurveStatus(ApiModel):
+    """One replica's step-time curve in use: alpha + beta * batch + gamma * prefill tokens, seconds."""
+
+    model_config = ApiModel.model_config | {"frozen": False}
+
+    alpha_seconds: float | None = None
+    """Fixed cost of one engine step."""
+    beta_seconds: float | None = None
+    """Extra step cost per sequence in the decode batch."""
+    gamma_seconds: float | None = None
+    """Extra step cost per prefill token in the step."""
+    source: str | None = Field(default=None, pattern=r"^(calibrated|roofline|fitted)$")
+    """calibrated: a measured profile; roofline: derived from the instance's bandwidth and FLOPs; fitted:
+    learned from this fleet's own series (autoscale/capacity_fit.py)."""
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    """How sure the fit is of the step time at the SLO batch (1 - relative standard error)."""
+    samples: int | None = Field(default=None, ge=0)
+    """Scrape windows the fit has learned from."""
+    slo_batch: int | None = None
+    """Largest decode batch that still gives each user the SLO's rate on this curve."""
 class VariantStatus(ApiModel):
     """One way the fleet is served: the primary instance type or a fallback variant."""
 
@@ -169,6 +236,10 @@ class ModelDeploymentStatus(ApiModel):
     """Last metric values read for autoscaling."""
     autoscaling_targets: dict[str, float] | None = None
     """Per-replica targets in force (from spec or derived from an SLO)."""
+    service_level: ServiceLevelStatus | None = None
+    """The service level measured from vLLM's latency histograms, with spec.autoscaling.slo."""
+    capacity_curve: CapacityCurveStatus | None = None
+    """The replica's step-time curve the SLO targets are derived from, and how sure it is."""
     capacity: CapacityStatus | None = None
     """Replicas per variant and what cannot be placed (see the CapacityAvailable condition)."""
     conditions: list[Condition] = Field(
@@ -176,6 +247,6 @@ class ModelDeploymentStatus(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     """Ready, Progressing, Degraded, ScalingActive, ScalingLimited, MetricsAvailable, CompiledArtifactsReady,
-    OptionalChildrenApplied, CapacityAvailable."""
+    OptionalChildrenApplied, CapacityAvailable, ServiceLevelMet."""
     kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """Handler progress stored by the kopf framework (opaque)."""

@@ -128,11 +128,13 @@ def derive(
     *,
     utilization: float = DEFAULT_UTILIZATION,
     mean_context_tokens: float | None = None,
+    slot_share: float = SLOT_SHARE,
 ) -> DerivedTargets:
     """Targets for `decide` from an SLO on a profile; raises `SloUnreachable` when no fleet meets it.
 
     `mean_context_tokens` (prompt + output) bounds the batch by the KV cache; None: the cache is
-    assumed not to bind before `max_num_seqs`.
+    assumed not to bind before `max_num_seqs`. `slot_share` is the concurrency target as a share of B*
+    (`slo_policy` derives it from the goal; the default is the fixed share used before).
     """
     rate = slo.per_user_tokens_per_second
     if rate <= 0 or slo.ttft_seconds <= 0:
@@ -169,7 +171,9 @@ def derive(
     growth = 1.0 / kappa if kappa else 0.0
     longest = math.inf if growth >= per_token else (slo.ttft_seconds - profile.alpha) / (per_token - growth)
 
-    targets = types.Targets(concurrency=SLOT_SHARE * batch, engine_load=utilization)
+    if not 0 < slot_share <= 1:
+        raise ValueError(f"slot share must be in (0, 1], got {slot_share}")
+    targets = types.Targets(concurrency=slot_share * batch, engine_load=utilization)
     return DerivedTargets(
         targets=targets,
         load_model=load_model(profile, rate),

@@ -38,7 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--per-user-tokens-per-second",
         type=float,
-        help="spec.autoscaling.slo's per-user rate: sizes the prefill chunk on a calibrated shape",
+        help="spec.autoscaling.slo's per-user rate: sizes the prefill chunk on a calibrated shape and prints the "
+        "SLO targets the capacity prior implies",
+    )
+    parser.add_argument("--ttft-seconds", type=float, default=1.0, help="SLO: first-token budget of a short prompt (1)")
+    parser.add_argument(
+        "--ttft-prompt-tokens-per-second", type=float, help="SLO: prompt tokens/s added to the TTFT budget (none)"
+    )
+    parser.add_argument(
+        "--attainment", type=float, default=0.99, help="SLO: share of requests that must meet it (0.99)"
     )
     parser.add_argument("--runtime", choices=("vllm-neuron", "nxdi"), help="runtime profile (default: by family)")
     parser.add_argument(
@@ -102,6 +110,78 @@ def _request(args: argparse.Namespace) -> Any:
     )
 
 
+CURVE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
+"""Decode batches at which `neuronfleet plan` prints the prior's step time."""
+
+
+def capacity_to_dict(plan: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The capacity prior of the planned replica, its step-time curve and, with an SLO rate, the targets it implies."""
+    from neuronfleet.autoscale import slo_policy, slo_targets
+    from neuronfleet.neuron import capacity
+
+    prior = capacity.prior(plan)
+    p = prior.profile
+    out: dict[str, Any] = {
+        "source": prior.source,
+        "relativeUncertainty": prior.relative_uncertainty,
+        "alphaSeconds": p.alpha,
+        "betaSeconds": p.beta,
+        "gammaSeconds": p.gamma,
+        "kvCacheTokens": p.kv_cache_tokens,
+        "curve": [
+            {"batch": b, "stepSeconds": p.step_seconds(b, 0), "perUserTokensPerSecond": 1.0 / p.step_seconds(b, 0)}
+            for b in CURVE_BATCHES
+            if b <= p.max_num_seqs
+        ],
+    }
+    rate = args.per_user_tokens_per_second
+    if rate:
+        slo = slo_targets.ServiceLevel(rate, args.ttft_seconds, args.ttft_prompt_tokens_per_second)
+        try:
+            d = slo_policy.derive(slo, p, goal=args.attainment)
+        except slo_targets.SloUnreachable as exc:
+            out["slo"] = {"unreachable": str(exc)}
+            return out
+        out["slo"] = {
+            "batch": d.derived.batch,
+            "batchLimit": d.derived.batch_limit,
+            "decodeTokensPerSecond": d.derived.decode_tokens_per_second,
+            "prefillTokensPerSecond": d.derived.prefill_tokens_per_second,
+            "maxPrefillChunkTokens": d.derived.max_prefill_chunk_tokens,
+            "utilization": d.utilization,
+            "slotShare": d.concurrency_share,
+            "targets": slo_targets.status_targets(d.targets),
+        }
+    return out
+
+
+def _capacity_table(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"capacity ({data['source']} prior, +-{data['relativeUncertainty']:.0%}; the operator refits it online):",
+        f"  step = {data['alphaSeconds'] * 1e3:.2f} ms + {data['betaSeconds'] * 1e3:.3f} ms x decode batch + "
+        f"{data['gammaSeconds'] * 1e6:.1f} us x prefill tokens",
+        "  batch  step ms  tokens/s per user",
+    ]
+    lines += [
+        f"  {row['batch']:5d}  {row['stepSeconds'] * 1e3:7.1f}  {row['perUserTokensPerSecond']:17.1f}"
+        for row in data["curve"]
+    ]
+    slo = data.get("slo")
+    if slo and "unreachable" in slo:
+        lines.append(f"  SLO unreachable: {slo['unreachable']}")
+    elif slo:
+        targets = ", ".join(f"{k} {v:.3g}" for k, v in slo["targets"].items())
+        lines += [
+            f"  SLO: batch {slo['batch']} ({slo['batchLimit']}), {slo['decodeTokensPerSecond']:.0f} decode and "
+            f"{slo['prefillTokensPerSecond']:.0f} prefill tokens/s per replica, chunk <= "
+            f"{slo['maxPrefillChunkTokens']} tokens",
+            f"  targets before any measurement: utilization {slo['utilization']:.2f} (queueing bound, nominal "
+            f"prompts), slot share {slo['slotShare']:.2f} (Erlang C): {targets}",
+        ]
+    return lines
+
+
 def _gib(value: int) -> str:
     return f"{value / 1024**3:.1f} GiB"
 
@@ -162,12 +242,13 @@ def _run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_PLAN_ERROR
+    capacity = capacity_to_dict(plan, args)
     if args.output == "json":
-        sys.stdout.write(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+        sys.stdout.write(json.dumps({**plan_to_dict(plan), "capacity": capacity}, indent=2) + "\n")
     elif args.output == "yaml":
         import yaml
 
-        sys.stdout.write(yaml.safe_dump(plan_to_dict(plan), sort_keys=False, width=1000))
+        sys.stdout.write(yaml.safe_dump({**plan_to_dict(plan), "capacity": capacity}, sort_keys=False, width=1000))
     else:
-        sys.stdout.write(_table(plan, request.source))
+        sys.stdout.write(_table(plan, request.source) + "\n".join(_capacity_table(capacity)) + "\n")
     return 0

@@ -18,9 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Replay an LLM request trace (Azure CSV: TIMESTAMP,ContextTokens,GeneratedTokens; or "
         "JSON Lines: timestamp in ms, input_length, output_length) against a simulated vLLM fleet, "
         "scaled by one policy, and report SLO attainment, NeuronCore-hours and the ratio to the "
-        "startup-aware oracle lower bound LB_L.",
+        "startup-aware oracle lower bound LB_L. Instead of a file, --workload generates a trace of one "
+        "workload family from --seed (neuronfleet.sim.workloads).",
     )
-    parser.add_argument("--trace", required=True, help="trace file (.csv or .jsonl)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trace", help="trace file (.csv or .jsonl)")
+    source.add_argument(
+        "--workload",
+        help="generate a trace instead: steady, long-prompts, long-outputs, diurnal, flash-crowd, bursts, mix",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated workload (default 1)")
+    parser.add_argument("--duration", type=float, default=3600.0, help="seconds of generated workload (default 3600)")
     parser.add_argument(
         "--profile",
         default="llama-3.1-8b-trn2-tp4",
@@ -60,6 +68,7 @@ def _progress(quiet: bool):
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from neuronfleet.sim import workloads
     from neuronfleet.sim.policies import POLICY_NAMES
     from neuronfleet.sim.profiles import get_profile
     from neuronfleet.sim.runner import run_policy
@@ -71,14 +80,17 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         profile = get_profile(args.profile)
-        trace = read_trace(args.trace)
+        if args.workload:
+            trace = workloads.generate(args.workload, args.seed, duration=args.duration)
+        else:
+            trace = read_trace(args.trace)
         if args.rate_scale != 1.0:
             trace = scale_rate(trace, args.rate_scale)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not trace:
-        print(f"error: {args.trace}: no requests", file=sys.stderr)
+        print(f"error: {args.trace or args.workload}: no requests", file=sys.stderr)
         return 2
     slo = Slo()
     if args.ttft_base is not None:
@@ -102,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         plot_run(run, args.plot)
     report = run.report.as_dict()
     report["lb0_core_hours"] = run.plan.lb0_core_hours
+    report["trace"] = f"{args.workload} (seed {args.seed})" if args.workload else args.trace
     report["slo"] = {
         "ttft_base": slo.ttft_base,
         "ttft_tokens_per_second": slo.ttft_tokens_per_second,

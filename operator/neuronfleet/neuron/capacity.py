@@ -5,9 +5,25 @@ Why it lives in neuron/: the operator derives per-replica autoscaling targets fr
 the calibration exists once. A replica runs continuous batching; one engine step costs
 `alpha + beta * decode_batch + gamma * prefill_tokens` seconds (the linear ITL = a + b*batch fit that
 llm-d WVA uses, plus a prefill term as in Dynamo's regression). Each constant below is fitted to
-published Neuron numbers (reference/neuron-vllm.md section 5) and cites them. A deployment whose
-(model, instance, TP) is not listed has no profile: `find` answers None and SLO-derived targets are
-refused with a message naming the known profiles (set explicit per-replica targets instead).
+published Neuron numbers (reference/neuron-vllm.md section 5) and cites them.
+
+Every other shape gets a prior from a roofline (`roofline(plan)`), so an SLO can size any plan:
+- alpha = a fixed per-step overhead + the weight bytes one token runs through / effective HBM bandwidth
+  (a decode step at batch 1 reads every active weight once);
+- beta = per extra sequence: its KV cache at a nominal context / effective bandwidth + its matmul FLOPs
+  (2 x active parameters) at the prefill efficiency; MoE models add one token's active weights, since
+  another sequence routes to other experts (an upper bound while the batch is under experts / top-k);
+- gamma = one prompt token's FLOPs / (peak FLOP/s x efficiency).
+Bandwidth and peak are the replica's share of its chips (TP x LNC physical cores over the chip's), with
+the catalog's per-chip figures and their sources (`neuron/catalog.py`). The three efficiencies are not
+free knobs: `STEP_OVERHEAD_SECONDS` and `HBM_EFFICIENCY` solve the two calibrated batch-1 step times
+below exactly (two equations, two unknowns), `PREFILL_MFU` is the lower of the two calibrated prefill
+efficiencies (the safe side: a slower prefill buys more replicas). `tests/unit/neuron/test_capacity_prior.py`
+says how close the roofline lands on the calibrated profiles, and `bench/capacity_prior.py` prints it
+against every published Neuron figure of reference/neuron-vllm.md section 5.
+
+`prior(plan)` is what SLO targets start from: the calibrated curve where one exists, else the
+roofline; the operator then corrects it from the fleet's own series (`autoscale/capacity_fit.py`).
 """
 
 from __future__ import annotations
@@ -16,17 +32,29 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from neuronfleet.neuron import catalog
 from neuronfleet.neuron.types import Plan, PlanRequest
 
 __all__ = [
+    "CALIBRATED_UNCERTAINTY",
+    "HBM_EFFICIENCY",
     "LLAMA_8B_TRN2_TP4",
     "LLAMA_70B_TRN2_TP64",
+    "NOMINAL_CONTEXT_TOKENS",
+    "PREFILL_MFU",
     "PROFILES",
+    "PUBLISHED",
+    "ROOFLINE_UNCERTAINTY",
+    "STEP_OVERHEAD_SECONDS",
     "CapacityProfile",
+    "Prior",
+    "PublishedFigure",
     "find",
     "for_plan",
     "get",
     "plan_request",
+    "prior",
+    "roofline",
     "slo_batch",
     "slo_prefill_chunk",
 ]
@@ -106,6 +134,135 @@ LLAMA_70B_TRN2_TP64 = CapacityProfile(
 
 PROFILES: dict[str, CapacityProfile] = {p.name: p for p in (LLAMA_8B_TRN2_TP4, LLAMA_70B_TRN2_TP64)}
 """Calibrated profiles by name."""
+
+
+STEP_OVERHEAD_SECONDS = 0.015
+"""Fixed cost of an engine step beyond reading the weights (scheduling, sampling, collective launches).
+Solves the calibrated batch-1 steps with `HBM_EFFICIENCY`: 8B on one trn2 chip reads 16.1 GB at 2.9 TB/s
+(5.5 ms) in 21.7 ms, 70B on 16 chips reads 141 GB at 46.4 TB/s (3.0 ms) in 18.7 ms: 21.7 - 18.7 =
+(5.54 - 3.04) / efficiency gives 0.83, and 18.7 - 3.04 / 0.83 = 15 ms."""
+
+HBM_EFFICIENCY = 0.83
+"""Share of the HBM bandwidth a decode step streams weights and KV at (see `STEP_OVERHEAD_SECONDS`)."""
+
+PREFILL_MFU = 0.17
+"""Share of the dense BF16 peak prefill reaches: the calibrated gammas give 0.206 (8B trn2 TP4: 16.1
+GFLOP/token at 667 TFLOPS in 0.117 ms) and 0.167 (70B TP64: 141 GFLOP at 10.7 PFLOPS in 0.079 ms); the
+lower one, so an uncalibrated shape's prefill is not assumed faster than measured ones."""
+
+NOMINAL_CONTEXT_TOKENS = 2048
+"""Context a decoding sequence holds when the prior prices its KV reads (prompt + answer so far): about
+the Azure chat trace's mean prompt plus answer (1155 + 211), rounded up to a power of two. The online fit
+replaces it with what the fleet's own traffic costs."""
+
+ROOFLINE_UNCERTAINTY = 1.0
+"""Relative standard deviation of a roofline prior's constants: a factor of two either way. Published
+batch-1 step times land 0.77-2.3x the roofline's (bench/capacity_prior.py): software stacks differ."""
+
+CALIBRATED_UNCERTAINTY = 0.25
+"""Relative standard deviation of a calibrated profile's constants (fitted to published figures of one
+software stack; the serving stack deployed may differ)."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The step-time curve SLO targets start from, where it comes from, and how unsure it is."""
+
+    profile: CapacityProfile
+    source: str  # "calibrated" | "roofline"
+    relative_uncertainty: float  # relative standard deviation of alpha, beta, gamma
+
+
+@dataclass(frozen=True)
+class PublishedFigure:
+    """One published low-concurrency latency of a vLLM / NxDI replica on Neuron, to check priors against."""
+
+    model: str
+    instance_type: str
+    tensor_parallel_size: int
+    concurrency: int  # requests in flight: the decode batch
+    step_seconds: float  # time per output token (ITL) at that concurrency
+    ttft_seconds: float | None  # time to first token of one `prompt_tokens` prompt, when published
+    prompt_tokens: int
+    source: str
+
+
+PUBLISHED: tuple[PublishedFigure, ...] = (
+    PublishedFigure(
+        "meta-llama/Llama-3.3-70B-Instruct", "trn2.48xlarge", 64, 1, 0.0196, 0.814, 10000,
+        "aws-neuron-sdk libraries/nxd-inference/tutorials/llama70b_perf_comparison.csv (NxDI + vLLM)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-8B-Instruct", "trn2.48xlarge", 4, 1, 0.022, 0.197, 1500,
+        "optimum-neuron benchmark/vllm/single-instance/llama-3.1-8b-trn2/vllm-results.csv (sync)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-8B-Instruct", "trn2.48xlarge", 8, 2, 0.0105, 0.051, 512,
+        "vllm-neuron docs/tutorials/tutorial-eagle3-speculative-decoding-llama-3-1.md (baseline, concurrency 2)",
+    ),
+    PublishedFigure(
+        "openai/gpt-oss-120b", "trn2.48xlarge", 16, 1, 0.0070, 0.252, 512,
+        "vllm-neuron docs/tutorials/tutorial-eagle3-speculative-decoding-gpt-oss.md (baseline)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-8B-Instruct", "inf2.48xlarge", 8, 1, 0.0266, 0.475, 1500,
+        "optimum-neuron benchmark/vllm/data-parallel/llama3.1-8b/vllm-results-dp3.csv (sync, 3x TP8 on 12 chips)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-8B-Instruct", "inf2.48xlarge", 24, 1, 0.0064, 0.025, 128,
+        "aws-neuron-sdk about-neuron/benchmarks/inf2/latency_data_decoder.csv (transformers-neuronx, SDK 2.18)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-8B-Instruct", "trn1.32xlarge", 32, 1, 0.0059, 0.015, 128,
+        "aws-neuron-sdk about-neuron/benchmarks/trn1/latency_data_decoder.csv (transformers-neuronx, SDK 2.18)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-70B-Instruct", "inf2.48xlarge", 24, 1, 0.033, 0.310, 1024,
+        "aws-neuron-sdk about-neuron/benchmarks/inf2/latency_data_decoder.csv (transformers-neuronx, SDK 2.18)",
+    ),
+    PublishedFigure(
+        "meta-llama/Llama-3.1-70B-Instruct", "trn1.32xlarge", 32, 1, 0.0245, None, 128,
+        "aws-neuron-sdk about-neuron/benchmarks/trn1/latency_data_decoder.csv (transformers-neuronx, SDK 2.18)",
+    ),
+)  # fmt: skip
+"""Published Neuron latencies (reference/neuron-vllm.md section 5) of shapes the planner can plan: what
+`bench/capacity_prior.py` prints the roofline against. The first two are the calibrated profiles' sources."""
+
+
+def roofline(plan: Plan) -> CapacityProfile:
+    """The step-time curve of any planned replica from its bytes and FLOPs (see the module docstring)."""
+    instance = catalog.lookup(plan.instance_type)
+    chips = plan.cores_per_replica * plan.logical_core_size / instance.physical_cores_per_chip
+    bandwidth = chips * instance.hbm_bandwidth_per_chip * HBM_EFFICIENCY
+    compute = chips * instance.bf16_flops_per_chip * PREFILL_MFU
+    if bandwidth <= 0 or compute <= 0:
+        raise ValueError(f"{instance.name}: the catalog has no bandwidth or FLOP/s figures for a roofline")
+    active = plan.active_weights_bytes or plan.weights_bytes
+    flops = plan.flops_per_token or 2.0 * plan.weights_bytes  # 2 FLOPs per parameter, 1 byte per parameter at worst
+    kv_per_token = max(1, plan.kv_bytes_per_token)
+    moe_extra = active / bandwidth if active < plan.weights_bytes else 0.0
+    beta = NOMINAL_CONTEXT_TOKENS * kv_per_token / bandwidth + flops / compute + moe_extra
+    return CapacityProfile(
+        name=f"{plan.model.rsplit('/', 1)[-1].lower()}-{plan.instance_type}-tp{plan.tensor_parallel_size}-roofline",
+        model=plan.model,
+        instance_type=plan.instance_type,
+        tensor_parallel_size=plan.tensor_parallel_size,
+        cores=plan.cores_per_replica,
+        alpha=STEP_OVERHEAD_SECONDS + active / bandwidth,
+        beta=beta,
+        gamma=flops / compute,
+        max_num_seqs=plan.max_num_seqs,
+        max_num_batched_tokens=plan.max_num_batched_tokens,
+        kv_cache_tokens=max(plan.max_num_seqs, plan.kv_cache_bytes // kv_per_token),
+    )
+
+
+def prior(plan: Plan) -> Prior:
+    """The calibrated curve of the planned shape where one exists, else its roofline."""
+    calibrated = for_plan(plan)
+    if calibrated is not None:
+        return Prior(calibrated, "calibrated", CALIBRATED_UNCERTAINTY)
+    return Prior(roofline(plan), "roofline", ROOFLINE_UNCERTAINTY)
 
 
 def get(name: str) -> CapacityProfile:

@@ -17,6 +17,10 @@ Sources (aws-neuron/aws-neuron-sdk docs, SDK 2.32 snapshot):
   (deploy/eks/dra.rst).
 - hourly prices: RI-effective $/h from about-neuron/benchmarks/{inf2,trn1}/*_instance_prices.csv
   (none published there for trn1n or trn2).
+- per-chip HBM bandwidth and dense BF16 peak (for the capacity roofline, `capacity.roofline`):
+  Inferentia2 and Trainium 820 GiB/s and 190 BF16 TFLOPS (about-neuron/arch/neuron-hardware/
+  inferentia2.rst, trainium.rst); Trainium2 2.9 TB/s and 667 BF16 TFLOPS, 1299 FP8 TFLOPS
+  (trainium2.rst; the NKI Trainium2 architecture guide gives the same 2.9 TB/s).
 - EFA devices per node: 8 on trn1.32xlarge (the AWS Llama-3.1-405B LeaderWorkerSet recipe requests
   vpc.amazonaws.com/efa: 8 with 16 Neuron devices, awslabs/ai-on-eks blueprints/inference/
   vllm-llama3.1-405b-trn1, reference neuron-vllm.md section 2); 16 on trn2.48xlarge, one per device
@@ -65,6 +69,10 @@ class InstanceType:
     # trn1n/trn2u share the accelerator layout of their base type (network/UltraServer variants);
     # the planner prefers the base type when it picks an instance on its own.
     variant_of: str | None = None
+    # Per chip: HBM bandwidth (bytes/s) and dense peak FLOP/s in BF16 and FP8 (None: as BF16).
+    hbm_bandwidth_per_chip: float = 0.0
+    bf16_flops_per_chip: float = 0.0
+    fp8_flops_per_chip: float | None = None
 
     def logical_cores_per_chip(self, lnc: int | None = None) -> int:
         return self.physical_cores_per_chip // (lnc or self.default_lnc)
@@ -104,6 +112,12 @@ class InstanceType:
         return tuple(n for n in self.device_sets if n <= self.chips)
 
 
+_V2_HBM_BANDWIDTH = 820 * 1024**3  # Inferentia2 / Trainium: 820 GiB/s per chip
+_V2_BF16_FLOPS = 190e12  # 190 BF16 TFLOPS per chip (two NeuronCore-v2)
+_TRN2_HBM_BANDWIDTH = 2.9e12  # Trainium2: 2.9 TB/s per chip (four HBM stacks)
+_TRN2_BF16_FLOPS = 667e12  # 667 dense BF16 TFLOPS per chip (eight NeuronCore-v3)
+_TRN2_FP8_FLOPS = 1299e12  # 1299 dense FP8 TFLOPS per chip
+
 _INF2_TP_SMALL = ((1, (1, 2)),)
 _TRN2_TP = (
     (2, (1, 2, 4, 8, 16, 32, 64)),
@@ -123,6 +137,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=4,
         host_memory_gib=16,
         tp_degrees_by_lnc=_INF2_TP_SMALL,
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=None,
         hourly_price_usd=0.328,
     ),
@@ -137,6 +153,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=32,
         host_memory_gib=128,
         tp_degrees_by_lnc=_INF2_TP_SMALL,
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=None,
         hourly_price_usd=0.850,
     ),
@@ -151,6 +169,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=96,
         host_memory_gib=384,
         tp_degrees_by_lnc=((1, (1, 2, 4, 8)),),
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=None,
         hourly_price_usd=2.804,
     ),
@@ -165,6 +185,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=192,
         host_memory_gib=768,
         tp_degrees_by_lnc=((1, (1, 2, 4, 8, 24)),),
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=None,
         hourly_price_usd=5.608,
     ),
@@ -179,6 +201,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=8,
         host_memory_gib=32,
         tp_degrees_by_lnc=((1, (1, 2)),),
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=(1,),
         hourly_price_usd=0.512,
     ),
@@ -193,6 +217,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=128,
         host_memory_gib=512,
         tp_degrees_by_lnc=((1, (1, 2, 8, 16, 32)),),
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=(1, 4, 8, 16),
         hourly_price_usd=8.197,
         efa=True,
@@ -209,6 +235,8 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=128,
         host_memory_gib=512,
         tp_degrees_by_lnc=((1, (1, 2, 8, 16, 32)),),
+        hbm_bandwidth_per_chip=_V2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_V2_BF16_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
         efa_devices=16,
@@ -225,6 +253,9 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=192,
         host_memory_gib=2048,
         tp_degrees_by_lnc=_TRN2_TP,
+        hbm_bandwidth_per_chip=_TRN2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_TRN2_BF16_FLOPS,
+        fp8_flops_per_chip=_TRN2_FP8_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
         efa_devices=16,
@@ -240,6 +271,9 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=192,
         host_memory_gib=2048,
         tp_degrees_by_lnc=_TRN2_TP,
+        hbm_bandwidth_per_chip=_TRN2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_TRN2_BF16_FLOPS,
+        fp8_flops_per_chip=_TRN2_FP8_FLOPS,
         device_sets=(1, 4, 8, 16),
         efa=True,
         efa_devices=16,
@@ -259,6 +293,9 @@ CATALOG: tuple[InstanceType, ...] = (
         vcpus=12,
         host_memory_gib=128,
         tp_degrees_by_lnc=((2, (1, 2, 4)), (1, (1, 2, 4, 8))),
+        hbm_bandwidth_per_chip=_TRN2_HBM_BANDWIDTH,
+        bf16_flops_per_chip=_TRN2_BF16_FLOPS,
+        fp8_flops_per_chip=_TRN2_FP8_FLOPS,
         device_sets=(1,),
         inferred=True,
     ),

@@ -101,7 +101,9 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         max_position_embeddings=32768,
     ),
     # huggingface.co/openai/gpt-oss-20b/config.json: 24 layers, 64 heads, 8 KV heads,
-    # head_dim 64, 131072 positions, 32 experts (4 active); 20.9B parameters, all resident.
+    # head_dim 64, 131072 positions, 32 experts (4 active); 20.9B parameters, all resident; 3.6B
+    # active per token (OpenAI's gpt-oss model card; NVIDIA NeMo's GPT-OSS model page: "21B parameters
+    # (3.6B active parameters)").
     ModelArch(
         name="openai/gpt-oss-20b",
         params_billions=20.91,
@@ -111,11 +113,13 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         head_dim=64,
         max_position_embeddings=131072,
         is_moe=True,
+        active_params_billions=3.6,
         supported_families=_GPT_OSS_FAMILIES,
     ),
     # huggingface.co/openai/gpt-oss-120b/config.json: 36 layers, 64 heads, 8 KV heads,
     # head_dim 64 (the same shape vllm-neuron's kv-cache-quantization design doc quotes),
-    # 131072 positions, 128 experts (4 active); 116.8B parameters, all resident.
+    # 131072 positions, 128 experts (4 active); 116.8B parameters, all resident; 5.1B active per
+    # token (OpenAI's gpt-oss model card; NVIDIA NeMo: "117B parameters (5.1B active parameters)").
     ModelArch(
         name="openai/gpt-oss-120b",
         params_billions=116.83,
@@ -125,6 +129,7 @@ BUILTIN_MODELS: tuple[ModelArch, ...] = (
         head_dim=64,
         max_position_embeddings=131072,
         is_moe=True,
+        active_params_billions=5.1,
         supported_families=_GPT_OSS_FAMILIES,
     ),
 )

@@ -1140,9 +1140,19 @@ def plan(request: PlanRequest, catalog: Sequence[InstanceType] = CATALOG) -> Pla
         reasons=tuple(reasons),
         max_num_seqs=options.max_num_seqs,
         max_num_batched_tokens=options.max_num_batched_tokens,
+        kv_bytes_per_token=est.kv_bytes_per_token,
+        active_weights_bytes=_active_weights_bytes(arch, est.weights_bytes),
+        flops_per_token=2e9 * (arch.active_params_billions or arch.params_billions),
         allocation=fit.allocation,
         nodes_per_replica=nodes,
         parallelism=groups.TENSOR_ACROSS_NODES if nodes > 1 else groups.TENSOR,
         efa_devices_per_pod=fit.efa_devices,
         ultraserver_nodes=fit.ultraserver_nodes,
     )
+
+
+def _active_weights_bytes(arch: ModelArch, weights: int) -> int:
+    """Weight bytes one token runs through: all of them, or the active share of a MoE model."""
+    if arch.active_params_billions is None or arch.params_billions <= 0:
+        return weights
+    return math.ceil(weights * min(1.0, arch.active_params_billions / arch.params_billions))

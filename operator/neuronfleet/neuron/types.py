@@ -24,6 +24,9 @@ class ModelArch:
     max_position_embeddings: int = 131072
     # Mixture-of-experts models: all experts are resident, so params_billions is the total.
     is_moe: bool = False
+    # Parameters one token runs through (MoE: shared layers + the routed experts); None: all of them.
+    # The capacity roofline reads these per decoded token and spends 2 FLOPs on each.
+    active_params_billions: float | None = None
     # Instance families with a documented Neuron recipe for this model; None: any family. The
     # planner only picks an instance in these families on its own, and warns when told otherwise.
     supported_families: tuple[str, ...] | None = None
@@ -109,6 +112,9 @@ class Plan:
     artifact_key: str = ""
     max_num_seqs: int = 32  # --max-num-seqs the plan serves with
     max_num_batched_tokens: int = 2048  # --max-num-batched-tokens: the per-step token (chunk) budget
+    kv_bytes_per_token: int = 0  # KV cache bytes one token takes across the replica (heads replicated up to TP)
+    active_weights_bytes: int = 0  # weight bytes one token runs through (MoE: the active share); 0: weights_bytes
+    flops_per_token: float = 0.0  # 2 x active parameters: FLOPs one token costs the matrix multiplies
     # How pods get devices: "devicePlugin" (resource_name is an extended resource) or "dra"
     # (resource_name is the DeviceClass neuron.aws.com, resource_count devices in one claim).
     allocation: str = "devicePlugin"

@@ -5,7 +5,9 @@ replica plans one step at a time while prefill work is pending (those steps all 
 once only decodes remain the batch cannot change before the next request finishes, so all the
 identical steps up to that finish become one "macro step". An arrival in the middle cuts the macro
 step at the next step boundary, exactly where vLLM's scheduler would admit it. Token counters
-are interpolated inside a macro step, so a scrape sees what a real /metrics endpoint would.
+are interpolated inside a macro step, so a scrape sees what a real /metrics endpoint would. Each
+replica also keeps vLLM's latency and size histograms (`neuronfleet.sim.histograms`), observed when
+vLLM observes them.
 
 Scheduling follows vLLM V1 with chunked prefill: running decodes take one token each from the
 step's token budget, the rest goes to prompts in arrival order; admission needs a free sequence
@@ -20,6 +22,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from neuronfleet.sim import histograms as vllm_histograms
 from neuronfleet.sim.profiles import EngineProfile
 
 __all__ = ["Replica", "SimRequest"]
@@ -40,6 +43,8 @@ class SimRequest:
     finish: float = NAN
     prefill_left: int = 0
     decode_start_step: int = 0  # replica step count when its first token came out
+    enqueued: float = NAN  # arrival at the replica (vLLM's arrival time)
+    admitted: float = NAN  # first prefill chunk scheduled (vLLM's scheduled time: the end of its queue time)
 
 
 @dataclass(eq=False)
@@ -62,6 +67,10 @@ class Replica:
     step_count: int = 0
     step_chunks: list[tuple[SimRequest, int]] = field(default_factory=list)
     version: int = 0  # bumped when the pending step-end event is replaced
+    # vLLM's histograms by family name (without `vllm:`), cumulative since the replica started.
+    histograms: dict[str, vllm_histograms.Histogram] = field(
+        default_factory=lambda: {n: vllm_histograms.Histogram(b) for n, b in vllm_histograms.FAMILIES.items()}
+    )
 
     @property
     def outstanding(self) -> int:
@@ -84,6 +93,20 @@ class Replica:
             return self.generation_tokens
         return self.generation_tokens + len(self.decoding) * self._steps_done_at(now)
 
+    def histograms_at(self, now: float) -> dict[str, vllm_histograms.Snapshot]:
+        """Every histogram as a scrape at `now` reads it, inside a macro step too."""
+        steps = 0 if self.step_chunks else self._steps_done_at(now)
+        batch = len(self.decoding)
+        out = {}
+        for name, histogram in self.histograms.items():
+            if name == "inter_token_latency_seconds":
+                out[name] = histogram.snapshot(self.step_seconds, batch * steps)
+            elif name == "iteration_tokens_total":
+                out[name] = histogram.snapshot(float(batch), steps)
+            else:
+                out[name] = histogram.snapshot()
+        return out
+
     def kv_usage_at(self, now: float) -> float:
         """vllm:kv_cache_usage_perc: tokens held now (not reserved) over capacity."""
         steps = self.steps + self._steps_done_at(now)
@@ -95,6 +118,7 @@ class Replica:
         """Accept a routed request; return a new step-end time when the pending one changed."""
         request.replica = self.id
         request.prefill_left = request.prompt_tokens
+        request.enqueued = now
         self.waiting.append(request)
         if not self.busy:
             # An empty step ending now: requests arriving at this same instant join the first plan.
@@ -117,30 +141,54 @@ class Replica:
     def finish_step(self, now: float, finished: list[SimRequest]) -> float | None:
         """Apply the step that ends at `now`; append finished requests; plan the next step."""
         self.steps += self.step_count
-        self.generation_tokens += len(self.decoding) * self.step_count
+        batch = len(self.decoding)
+        self.generation_tokens += batch * self.step_count
+        h = self.histograms
+        h["inter_token_latency_seconds"].observe(self.step_seconds, batch * self.step_count)
+        first_tokens = 0
+        chunk_tokens = 0
         for request, tokens in self.step_chunks:
             request.prefill_left -= tokens
             self.prompt_tokens += tokens
+            chunk_tokens += tokens
             if request.prefill_left == 0:
                 self.prefilling.remove(request)
                 request.first_token = now
                 self.generation_tokens += 1
+                first_tokens += 1
+                h["time_to_first_token_seconds"].observe(now - request.enqueued)
                 if request.output_tokens <= 1:
                     request.finish = now
                     self.kv_reserved -= request.prompt_tokens + request.output_tokens
+                    self._observe_finished(request)
                     finished.append(request)
                 else:
                     request.decode_start_step = self.steps
                     end = self.steps + request.output_tokens - 1
                     heapq.heappush(self.decoding, (end, request.index, request))
+        if self.step_chunks:
+            h["iteration_tokens_total"].observe(float(batch + chunk_tokens + first_tokens))
+        else:
+            h["iteration_tokens_total"].observe(float(batch), self.step_count)
         heap = self.decoding
         while heap and heap[0][0] <= self.steps:
             _, _, request = heapq.heappop(heap)
             request.finish = now
             self.kv_reserved -= request.prompt_tokens + request.output_tokens
+            self._observe_finished(request)
             finished.append(request)
         self.busy = False
         return self._plan(now)
+
+    def _observe_finished(self, request: SimRequest) -> None:
+        """The per-request histograms vLLM fills when a request finishes."""
+        h = self.histograms
+        h["request_queue_time_seconds"].observe(request.admitted - request.enqueued)
+        h["request_prefill_time_seconds"].observe(request.first_token - request.admitted)
+        h["request_prompt_tokens"].observe(float(request.prompt_tokens))
+        decode = request.finish - request.first_token
+        tpot = decode / (request.output_tokens - 1) if request.output_tokens > 1 else 0.0
+        h["request_time_per_output_token_seconds"].observe(tpot)
 
     def _plan(self, now: float) -> float | None:
         p = self.profile
@@ -159,6 +207,8 @@ class Replica:
             if budget <= 0:
                 break
             take = min(request.prefill_left, budget)
+            if request.prefill_left == request.prompt_tokens:
+                request.admitted = now  # first chunk scheduled: vLLM's queue time ends here
             chunks.append((request, take))
             budget -= take
             prefill += take

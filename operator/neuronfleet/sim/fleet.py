@@ -192,17 +192,21 @@ class _Fleet:
     # -- observation and control ----------------------------------------------------------
     def _scrape(self, now: float) -> None:
         kv = getattr(self.policy, "scrape_kv", True)
-        samples = {
-            rid: ReplicaSample(
+        with_histograms = getattr(self.policy, "scrape_histograms", False)
+
+        def sample(e: Replica) -> ReplicaSample:
+            return ReplicaSample(
                 e.running,
                 len(e.waiting),
                 e.kv_usage_at(now) if kv else 0.0,
                 float(e.generation_tokens_at(now)),
                 float(e.prompt_tokens),
+                e.histograms_at(now) if with_histograms else {},
             )
-            for rid, e in self.ready.items()
-        }
-        self.scrapes.append(Scrape(now, samples))
+
+        samples = {rid: sample(e) for rid, e in self.ready.items()}
+        draining = {rid: sample(e) for rid, e in self.draining.items()} if with_histograms else {}
+        self.scrapes.append(Scrape(now, samples, draining))
         while self.scrapes and self.scrapes[0].at < now - _KEEP_SCRAPES_SECONDS:
             self.scrapes.popleft()
 

@@ -8,11 +8,23 @@ API server reports. The query helpers mirror the PromQL the real deployments use
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["FleetView", "ReplicaSample", "Scrape", "avg_over_time", "last_sum", "sum_rate"]
+from neuronfleet.sim.histograms import Snapshot
+
+__all__ = [
+    "FleetView",
+    "ReplicaSample",
+    "Scrape",
+    "avg_over_time",
+    "histogram_increase",
+    "last_sum",
+    "per_replica",
+    "sum_rate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +36,22 @@ class ReplicaSample:
     kv_cache_usage: float  # vllm:kv_cache_usage_perc
     generation_tokens: float  # vllm:generation_tokens_total
     prompt_tokens: float  # vllm:prompt_tokens_total
+    # vLLM's histograms by family (neuronfleet.sim.histograms.FAMILIES), when the policy reads them.
+    histograms: Mapping[str, Snapshot] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Scrape:
-    """Samples of every serving replica at one scrape time."""
+    """Samples of every serving replica at one scrape time.
+
+    `replicas` are the ready ones (what the gauges and counters above are summed over). `draining`
+    replicas still finish their requests and Prometheus keeps scraping them until they are gone, so the
+    histogram queries read them too; the other signals leave them out, as before.
+    """
 
     at: float
     replicas: dict[int, ReplicaSample]
+    draining: dict[int, ReplicaSample] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,3 +113,56 @@ def avg_over_time(
     if not count:
         return None
     return total / count, pods / count
+
+
+def _series(scrapes: Iterable[Scrape], now: float, window: float) -> dict[int, list[tuple[float, ReplicaSample]]]:
+    """Samples of each replica (ready or draining) inside (now - window, now], oldest first."""
+    out: dict[int, list[tuple[float, ReplicaSample]]] = {}
+    for scrape in scrapes:
+        if scrape.at <= now - window or scrape.at > now:
+            continue
+        for group in (scrape.replicas, scrape.draining):
+            for rid, sample in group.items():
+                out.setdefault(rid, []).append((scrape.at, sample))
+    return out
+
+
+def histogram_increase(
+    scrapes: Iterable[Scrape], now: float, window: float, family: str
+) -> tuple[tuple[tuple[float, float], ...], float] | None:
+    """`sum by (le) (increase(family_bucket[window]))` and `sum(increase(family_sum[window]))`.
+
+    Per replica: last minus first sample in the window (a series needs two, as in Prometheus; no
+    extrapolation to the window edges), summed over replicas. Returns ((le, cumulative), ...) with
+    +Inf last, and the sum's increase; None when no replica has two samples of the family.
+    """
+    buckets: list[float] | None = None
+    bounds: tuple[float, ...] = ()
+    total = 0.0
+    for samples in _series(scrapes, now, window).values():
+        first = samples[0][1].histograms.get(family)
+        last = samples[-1][1].histograms.get(family)
+        if first is None or last is None or len(samples) < 2:
+            continue
+        if buckets is None:
+            bounds = last.bounds
+            buckets = [0.0] * len(last.cumulative)
+        for i, (a, b) in enumerate(zip(first.cumulative, last.cumulative, strict=True)):
+            buckets[i] += b - a
+        total += last.sum - first.sum
+    if buckets is None:
+        return None
+    return tuple(zip((*bounds, math.inf), buckets, strict=True)), total
+
+
+def per_replica(
+    scrapes: Iterable[Scrape], now: float, window: float
+) -> dict[int, tuple[tuple[float, ReplicaSample], ...]]:
+    """Each ready replica's samples inside the window (for per-instance queries: `... by (instance)`)."""
+    out: dict[int, list[tuple[float, ReplicaSample]]] = {}
+    for scrape in scrapes:
+        if scrape.at <= now - window or scrape.at > now:
+            continue
+        for rid, sample in scrape.replicas.items():
+            out.setdefault(rid, []).append((scrape.at, sample))
+    return {rid: tuple(samples) for rid, samples in out.items()}

@@ -172,3 +172,22 @@ def test_enabled_autoscaling_needs_a_metric_target_or_an_slo():
     with pytest.raises(ValueError, match=r"unless autoscaling\.slo is set"):
         AutoscalingSpec(enabled=True)
     assert AutoscalingSpec(enabled=True, metrics={"promptTokensPerSecondPerReplica": 1}).enabled
+
+
+@pytest.mark.parametrize(
+    ("neuron", "serving", "source"),
+    [
+        ({"instanceType": "trn2.48xlarge", "tensorParallelSize": 4}, {}, "calibrated"),
+        ({"instanceType": "trn2.48xlarge", "tensorParallelSize": 8}, {}, "roofline"),
+    ],
+    ids=["a calibrated shape keeps its calibration", "any other plan gets its roofline"],
+)
+def test_an_slo_derives_targets_on_any_plan_from_its_capacity_prior(neuron, serving, source):
+    plan = planner.plan(convert.plan_request(md(neuron=neuron, serving=serving)))
+    profile = convert.capacity_profile(plan)
+    assert profile is not None and profile.tensor_parallel_size == neuron["tensorParallelSize"]
+    assert capacity.prior(plan).source == source
+    policy = convert.autoscale_policy(
+        AutoscalingSpec(enabled=True, slo=SLO), expected_startup_seconds=60, profile=profile
+    )
+    assert policy.targets.engine_load is not None and policy.targets.concurrency is not None

@@ -10,7 +10,18 @@ import pytest
 
 import neuronfleet.autoscale
 
-PURE = ("types", "decide", "history", "defaults", "promql")
+PURE = (
+    "types",
+    "decide",
+    "history",
+    "defaults",
+    "promql",
+    "service_level",
+    "capacity_fit",
+    "feedback",
+    "slo_policy",
+    "slo_targets",
+)
 FORBIDDEN = {"time", "datetime", "asyncio", "aiohttp", "socket", "urllib", "kopf", "kubernetes", "random", "os"}
 PACKAGE = Path(neuronfleet.autoscale.__file__).parent
 

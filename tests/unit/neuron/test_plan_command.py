@@ -76,3 +76,24 @@ def test_a_per_user_rate_sizes_the_prefill_chunk_on_a_calibrated_shape(capsys):
     assert data["args"][data["args"].index("--max-num-batched-tokens") + 1] == "608"
     assert cli.main(base) == 0
     assert json.loads(capsys.readouterr().out)["max_num_batched_tokens"] == 2048
+
+
+def test_the_plan_prints_the_capacity_prior_and_the_slo_targets_it_implies(capsys):
+    argv = ["plan", "--model", "meta-llama/Llama-3.3-70B-Instruct", "--instance-type", "trn2.48xlarge"]
+    argv += ["--tensor-parallel-size", "32", "--max-num-seqs", "8", "--per-user-tokens-per-second", "10"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "capacity (roofline prior" in out and "tokens/s per user" in out
+    assert "targets before any measurement" in out and "engineLoad" in out
+    assert cli.main([*argv, "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)["capacity"]
+    assert data["source"] == "roofline"
+    assert [row["batch"] for row in data["curve"]] == [1, 2, 4, 8]
+    assert data["slo"]["batch"] == 8 and 0 < data["slo"]["utilization"] < 1
+
+
+def test_a_calibrated_shape_says_so_and_no_rate_means_no_targets(capsys):
+    argv = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--instance-type", "trn2.48xlarge"]
+    assert cli.main([*argv, "--tensor-parallel-size", "4", "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)["capacity"]
+    assert data["source"] == "calibrated" and "slo" not in data

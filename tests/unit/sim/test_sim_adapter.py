@@ -7,10 +7,12 @@ from collections import deque
 import pytest
 from sim_builders import ROUND
 
+from neuronfleet.autoscale import capacity_fit, defaults, feedback, service_level, slo_policy, slo_targets, types
 from neuronfleet.autoscale import decide as decide_module
-from neuronfleet.autoscale import defaults, slo_targets, types
+from neuronfleet.autoscale import step as step_module
 from neuronfleet.neuron import capacity
-from neuronfleet.sim import adapter
+from neuronfleet.sim import adapter, workloads
+from neuronfleet.sim.fleet import simulate
 from neuronfleet.sim.observe import FleetView, ReplicaSample, Scrape
 from neuronfleet.sim.runner import run_policy
 from neuronfleet.sim.slo import Slo
@@ -71,9 +73,9 @@ def test_the_prompt_token_rate_reaches_decide():
     assert seen.prompt_tokens_per_second == pytest.approx(3 * 3000.0 / 30.0)
 
 
-def test_the_default_policy_is_the_one_derived_from_the_scoring_slo():
+def test_the_open_loop_policy_is_the_one_derived_from_the_scoring_slo():
     slo = Slo()
-    policy = adapter.simulated_policy(ROUND, slo, startup_seconds=60.0)
+    policy = adapter.simulated_policy(ROUND, slo, startup_seconds=60.0, variant="open-loop")
     derived = slo_targets.derive(adapter.service_level(slo), ROUND)
     assert policy.targets == derived.targets
     assert policy.load_model == derived.load_model
@@ -121,3 +123,41 @@ def test_run_policy_gives_neuronfleet_the_planned_engine_and_the_baselines_the_p
     assert ours.result.profile.max_num_batched_tokens == 608
     assert same.result.profile.max_num_batched_tokens == 2048
     assert hpa.result.profile.max_num_batched_tokens == 2048
+
+
+def test_the_default_policy_runs_the_operators_measured_slo_path_every_sync(monkeypatch):
+    """Spies on the pure functions the controller will call: the simulator must call the same ones."""
+    calls: dict[str, int] = {}
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            calls[f"{module.__name__}.{name}"] = calls.get(f"{module.__name__}.{name}", 0) + 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapped)
+
+    for module, name in [
+        (service_level, "measure"),
+        (capacity_fit, "update"),
+        (feedback, "update"),
+        (slo_policy, "derive"),
+        (step_module, "step"),
+    ]:
+        spy(module, name)
+    profile = capacity.LLAMA_8B_TRN2_TP4
+    policy = adapter.NeuronfleetPolicy(profile, Slo(), startup_seconds=60.0)
+    assert policy.scrape_histograms and policy.state is not None
+    simulate(workloads.generate("steady", 1, duration=600.0), profile, policy, startup_seconds=60.0, initial_replicas=2)
+    syncs = calls["neuronfleet.autoscale.step.step"]
+    assert syncs >= 600 / policy.sync_seconds - 1
+    for name in ("service_level.measure", "capacity_fit.update", "feedback.update"):
+        assert calls[f"neuronfleet.autoscale.{name}"] == syncs
+    assert policy.state.measurement is not None and policy.state.measurement.measured
+    assert policy.state.fit.observations > 0, "the fit learned from the simulated series"
+
+
+def test_the_open_loop_variant_does_not_measure():
+    policy = adapter.NeuronfleetPolicy(ROUND, Slo(), startup_seconds=60.0, variant="open-loop")
+    assert policy.state is None and not policy.scrape_histograms

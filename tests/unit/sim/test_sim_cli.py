@@ -7,6 +7,7 @@ import json
 import pytest
 
 from neuronfleet import cli
+from neuronfleet.sim import workloads
 
 
 @pytest.fixture
@@ -64,3 +65,16 @@ def test_bad_arguments_fail_with_a_message(small_trace, capsys, argv, message):
 def test_a_missing_trace_file_fails_with_a_message(tmp_path, capsys):
     assert cli.main(["simulate", "--trace", str(tmp_path / "absent.csv")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_generated_workload_replays_like_a_trace_file(capsys):
+    args = ["simulate", "--workload", "long-prompts", "--seed", "3", "--duration", "300", "--policy", "static"]
+    assert cli.main([*args, "--target", "4", "-o", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trace"] == "long-prompts (seed 3)"
+    assert report["requests"] == len(workloads.generate("long-prompts", 3, duration=300.0))
+
+
+def test_an_unknown_workload_is_refused_with_the_known_names(capsys):
+    assert cli.main(["simulate", "--workload", "nope"]) == 2
+    assert "known: steady" in capsys.readouterr().err
