@@ -16,11 +16,13 @@ from contract import md
 from neuronfleet.api import constants
 from neuronfleet.api.conditions import ConditionType, Reason
 from neuronfleet.api.status import (
+    CapacityCurveStatus,
     CapacityStatus,
     Condition,
     MetricsStatus,
     ModelDeploymentStatus,
     PlanStatus,
+    ServiceLevelStatus,
     VariantStatus,
 )
 
@@ -90,6 +92,32 @@ def complete_status(generation: int) -> dict[str, Any]:
         unschedulable_message="0/8 nodes are available: 8 Insufficient aws.amazon.com/neuron.",
         capacity_units=6.07,
     )
+    service_level = ServiceLevelStatus(
+        attainment=0.993,
+        ttft_attainment=0.996,
+        tpot_attainment=0.997,
+        ttft_p50_seconds=0.21,
+        ttft_p99_seconds=0.95,
+        itl_p50_seconds=0.045,
+        itl_p99_seconds=0.092,
+        window_seconds=300.0,
+        samples=1240,
+        source="histograms",
+        reason="AttainmentMet",
+        message="99.3 % of 1240 requests within the SLO over 300 s",
+        utilization=0.41,
+        feedback="Holding: attainment within the band",
+        sampled_at=NOW,
+    )
+    curve = CapacityCurveStatus(
+        alpha_seconds=0.012,
+        beta_seconds=0.0011,
+        gamma_seconds=0.00004,
+        source="fitted",
+        confidence=0.87,
+        samples=42,
+        slo_batch=24,
+    )
     conditions = [
         Condition(
             type=str(t),
@@ -115,11 +143,13 @@ def complete_status(generation: int) -> dict[str, Any]:
         metrics=metrics,
         autoscaling_targets={"tokensPerSecondPerReplica": 1500.0, "concurrencyPerReplica": 24.0},
         capacity=capacity,
+        service_level=service_level,
+        capacity_curve=curve,
         conditions=conditions,
         kopf=KOPF_STATE,
     )
     # Guard: a field added to the models later must be added here too, or pruning goes untested.
-    for model in (status, plan, metrics, capacity, variant):
+    for model in (status, plan, metrics, capacity, variant, service_level, curve):
         assert model.model_fields_set == set(type(model).model_fields), f"{type(model).__name__} not complete"
     return status.model_dump(by_alias=True, exclude_none=True, mode="json") | {"kopf": KOPF_STATE}
 

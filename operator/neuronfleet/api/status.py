@@ -169,6 +169,8 @@ class CapacityCurveStatus(ApiModel):
     """Scrape windows the fit has learned from."""
     slo_batch: int | None = None
     """Largest decode batch that still gives each user the SLO's rate on this curve."""
+
+
 class VariantStatus(ApiModel):
     """One way the fleet is served: the primary instance type or a fallback variant."""
 
