@@ -362,16 +362,30 @@ def _service_level(observed: Observed, status: dict[str, Any], conditions: list[
 
 
 def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch turning `previous` into `new`, or None when nothing changed (skip the write).
+    """The JSON merge patch (RFC 7386) turning `previous` into `new`, or None when nothing changed (skip the write).
 
-    Top-level fields only: `conditions` is a list and a merge patch replaces it whole, which is
-    what we want because `new` carries every condition, including the autoscaler's. A field `new`
-    no longer has (serviceLevel once the SLO is removed) is deleted with a null.
+    A merge patch merges maps and replaces lists: `conditions` is replaced whole, which is what we want
+    because `new` carries every condition, including the autoscaler's. A map is patched key by key, and
+    a key `new` no longer has is deleted with a null, at any depth: without it, a field dropped from
+    `status.autoscalingTargets` (the SLO removed) or `status.serviceLevel` (a window too quiet to judge)
+    would stay on the server, and every pass would find the status different and write it again.
     """
-    previous = previous or {}
-    patch = {k: v for k, v in new.items() if previous.get(k) != v}
-    patch.update({k: None for k, v in previous.items() if k not in new and k != "kopf" and v is not None})
+    patch = _merge_diff({k: v for k, v in (previous or {}).items() if k != "kopf"}, new)
     return patch or None
+
+
+def _merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            patch[key] = _merge_diff(before, value)
+        else:
+            patch[key] = value
+    patch.update({k: None for k, v in old.items() if k not in new and v is not None})
+    return patch
 
 
 def condition_status(status: Mapping[str, Any] | None, type_: str) -> str | None:

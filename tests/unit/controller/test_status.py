@@ -434,3 +434,43 @@ def test_service_level_events_fire_on_flips_only() -> None:
     assert "91.00%" in next(e.message for e in events.transitions(met, missed) if e.reason == "ServiceLevelMissed")
     no_condition = {k: v for k, v in met.items() if k != "conditions"}
     assert reasons(no_condition, met) == [], "no Met event from a status written without the measurement"
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 applied, as the API server applies a merge patch (for checking `status_patch`)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            {"autoscalingTargets": {"concurrencyPerReplica": 8.0, "engineLoad": 0.7}},
+            {"autoscalingTargets": {"concurrencyPerReplica": 8.0}},
+            id="a derived target dropped with the SLO",
+        ),
+        pytest.param(
+            {"serviceLevel": {"attainment": 0.9, "samples": 400, "reason": "Measured"}},
+            {"serviceLevel": {"samples": 20, "reason": "TooFewSamples"}},
+            id="an attainment no longer judged",
+        ),
+        pytest.param({"serviceLevel": {"samples": 1}, "replicas": 2}, {"replicas": 2}, id="a whole field removed"),
+        pytest.param(
+            {"capacity": {"variants": [{"name": "a"}, {"name": "b"}]}}, {"capacity": {"variants": []}}, id="a list"
+        ),
+        pytest.param({"metrics": {"waiting": 1.0}}, {"metrics": {}}, id="a map emptied"),
+    ],
+)
+def test_the_status_patch_turns_the_stored_status_into_the_new_one_at_any_depth(before, after) -> None:
+    patch = status.status_patch(before, after)
+    assert patch is not None
+    assert _merge(before, patch) == after
+    assert status.status_patch(after, after) is None
