@@ -191,6 +191,15 @@ def test_the_demo_scales_up_under_the_trace_and_back_down_and_leaves_nothing_beh
     # The operator told the user why it scaled, and the view showed it.
     assert summary["scale_events"], summary["events"]
     assert any(line.startswith("  >> ") for line in demo.lines)
+    # The fleet is sized by an SLO: the operator measured its service level from the replicas' vLLM
+    # histograms, the live view showed it, and the summary sets it beside the per-request truth.
+    level = summary["service_level"]
+    assert level["measured_samples"] > 0, output
+    assert 0.0 <= level["measured_min"] <= 1.0 and 0.0 <= level["measured_last"] <= 1.0
+    assert level["goal"] == 0.99 and level["window_seconds"] == 300
+    assert level["per_request"] is not None and 0.0 < level["per_request"] <= 1.0
+    assert "service level   goal 99.0 %; measured by the operator" in output
+    assert any("| SLO " in line and "%" in line for line in demo.lines), output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _assert_nothing_left(summary, demo.children)
 
@@ -498,8 +507,9 @@ def test_the_summary_sets_the_measured_service_level_beside_the_per_request_trut
     assert (level["measured_last"], level["measured_min"], level["measured_samples"]) == (0.996, 0.97, 3)
     assert level["met_share"] == pytest.approx(2 / 3)
     text = report.format_summary(summary)
-    assert "service level   measured 99.6 % over the last 300 s (goal 99.0 %" in text
-    assert "per request over the run 66.7 %" in text
+    assert "service level   goal 99.0 %; measured by the operator" in text
+    assert "last window (300 s) 99.6 %, lowest 97.0 %, goal met in 66.7 % of the judged samples" in text
+    assert "per request over the whole run 66.7 %" in text
     assert "service_level" not in report.summarize(
         samples, outcomes, [], compression=10, cores_per_replica=4, min_replicas=1
     )

@@ -35,6 +35,7 @@ class SloReport:
     capacity_curve: Mapping[str, Any]  # status.capacityCurve
     condition: tuple[str, str, str]  # ServiceLevelMet: (status, reason, message)
     target_scale: float  # the feedback's factor on every derived target
+    goal: float  # the attainment goal judged against (spec.autoscaling.slo.attainment or 0.99)
     planned_utilization: float | None  # engine-load target in force (None when the SLO is unreachable)
     unreachable: str | None = None  # why no fleet meets the SLO on the curve in force (Degraded), else None
 
@@ -88,6 +89,7 @@ def report(
         capacity_curve=_finite(capacity_fit.status(state.fit, state.prior.profile, slo_batch=max(1, batch))),
         condition=condition,
         target_scale=loop.scale,
+        goal=goal,
         planned_utilization=utilization,
         unreachable=unreachable,
     )

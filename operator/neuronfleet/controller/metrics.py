@@ -92,6 +92,12 @@ class OperatorMetrics:
             per_fleet,
             registry=reg,
         )
+        self.goal = prometheus_client.Gauge(
+            "neuronfleet_service_level_goal",
+            "The attainment goal of spec.autoscaling.slo (0.99 unless slo.attainment says otherwise).",
+            per_fleet,
+            registry=reg,
+        )
         self.samples = prometheus_client.Gauge(
             "neuronfleet_service_level_samples",
             "Requests in the service-level window (fewer than goal / (1 - goal) are not judged).",
@@ -144,6 +150,7 @@ class OperatorMetrics:
     def _slo_series(self) -> tuple[prometheus_client.Gauge, ...]:
         return (
             self.attainment,
+            self.goal,
             self.samples,
             self.met,
             self.ttft,
@@ -162,6 +169,7 @@ class OperatorMetrics:
         met = None if report is None or report.met is None else float(report.met)
         values: list[tuple[prometheus_client.Gauge, tuple[str, ...], float | None]] = [
             (self.attainment, (), level.get("attainment")),
+            (self.goal, (), None if report is None else report.goal),
             (self.samples, (), level.get("samples") if report is not None else None),
             (self.met, (), met),
             (self.target_scale, (), None if report is None else report.target_scale),

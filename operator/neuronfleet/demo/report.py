@@ -166,11 +166,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     level = summary.get("service_level")
     if level:
         window = level.get("window_seconds")
-        over = f"over the last {window:.0f} s" if window else "over its window"
+        over = f" ({window:.0f} s)" if window else ""
         lines.append(
-            f"service level   measured {_pct(level['measured_last'])} {over} (goal {_pct(level['goal'])}, "
-            f"from vLLM's histograms), lowest {_pct(level['measured_min'])}, goal met in "
-            f"{_pct(level['met_share'])} of the judged samples; per request over the run {_pct(level['per_request'])}"
+            f"service level   goal {_pct(level['goal'])}; measured by the operator from vLLM's histograms: "
+            f"last window{over} {_pct(level['measured_last'])}, lowest {_pct(level['measured_min'])}, goal met in "
+            f"{_pct(level['met_share'])} of the judged samples; per request over the whole run "
+            f"{_pct(level['per_request'])}"
         )
     seen = summary.get("prometheus") or {}
     if seen:

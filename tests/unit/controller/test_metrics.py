@@ -52,6 +52,7 @@ def _report(condition: tuple[str, str, str], **level: float) -> SloReport:
         capacity_curve={"alphaSeconds": 0.02, "betaSeconds": 0.001, "gammaSeconds": 1e-4, "confidence": 0.8},
         condition=condition,
         target_scale=0.8,
+        goal=0.99,
         planned_utilization=0.4,
     )
 
@@ -70,6 +71,7 @@ def test_a_tick_of_the_slo_path_exports_the_service_level_the_loop_and_the_curve
     met = ("True", "AttainmentMet", "goal 99.00%: ...")
     metrics.export_slo("ml", "llama", _report(met, attainment=0.995, ttftP50Seconds=0.2, ttftP99Seconds=0.9))
     assert _values(metrics, "neuronfleet_service_level_attainment") == {(): 0.995}
+    assert _values(metrics, "neuronfleet_service_level_goal") == {(): 0.99}
     assert _values(metrics, "neuronfleet_service_level_samples") == {(): 400}
     assert _values(metrics, "neuronfleet_service_level_met") == {(): 1.0}
     assert _values(metrics, "neuronfleet_service_level_ttft_seconds") == {

@@ -350,6 +350,7 @@ def _slo_report(condition: tuple[str, str, str], *, attainment: float | None, un
         capacity_curve={"alphaSeconds": 0.02, "source": "calibrated", "confidence": 0.75, "sloBatch": 32},
         condition=condition,
         target_scale=1.0,
+        goal=0.99,
         planned_utilization=0.4,
         unreachable=unreachable,
     )
