@@ -49,7 +49,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_check_rules_accepts_the_rendered_rules(rule_file: Path):
     proc = promtool("check", "rules", str(rule_file))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 5 rules found" in proc.stdout
+    assert "SUCCESS: 6 rules found" in proc.stdout
 
 
 def test_alerts_cover_what_the_issue_asks_for(rules):
@@ -59,6 +59,7 @@ def test_alerts_cover_what_the_issue_asks_for(rules):
         "NeuronfleetModelDeploymentDegraded",
         "NeuronfleetScalingLimitedAtMaxReplicas",
         "NeuronfleetMetricsUnavailable",
+        "NeuronfleetServiceLevelMissed",
     }
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
@@ -99,6 +100,8 @@ def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     degraded = rules["NeuronfleetModelDeploymentDegraded"]
     limited = rules["NeuronfleetScalingLimitedAtMaxReplicas"]
     no_metrics = rules["NeuronfleetMetricsUnavailable"]
+    missed = rules["NeuronfleetServiceLevelMissed"]
+    met = f'neuronfleet_service_level_met{{{JOB}, pod="active", {FLEET}}}'
     return [
         {
             "name": "operator down fires after 5m with no replica up, not with one of two up",
@@ -219,6 +222,32 @@ def _tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 },
             ],
         },
+        {
+            "name": "a service level below its goal for 15m fires naming the fleet; met or unjudged stays quiet",
+            "interval": "1m",
+            "input_series": [
+                {"series": met, "values": "0x30"},
+                {"series": f'neuronfleet_service_level_met{{{JOB}, pod="active", {OTHER}}}', "values": "1x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "NeuronfleetServiceLevelMissed", "exp_alerts": []},
+                {
+                    "eval_time": "20m",
+                    "alertname": "NeuronfleetServiceLevelMissed",
+                    "exp_alerts": [_alert(missed, namespace="ml", name="llama")],
+                },
+            ],
+        },
+        {
+            "name": "a miss interrupted by a met window, or by windows too quiet to judge, does not fire",
+            "interval": "1m",
+            # 0 for 10m, 1 for a minute, 0 again; then absent (Unknown) for a while, then 0 again.
+            "input_series": [{"series": met, "values": "0x10 1 0x10 _x10 0x5"}],
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "NeuronfleetServiceLevelMissed", "exp_alerts": []},
+                {"eval_time": "38m", "alertname": "NeuronfleetServiceLevelMissed", "exp_alerts": []},
+            ],
+        },
     ]
 
 
@@ -266,4 +295,4 @@ def test_disabled_alerts_are_not_rendered(render: Render):
     values = {"prometheusRule": {"enabled": True, "alerts": {"scalingLimitedAtMax": {"enabled": False}}}}
     rule = one(render(values), "PrometheusRule")
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert "NeuronfleetScalingLimitedAtMaxReplicas" not in names and len(names) == 4
+    assert "NeuronfleetScalingLimitedAtMaxReplicas" not in names and len(names) == 5

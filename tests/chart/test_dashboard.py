@@ -74,6 +74,11 @@ def test_dashboard_has_the_panels_the_issue_asks_for():
     titles = " | ".join(p["title"] for p in panels()).lower()
     for wanted in ("tokens/s", "concurrency", "desired vs serving", "scale decisions"):
         assert wanted in titles
+    # The measured service level (issue 14): attainment against its goal, latency, the feedback, the condition.
+    for wanted in ("attainment vs goal", "ttft and itl p99", "target scale and planned utilization", "servicelevelmet"):
+        assert wanted in titles
+    rows = [p["title"] for p in load()["panels"] if p["type"] == "row"]
+    assert rows == ["Fleets", "Service level", "Operator"]
 
 
 def test_dashboard_uses_only_metrics_the_operator_exports():
@@ -132,6 +137,15 @@ def test_dashboard_queries_compute_fleet_figures_from_vllm_and_operator_series(t
         {"series": f'neuronfleet_autoscaler_desired_replicas{{{JOB}, namespace="ml", name="llama"}}', "values": "3x10"},
         {"series": _decisions("llama", "ScaledUp"), "values": "0+1x10"},
         {"series": _decisions("chat", "ScaledUp"), "values": "0+5x10"},  # another fleet: $fleet filters it out
+        # The operator's service-level gauges of ml/llama: below a 99 % goal, TTFT p99 2.1 s.
+        {"series": _fleet("neuronfleet_service_level_attainment"), "values": "0.97x10"},
+        {"series": _fleet("neuronfleet_service_level_goal"), "values": "0.99x10"},
+        {"series": _fleet("neuronfleet_service_level_met"), "values": "0x10"},
+        {"series": _fleet("neuronfleet_service_level_ttft_seconds", quantile="0.99"), "values": "2.1x10"},
+        {"series": _fleet("neuronfleet_service_level_ttft_seconds", quantile="0.5"), "values": "0.4x10"},
+        {"series": _fleet("neuronfleet_service_level_itl_seconds", quantile="0.99"), "values": "0.08x10"},
+        {"series": _fleet("neuronfleet_autoscaler_target_scale"), "values": "0.8x10"},
+        {"series": _fleet("neuronfleet_autoscaler_planned_utilization"), "values": "0.35x10"},
     ]
     fleet = {"namespace": "ml", "app_kubernetes_io_instance": "llama"}
     autoscaler = promql.build("ml", "llama")
@@ -170,6 +184,17 @@ def test_dashboard_queries_compute_fleet_figures_from_vllm_and_operator_series(t
             "exp_samples": [{"labels": _labels({"reason": "ScaledUp"}), "value": 2}],
         },
     ]
+    llama = _labels({"namespace": "ml", "name": "llama"})
+    for title, value in (
+        ("ServiceLevelMet A", 0),
+        ("Attainment vs goal A", 0.97),
+        ("Attainment vs goal B", 0.99),
+        ("TTFT and ITL p99 A", 2.1),  # the p99 series, not the median
+        ("TTFT and ITL p99 B", 0.08),
+        ("Feedback: target scale and planned utilization A", 0.8),
+        ("Feedback: target scale and planned utilization B", 0.35),
+    ):
+        tests.append({"expr": _query(title), "eval_time": "8m", "exp_samples": [{"labels": llama, "value": value}]})
     test_file = tmp_path / "dashboard_test.yaml"
     test_file.write_text(
         yaml.safe_dump(
@@ -183,6 +208,12 @@ def test_dashboard_queries_compute_fleet_figures_from_vllm_and_operator_series(t
     )
     proc = subprocess.run([PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _fleet(metric: str, **labels: str) -> str:
+    """An operator gauge of fleet ml/llama, as the operator's ServiceMonitor scrapes it."""
+    extra = "".join(f', {k}="{v}"' for k, v in labels.items())
+    return f'{metric}{{{JOB}, namespace="ml", name="llama"{extra}}}'
 
 
 def _labels(labels: dict[str, str]) -> str:

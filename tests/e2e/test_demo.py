@@ -28,10 +28,13 @@ import aiohttp
 import pytest
 import yaml
 
+from neuronfleet.api import convert, resource
+from neuronfleet.autoscale import promql
 from neuronfleet.demo import app, nodepool, prometheus, report, router, view
 from neuronfleet.demo.clock import CompressedClock
-from neuronfleet.demo.load import trace_window
+from neuronfleet.demo.load import RequestOutcome, trace_window
 from neuronfleet.demo.replica import SimulatedReplica, prompt_length
+from neuronfleet.sim import histograms
 from neuronfleet.sim.profiles import LLAMA_8B_TRN2_TP4
 from neuronfleet.sim.trace import TraceRequest, read_trace
 
@@ -188,6 +191,15 @@ def test_the_demo_scales_up_under_the_trace_and_back_down_and_leaves_nothing_beh
     # The operator told the user why it scaled, and the view showed it.
     assert summary["scale_events"], summary["events"]
     assert any(line.startswith("  >> ") for line in demo.lines)
+    # The fleet is sized by an SLO: the operator measured its service level from the replicas' vLLM
+    # histograms, the live view showed it, and the summary sets it beside the per-request truth.
+    level = summary["service_level"]
+    assert level["measured_samples"] > 0, output
+    assert 0.0 <= level["measured_min"] <= 1.0 and 0.0 <= level["measured_last"] <= 1.0
+    assert level["goal"] == 0.99 and level["window_seconds"] == 300
+    assert level["per_request"] is not None and 0.0 < level["per_request"] <= 1.0
+    assert "service level   goal 99.0 %; measured by the operator" in output
+    assert any("| SLO " in line and "%" in line for line in demo.lines), output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _assert_nothing_left(summary, demo.children)
 
@@ -264,6 +276,13 @@ async def test_a_simulated_replica_answers_like_vllm_health_completions_and_metr
     assert f"vllm:num_requests_waiting{labels} 0.0" in classic
     assert 'vllm:request_success_total{engine="0",finished_reason="length",model_name="llama3-8b"} 1.0' in classic
     assert "vllm:time_to_first_token_seconds_bucket" in classic
+    # Every histogram the operator's service level and capacity fit read, with vLLM's names and buckets.
+    for family in histograms.FAMILIES:
+        assert f"# TYPE vllm:{family} histogram" in classic, family
+    assert 'vllm:time_to_first_token_seconds_bucket{engine="0",le="1.0",model_name="llama3-8b"} 1.0' in classic
+    assert f"vllm:request_prompt_tokens_sum{labels} 500.0" in classic
+    assert f"vllm:request_time_per_output_token_seconds_count{labels} 1.0" in classic
+    assert f"vllm:inter_token_latency_seconds_count{labels} 39.0" in classic  # one per token after the first
     # OpenMetrics negotiation writes underscores, as prometheus-client does for vLLM itself.
     assert f"vllm_generation_tokens_total{labels} 40.0" in exposition
 
@@ -437,14 +456,89 @@ def test_the_router_picks_the_endpoint_with_the_fewest_requests(
 
 def test_the_manifest_is_adapted_to_the_time_scale_and_the_demos_prometheus() -> None:
     doc = yaml.safe_load(MANIFEST.read_text())
+    doc["spec"]["autoscaling"]["metrics"] = {"tokensPerSecondPerReplica": 450, "concurrencyPerReplica": 24}
     md = app.adapt_manifest(doc, compression=20, prometheus_url="http://127.0.0.1:9")
     metrics = md["spec"]["autoscaling"]["metrics"]
-    assert (
-        metrics["tokensPerSecondPerReplica"] == 20 * doc["spec"]["autoscaling"]["metrics"]["tokensPerSecondPerReplica"]
-    )
-    assert metrics["concurrencyPerReplica"] == doc["spec"]["autoscaling"]["metrics"]["concurrencyPerReplica"]
+    assert metrics["tokensPerSecondPerReplica"] == 20 * 450
+    assert metrics["concurrencyPerReplica"] == 24
     assert md["spec"]["autoscaling"]["prometheus"]["url"] == "http://127.0.0.1:9"
     assert "url" not in doc["spec"]["autoscaling"].get("prometheus", {})  # the input is untouched
+
+
+def test_with_an_slo_the_prompt_token_rate_is_read_per_simulated_second() -> None:
+    """The shipped manifest states an SLO: the engine-load target's prompt tokens/s must be simulated."""
+    doc = yaml.safe_load(MANIFEST.read_text())
+    assert doc["spec"]["autoscaling"]["slo"] and not doc["spec"]["autoscaling"].get("metrics")
+    md = app.adapt_manifest(doc, compression=20, prometheus_url="http://127.0.0.1:9")
+    query = md["spec"]["autoscaling"]["prometheus"]["queries"]["promptTokensPerSecond"]
+    assert query.endswith(" / 20")
+    built = promql.build("demo", "llama3-8b", convert.query_config(resource.load(md).spec.autoscaling))
+    assert built.prompt_tokens_per_second == (
+        'sum(rate({__name__=~"vllm[:_]prompt_tokens_total",namespace="demo",app_kubernetes_io_instance="llama3-8b"}'
+        "[10s])) / 20"
+    )
+    without = {**doc, "spec": {**doc["spec"], "autoscaling": {**doc["spec"]["autoscaling"], "slo": None}}}
+    assert (
+        "queries"
+        not in app.adapt_manifest(without, compression=20, prometheus_url="x")["spec"]["autoscaling"]["prometheus"]
+    )
+    assert app.service_level_window(10) == 30 and app.service_level_window(100) == 10
+
+
+def test_the_summary_sets_the_measured_service_level_beside_the_per_request_truth() -> None:
+    slo = app.demo_slo(resource.load(yaml.safe_load(MANIFEST.read_text())))
+    assert slo is not None and (slo.ttft_base, slo.ttft_tokens_per_second, slo.min_tokens_per_second) == (1, 4000, 10)
+    outcomes = [
+        RequestOutcome(0.0, 200, 1000, 11, ttft=0.5, e2e=1.5),  # 100 ms per token after the first: met
+        RequestOutcome(1.0, 200, 1000, 11, ttft=1.5, e2e=2.0),  # 1.5 s > 1 s + 1000/4000: late
+        RequestOutcome(2.0, 200, 4000, 11, ttft=1.9, e2e=2.5),  # 1.9 s <= 1 s + 4000/4000: met
+        RequestOutcome(3.0, 503, 10, 1),  # never answered: not judged
+    ]
+    assert report.per_request_attainment(outcomes, slo) == pytest.approx(2 / 3)
+
+    def sample(wall: float, attainment: float | None, met: str | None) -> view.Sample:
+        return view.Sample(wall, wall, 1.0, 3, 2, 2, 2, 2, 100.0, 3.0, attainment=attainment, service_level_met=met)
+
+    samples = [sample(0, None, "Unknown"), sample(1, 0.97, "False"), sample(2, 0.995, "True"), sample(3, 0.996, "True")]
+    summary = report.summarize(
+        samples, outcomes, [], compression=10, cores_per_replica=4, min_replicas=1, slo=slo, window_seconds=300
+    )
+    level = summary["service_level"]
+    assert (level["measured_last"], level["measured_min"], level["measured_samples"]) == (0.996, 0.97, 3)
+    assert level["met_share"] == pytest.approx(2 / 3)
+    text = report.format_summary(summary)
+    assert "service level   goal 99.0 %; measured by the operator" in text
+    assert "last window (300 s) 99.6 %, lowest 97.0 %, goal met in 66.7 % of the judged samples" in text
+    assert "per request over the whole run 66.7 %" in text
+    assert "service_level" not in report.summarize(
+        samples, outcomes, [], compression=10, cores_per_replica=4, min_replicas=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("attainment", "met", "shown"),
+    [
+        (0.9962, "True", "SLO  99.6% met"),
+        (0.91, "False", "SLO  91.0% MISSED"),
+        (None, "Unknown", "SLO      - (Unknown)"),
+        (None, None, ""),
+    ],
+    ids=["met", "missed", "not judged yet", "no SLO in the spec"],
+)
+def test_the_live_view_shows_the_measured_service_level(attainment, met, shown) -> None:
+    line = view.format_sample(
+        view.Sample(60, 60, 1.0, 3, 2, 2, 2, 2, 100.0, 3.0, attainment=attainment, service_level_met=met)
+    )
+    assert line.endswith(shown) if shown else "SLO" not in line
+    snapshot = view.snapshot_from(
+        {
+            "status": {
+                "serviceLevel": {"attainment": 0.99},
+                "conditions": [{"type": "ServiceLevelMet", "status": "True"}],
+            }
+        }
+    )
+    assert (snapshot.attainment, snapshot.service_level_met) == (0.99, "True")
 
 
 def test_the_shipped_trace_excerpt_is_a_readable_azure_trace() -> None:

@@ -16,26 +16,89 @@ a real fleet can land in Prometheus with.
 The generation-token counter advances at `tokens_per_second` of a clock (time.monotonic by default):
 it is brought up to date on every scrape, so Prometheus' rate() over it returns the set rate.
 
+It also exports the latency and size histograms the operator's service level and capacity fit read,
+with vLLM 0.32's names and default buckets (the same table the simulator uses,
+`neuronfleet.sim.histograms`: `vllm/v1/metrics/loggers.py` and `buckets.py`):
+`vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds`,
+`vllm:request_time_per_output_token_seconds`, `vllm:request_queue_time_seconds`,
+`vllm:request_prefill_time_seconds`, `vllm:request_prompt_tokens` and `vllm:iteration_tokens_total`.
+`set_service(...)` says what the requests get: they finish at `requests_per_second`, each observed as
+vLLM observes a finished request (its TTFT, queue and prefill time, prompt tokens, time per output
+token), and the engine steps every `itl_seconds` with the batch Little's law gives
+(requests/s x output tokens x step time), each step observed in the ITL and iteration-token histograms.
+
     replica = FakeVllmReplica(model_name="llama3-8b").start()
     replica.set_load(running=12, waiting=3, kv_cache_usage=0.4, tokens_per_second=900)
+    replica.set_service(requests_per_second=5, ttft_seconds=0.3, itl_seconds=0.05)
     ... scrape http://{replica.address}/metrics ...
     replica.stop()
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import wsgiref.simple_server
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, make_wsgi_app
+from prometheus_client.core import HistogramMetricFamily, Metric
 
-__all__ = ["METRICS", "FakeVllmReplica"]
+from neuronfleet.sim import histograms as vllm_histograms
 
-METRICS = ("running", "waiting", "kv_cache_usage", "generation_tokens", "prompt_tokens")
+__all__ = ["METRICS", "FakeVllmReplica", "Service"]
+
+METRICS = ("running", "waiting", "kv_cache_usage", "generation_tokens", "prompt_tokens", "histograms")
 """Names accepted by `omit=` (to simulate a replica or version that lacks a series)."""
+
+_HELP = {
+    "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
+    "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
+    "request_time_per_output_token_seconds": "Histogram of time_per_output_token_seconds per request.",
+    "request_queue_time_seconds": "Histogram of time spent in WAITING phase for request.",
+    "request_prefill_time_seconds": "Histogram of time spent in PREFILL phase for request.",
+    "request_prompt_tokens": "Number of prefill tokens processed.",
+    "iteration_tokens_total": "Histogram of number of tokens per engine_step.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Service:
+    """What the replica's requests get: finished per second, and the latencies each one saw."""
+
+    requests_per_second: float = 0.0
+    ttft_seconds: float = 0.1
+    itl_seconds: float = 0.05  # one engine step: every token after the first waits one
+    prompt_tokens: int = 1000
+    output_tokens: int = 100
+    queue_seconds: float = 0.0  # part of the TTFT spent waiting for a slot (the rest is prefill)
+
+    @property
+    def batch(self) -> float:
+        """Sequences decoding at once (Little's law: tokens/s x step time)."""
+        return self.requests_per_second * self.output_tokens * self.itl_seconds
+
+
+class _HistogramCollector:
+    """vLLM's histograms, from cumulative bucket counts kept by the replica."""
+
+    def __init__(self, replica: FakeVllmReplica) -> None:
+        self._replica = replica
+
+    def collect(self) -> Iterator[Metric]:
+        r = self._replica
+        with r._lock:
+            r._advance()
+            snapshots = {name: h.snapshot() for name, h in r._histograms.items()}
+        for name, snap in snapshots.items():
+            family = HistogramMetricFamily(f"vllm:{name}", _HELP[name], labels=("model_name", "engine"))
+            bounds = [*(repr(float(b)) for b in snap.bounds), "+Inf"]
+            family.add_metric(
+                [r.model_name, r.engine], buckets=list(zip(bounds, snap.cumulative, strict=True)), sum_value=snap.sum
+            )
+            yield family
 
 
 class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
@@ -75,6 +138,10 @@ class FakeVllmReplica:
         self._prompt_tokens_per_second = 0.0
         self._last_advance = clock()
         self._generated = 0.0
+        self._service = Service()
+        self._requests_due = 0.0  # finished requests not observed yet (fractions carry over)
+        self._steps_due = 0.0
+        self._histograms: dict[str, vllm_histograms.Histogram] = {}
         self._server: wsgiref.simple_server.WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -119,6 +186,9 @@ class FakeVllmReplica:
             Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry),
             "prompt_tokens",
         )
+        if "histograms" not in omitted:
+            self._histograms = {n: vllm_histograms.Histogram(b) for n, b in vllm_histograms.FAMILIES.items()}
+            self.registry.register(_HistogramCollector(self))
         self._app = make_wsgi_app(self.registry)
 
     @property
@@ -177,6 +247,12 @@ class FakeVllmReplica:
             if prompt_tokens_per_second is not None:
                 self._prompt_tokens_per_second = float(prompt_tokens_per_second)
 
+    def set_service(self, **fields: float) -> None:
+        """Change what the requests get from now on (any `Service` field); the histograms keep the past."""
+        with self._lock:
+            self._advance()
+            self._service = dataclasses.replace(self._service, **fields)
+
     def generation_tokens(self) -> float:
         """The counter's value now."""
         with self._lock:
@@ -192,6 +268,31 @@ class FakeVllmReplica:
                 self._generation.inc(self._tokens_per_second * elapsed)
             if self._prompt is not None and self._prompt_tokens_per_second:
                 self._prompt.inc(self._prompt_tokens_per_second * elapsed)
+            if self._histograms:
+                self._observe(elapsed)
+
+    def _observe(self, elapsed: float) -> None:
+        """The requests that finished and the engine steps that ran in `elapsed` seconds, as vLLM records them."""
+        service, h = self._service, self._histograms
+        self._requests_due += service.requests_per_second * elapsed
+        done = int(self._requests_due)
+        self._requests_due -= done
+        if done:
+            prefill = max(0.0, service.ttft_seconds - service.queue_seconds)
+            h["time_to_first_token_seconds"].observe(service.ttft_seconds, done)
+            h["request_queue_time_seconds"].observe(service.queue_seconds, done)
+            h["request_prefill_time_seconds"].observe(prefill, done)
+            h["request_prompt_tokens"].observe(float(service.prompt_tokens), done)
+            h["request_time_per_output_token_seconds"].observe(service.itl_seconds, done)
+        batch = service.batch
+        if batch <= 0 or service.itl_seconds <= 0:
+            return
+        self._steps_due += elapsed / service.itl_seconds
+        steps = int(self._steps_due)
+        self._steps_due -= steps
+        if steps:
+            h["iteration_tokens_total"].observe(batch, steps)
+            h["inter_token_latency_seconds"].observe(service.itl_seconds, round(batch * steps))
 
     def _serve(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         with self._lock:

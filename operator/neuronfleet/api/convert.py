@@ -10,15 +10,18 @@ import dataclasses
 from neuronfleet import errors
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.api.spec import AutoscalingSlo, AutoscalingSpec, ScalingRulesSpec
-from neuronfleet.autoscale import defaults, promql, slo_targets
+from neuronfleet.autoscale import defaults, promql, slo_policy, slo_targets
+from neuronfleet.autoscale import service_level as measured_service_level
 from neuronfleet.autoscale import types as autoscale_types
 from neuronfleet.neuron import capacity
 from neuronfleet.neuron.types import ModelArch, Plan, PlanRequest, SpeculativeRequest
 
 __all__ = [
+    "attainment_goal",
     "autoscale_policy",
     "autoscaling_targets",
     "capacity_profile",
+    "explicit_targets",
     "model_id",
     "plan_request",
     "query_config",
@@ -138,6 +141,23 @@ def service_level(slo: AutoscalingSlo) -> slo_targets.ServiceLevel:
     )
 
 
+def explicit_targets(spec: AutoscalingSpec) -> autoscale_types.Targets:
+    """The targets set by hand in spec.autoscaling.metrics (None where unset); they win over derived ones."""
+    m = spec.metrics
+    return autoscale_types.Targets(
+        tokens_per_second=m.tokens_per_second_per_replica,
+        concurrency=m.concurrency_per_replica,
+        waiting=m.waiting_per_replica,
+        kv_cache_usage=m.kv_cache_usage,
+        prompt_tokens_per_second=m.prompt_tokens_per_second_per_replica,
+    )
+
+
+def attainment_goal(slo: AutoscalingSlo) -> float:
+    """spec.autoscaling.slo.attainment, or the default goal (0.99)."""
+    return slo.attainment or measured_service_level.DEFAULT_GOAL
+
+
 def autoscale_policy(
     spec: AutoscalingSpec,
     *,
@@ -148,18 +168,14 @@ def autoscale_policy(
 
     `expected_startup_seconds` comes from the plan (cache hit or miss), so the decision knows how
     long new capacity takes to arrive. With `spec.slo`, targets are derived from it on `profile`
-    (`capacity_profile(plan)`); a target set in `spec.metrics` wins over the derived one. Raises
+    (`capacity_profile(plan)`) as `slo_policy.derive` does before anything is measured (the queueing
+    bound on a nominal prompt mix, no feedback); a target set in `spec.metrics` wins over the derived
+    one. The operator's autoscaler then replaces the derived targets every interval with the measured
+    path's (`slo_policy`: the fitted curve, the measured prompt mix, the feedback). Raises
     `PlanError` when an SLO is the only source of targets and no profile matches, or when the
     profile cannot meet the SLO at all (the controller reports it as Degraded).
     """
-    m = spec.metrics
-    explicit = autoscale_types.Targets(
-        tokens_per_second=m.tokens_per_second_per_replica,
-        concurrency=m.concurrency_per_replica,
-        waiting=m.waiting_per_replica,
-        kv_cache_usage=m.kv_cache_usage,
-        prompt_tokens_per_second=m.prompt_tokens_per_second_per_replica,
-    )
+    explicit = explicit_targets(spec)
     targets, load_model = explicit, None
     if spec.slo is not None:
         derived = _derived(spec.slo, profile, explicit)
@@ -194,9 +210,10 @@ def _derived(
             f"a calibrated one (calibrated: {', '.join(sorted(capacity.PROFILES))}) or the roofline of the plan, "
             "and there is none; set per-replica targets in spec.autoscaling.metrics instead"
         )
-    utilization = slo.target_utilization or slo_targets.DEFAULT_UTILIZATION
     try:
-        return slo_targets.derive(service_level(slo), profile, utilization=utilization)
+        return slo_policy.derive(
+            service_level(slo), profile, goal=attainment_goal(slo), utilization=slo.target_utilization
+        ).derived
     except slo_targets.SloUnreachable as exc:
         raise errors.PlanError(f"spec.autoscaling.slo cannot be met: {exc}") from None
 

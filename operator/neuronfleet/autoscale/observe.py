@@ -4,7 +4,9 @@ The imperative half of the autoscaler: it does the I/O and nothing else. Queries
 a signal whose query fails or returns no series becomes None (and `decide` never scales down on
 partial data), so one flaky query does not stop scaling on the others. Only when every query fails
 is Prometheus itself unavailable: `MetricsUnavailable` is raised, and the caller holds the fleet with
-`unavailable(...)` as the observation.
+`unavailable(...)` as the observation. `query_results` asks a whole set of keyed queries the same way
+(the service level's histograms, the capacity fit's increases) and hands back the raw answers, a failed
+query as None, for the pure steps that parse them.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from neuronfleet import errors
 from neuronfleet.autoscale import prometheus, promql, types
 
-__all__ = ["QueryClient", "observe", "unavailable"]
+__all__ = ["QueryClient", "observe", "query_results", "unavailable"]
 
 
 class QueryClient(Protocol):
@@ -78,6 +80,29 @@ async def observe(
         ready_replicas=ready_replicas,
         starting_replicas=starting,
     )
+
+
+async def query_results(
+    client: QueryClient,
+    queries: Mapping[str, str],
+    *,
+    at: float | None = None,
+    logger: logging.Logger | None = None,
+) -> dict[str, prometheus.QueryResult | None]:
+    """Every query's answer by key, concurrently; a failed query is None (never raises but for cancellation)."""
+    keys = list(queries)
+    outcomes = await asyncio.gather(*(client.query(queries[k], at=at) for k in keys), return_exceptions=True)
+    answers: dict[str, prometheus.QueryResult | None] = {}
+    for key, outcome in zip(keys, outcomes, strict=True):
+        if isinstance(outcome, asyncio.CancelledError):
+            raise outcome
+        if isinstance(outcome, BaseException):
+            answers[key] = None
+            if logger is not None:
+                logger.warning("Failed to query %s: %s", key, outcome, extra={"signal": key})
+        else:
+            answers[key] = outcome
+    return answers
 
 
 def unavailable(

@@ -27,7 +27,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_SELECTOR_TEMPLATE", "OVERRIDE_KEYS", "Queries", "QueryConfig", "build", "selector"]
+__all__ = [
+    "DEFAULT_SELECTOR_TEMPLATE",
+    "OVERRIDE_KEYS",
+    "Queries",
+    "QueryConfig",
+    "build",
+    "duration_seconds",
+    "selector",
+]
 
 DEFAULT_SELECTOR_TEMPLATE = 'namespace="{namespace}",app_kubernetes_io_instance="{name}"'
 """Label matchers (without braces); `{namespace}` and `{name}` are the ModelDeployment's."""
@@ -44,6 +52,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
 """Override keys as the API spells them (spec.autoscaling.prometheus.queries) -> Queries field."""
 
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,16 @@ def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queri
     for key, query in config.overrides.items():
         queries[OVERRIDE_KEYS[key]] = query.replace("$selector", matchers).replace("$window", window)
     return Queries(**queries)
+
+
+def duration_seconds(text: str) -> float:
+    """A PromQL duration (`30s`, `1m`, `1h30m`) in seconds; raises ValueError otherwise.
+
+    Units as Prometheus defines them (docs: querying/basics, "Time durations"): a year is 365 days.
+    """
+    if not _DURATION.match(text):
+        raise ValueError(f"{text!r} is not a PromQL duration like 30s or 1m")
+    return sum(float(n) * _UNITS[unit] for n, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", text))
 
 
 def _escape(value: str) -> str:

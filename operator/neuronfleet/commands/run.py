@@ -54,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="peering priority (default: random per start, so exactly one of several replicas acts)",
     )
     parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
+    parser.add_argument(
+        "--service-level-window",
+        type=_window,
+        default=300.0,
+        metavar="SECONDS",
+        help="window over which the service level of a fleet with spec.autoscaling.slo is measured from "
+        "vLLM's histograms (status.serviceLevel, ServiceLevelMet) (default: 300)",
+    )
     parser.add_argument("--image-vllm-neuron", default=None, help="default image of the vllm-neuron runtime")
     parser.add_argument("--image-nxdi", default=None, help="default image of the nxdi runtime")
     parser.add_argument(
@@ -81,12 +89,24 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         standalone=args.standalone,
         priority=args.priority,
         prometheus_url=args.prometheus_url,
+        service_level_window=args.service_level_window,
         image_vllm_neuron=args.image_vllm_neuron,
         image_nxdi=args.image_nxdi,
         neuron_allocation=args.neuron_allocation,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )
+
+
+def _window(text: str) -> float:
+    """At least 10 s: a window of a few scrapes holds too few points for increase()."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 10 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 10 and 86400 seconds, got {text}")
+    return seconds
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,11 +9,19 @@ reports the decision in status (ScalingActive, ScalingLimited, MetricsAvailable,
 and as an event when replicas change. The ModelDeployment and its Deployment come from the cache
 kopf's watches fill; Prometheus is the only thing a tick asks.
 
+With `spec.autoscaling.slo` a tick also runs the measured SLO path, exactly as the simulator does
+(sim/adapter.py): it asks the service-level and capacity-fit queries beside the signals, updates the
+fleet's `slo_policy.FleetState` (the measured service level, the online fit of the capacity curve,
+the feedback loop), derives the targets from it, and decides on those. What the status shows of it
+(status.serviceLevel, status.capacityCurve, ServiceLevelMet) travels in the decision as an
+`autoscale.slo_status.SloReport`; the pass writes it.
+
 Why not `@kopf.timer`: kopf puts a finalizer on every object a timer or daemon runs for, so a
 stopped operator would block `kubectl delete md` of every autoscaled fleet. Instead one asyncio
 task per autoscaled fleet is started and stopped from the ModelDeployment watch (`track`), so
-the operator never needs a finalizer. The history lives in memory: after a restart it is empty,
-and `decide` holds rather than act on windows it has not seen.
+the operator never needs a finalizer. The history and the SLO state live in memory: after a restart
+they are empty, `decide` holds rather than act on windows it has not seen, and the SLO path starts
+again from the plan's capacity prior.
 """
 
 from __future__ import annotations
@@ -21,15 +29,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
-from neuronfleet.autoscale import observe, prometheus, promql, step, types
+from neuronfleet.api.resource import ModelDeployment
+from neuronfleet.api.spec import AutoscalingSpec
+from neuronfleet.autoscale import (
+    capacity_fit,
+    observe,
+    prometheus,
+    promql,
+    service_level,
+    slo_policy,
+    slo_status,
+    slo_targets,
+    step,
+    types,
+)
+from neuronfleet.autoscale.prometheus import QueryResult
 from neuronfleet.controller import artifacts, reconciler, workloads
-from neuronfleet.controller.state import FleetKey, Runtime, ScalingState
+from neuronfleet.controller.state import FleetKey, Runtime, ScalingState, utc_timestamp
+from neuronfleet.neuron import capacity
+from neuronfleet.neuron.types import Plan
 
 __all__ = ["NO_PROMETHEUS", "Autoscaler"]
 
@@ -56,6 +81,7 @@ class Autoscaler:
         default_prometheus_url: str | None,
         client_factory: ClientFactory = prometheus.PrometheusClient,
         interval_override: float | None = None,
+        service_level_window: float = service_level.WINDOW_SECONDS,
     ) -> None:
         self._rt = runtime
         self._default_url = default_prometheus_url
@@ -63,7 +89,11 @@ class Autoscaler:
         self._interval_override = interval_override
         self._fleets: dict[FleetKey, _Fleet] = {}
         self._clients: dict[str, Any] = {}
+        self._service_level_window = service_level_window
         self.histories: dict[FleetKey, tuple[types.HistoryEntry, ...]] = {}
+        # Per fleet with an SLO: the measured path's state (fit, feedback, prompt mix), keyed by the shape it
+        # describes (model, instance type, TP, artifact key). In memory like the history: empty after a restart.
+        self.slo_states: dict[FleetKey, tuple[tuple[object, ...], slo_policy.FleetState]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -76,6 +106,7 @@ class Autoscaler:
             self.stop(key)
             if deleted:
                 self.histories.pop(key, None)
+                self.slo_states.pop(key, None)
             return
         interval = self._interval_override or float(autoscaling.get("intervalSeconds") or 15)
         fleet = self._fleets.pop(key, None)
@@ -142,6 +173,8 @@ class Autoscaler:
         if not spec.enabled:
             self.stop(key)
             return None
+        if spec.slo is None:
+            self.slo_states.pop(key, None)
         views = [workloads.view(w, rt.cache.get(w.kind, key.namespace, w.name)) for w in fleet]
         if views[0] is None:
             return None  # not created yet (or held back by the artifact gate)
@@ -155,6 +188,7 @@ class Autoscaler:
         )
         ready = min(current, max(placed.allocation.ready_replicas, int(ready_by_status + 1e-9)))
         plan = fleet[0].variant.plan
+        shape = (plan.model, plan.instance_type, plan.tensor_parallel_size, plan.artifact_key)
         # Time-to-ready of a new replica: a cache hit when the artifact gate says the key is ready.
         if artifacts.known_cache_hit(md, plan, body.get("status")):
             plan = artifacts.with_cache_hit(plan)
@@ -166,21 +200,29 @@ class Autoscaler:
             return None  # an SLO no calibrated replica can meet: the reconcile pass reports it (Degraded)
 
         url = spec.prometheus.url or self._default_url
-        metrics_error: str | None = None
-        try:
-            if not url:
-                raise errors.MetricsUnavailable(NO_PROMETHEUS)
-            queries = promql.build(key.namespace, key.name, convert.query_config(spec))
-            observation = await observe.observe(
-                self._client(url), queries, current_replicas=current, ready_replicas=ready, logger=log
-            )
-        except errors.MetricsUnavailable as exc:
-            metrics_error = str(exc)
-            observation = observe.unavailable(current_replicas=current, ready_replicas=ready)
+        config = convert.query_config(spec)
+        (observation, metrics_error), answers = await asyncio.gather(
+            self._signals(key, url, config, current=current, ready=ready),
+            self._slo_answers(key, url, config, spec),
+        )
 
         now = rt.clock()
-        decision, self.histories[key] = step.step(observation, policy, self.histories.get(key, ()), now.timestamp())
         previous = rt.decisions.get(key)
+        report = None
+        if spec.slo is not None:
+            policy, report = self._slo_step(
+                key,
+                md,
+                plan,
+                shape,
+                policy,
+                answers,
+                now=now,
+                at_max_replicas=previous is not None and previous.decision.replicas >= policy.max_replicas,
+                starting_replicas=max(0, current - ready),
+                unavailable=metrics_error or (None if url else NO_PROMETHEUS),
+            )
+        decision, self.histories[key] = step.step(observation, policy, self.histories.get(key, ()), now.timestamp())
         rt.decisions[key] = ScalingState(
             decision=decision,
             observation=observation,
@@ -188,14 +230,136 @@ class Autoscaler:
             targets=convert.autoscaling_targets(policy),
             decided_at=now,
             seq=1 if previous is None else previous.seq + 1,
+            slo=report,
         )
         if rt.enqueue is not None:
             rt.enqueue(key)
-        self._export(key, decision, observation)
+        self._export(key, decision, observation, report)
         return decision
 
-    def _export(self, key: FleetKey, decision: types.Decision, observation: types.Observation) -> None:
+    async def _signals(
+        self, key: FleetKey, url: str | None, config: promql.QueryConfig, *, current: int, ready: int
+    ) -> tuple[types.Observation, str | None]:
+        """The Observation `decide` takes, and why Prometheus could not be read (None when it could)."""
+        try:
+            if not url:
+                raise errors.MetricsUnavailable(NO_PROMETHEUS)
+            queries = promql.build(key.namespace, key.name, config)
+            observation = await observe.observe(
+                self._client(url), queries, current_replicas=current, ready_replicas=ready, logger=log
+            )
+        except errors.MetricsUnavailable as exc:
+            return observe.unavailable(current_replicas=current, ready_replicas=ready), str(exc)
+        return observation, None
+
+    async def _slo_answers(
+        self, key: FleetKey, url: str | None, config: promql.QueryConfig, spec: AutoscalingSpec
+    ) -> tuple[dict[str, QueryResult | None], dict[str, QueryResult | None]] | None:
+        """Prometheus' answers to the service-level and capacity-fit queries (a failed one is None), or None
+        without an SLO or a Prometheus to ask."""
+        if spec.slo is None or not url:
+            return None
+        client = self._client(url)
+        level, fit = await asyncio.gather(
+            observe.query_results(
+                client,
+                service_level.queries(key.namespace, key.name, config, window_seconds=self._service_level_window),
+                logger=log,
+            ),
+            observe.query_results(
+                client, capacity_fit.queries(key.namespace, key.name, config, window=spec.prometheus.rate_window)
+            ),
+        )
+        return level, fit
+
+    def _slo_step(
+        self,
+        key: FleetKey,
+        md: ModelDeployment,
+        plan: Plan,
+        shape: tuple[object, ...],
+        base: types.Policy,
+        answers: tuple[dict[str, QueryResult | None], dict[str, QueryResult | None]] | None,
+        *,
+        now: datetime.datetime,
+        at_max_replicas: bool,
+        starting_replicas: int,
+        unavailable: str | None,
+    ) -> tuple[types.Policy, slo_status.SloReport | None]:
+        """One tick of the measured SLO path (autoscale/slo_policy.py), as the simulator runs it
+        (sim/adapter.py): measure, fit, feed back, derive. Returns the policy to decide with and the
+        report the pass shows; the fleet's `FleetState` stays here, in memory."""
+        spec = md.spec.autoscaling
+        slo_spec = spec.slo
+        assert slo_spec is not None
+        known = self.slo_states.get(key)
+        if known is None or known[0] != shape:
+            # A new fleet, a restart, or a new model, instance type, TP or artifact key: the old curve
+            # and measurements describe other replicas.
+            try:
+                prior = capacity.prior(plan)
+            except ValueError:  # no catalog figures for a roofline: explicit targets alone (load_and_plan)
+                self.slo_states.pop(key, None)
+                return base, None
+            known = (shape, slo_policy.start(prior))
+        state = known[1]
+        slo = convert.service_level(slo_spec)
+        goal = convert.attainment_goal(slo_spec)
+        level = None if answers is None else answers[0]
+        if level is not None and any(v is not None for v in level.values()):
+            unavailable = None
+            state = slo_policy.observe(
+                state,
+                slo=slo,
+                service_level_results=level,
+                fit_results=answers[1] if answers is not None else {},
+                now=now.timestamp(),
+                goal=goal,
+                startup_seconds=plan.expected_startup_seconds,
+                fit_window_seconds=promql.duration_seconds(spec.prometheus.rate_window),
+                interval_seconds=self._interval_override or float(spec.interval_seconds),
+                window_seconds=self._service_level_window,
+                at_max_replicas=at_max_replicas,
+                starting_replicas=starting_replicas,
+            )
+        else:  # Prometheus answered none of them: keep what was learned, measure nothing
+            unavailable = unavailable or "every service-level query failed (the operator's log names the errors)"
+        self.slo_states[key] = (shape, state)
+        derivation, unreachable = None, None
+        try:
+            derivation = slo_policy.derive(
+                slo,
+                state.curve(),
+                goal=goal,
+                traffic=state.traffic,
+                scale=state.feedback.scale,
+                utilization=slo_spec.target_utilization,
+            )
+        except slo_targets.SloUnreachable as exc:
+            unreachable = f"spec.autoscaling.slo cannot be met on the fleet's capacity curve: {exc}"
+        policy = base
+        if derivation is not None:
+            policy = slo_policy.policy(base, derivation, explicit=convert.explicit_targets(spec))
+        report = slo_status.report(
+            state,
+            derivation,
+            slo=slo,
+            goal=goal,
+            sampled_at=utc_timestamp(now),
+            unavailable=unavailable,
+            unreachable=unreachable,
+        )
+        return policy, report
+
+    def _export(
+        self,
+        key: FleetKey,
+        decision: types.Decision,
+        observation: types.Observation,
+        report: slo_status.SloReport | None,
+    ) -> None:
         metrics = self._rt.metrics
+        metrics.export_slo(key.namespace, key.name, report)
         metrics.desired_replicas.labels(namespace=key.namespace, name=key.name).set(decision.replicas)
         metrics.decisions.labels(namespace=key.namespace, name=key.name, reason=str(decision.reason)).inc()
         values = {

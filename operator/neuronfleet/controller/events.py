@@ -2,10 +2,10 @@
 
 `transitions()` is pure: it compares the status before and after a pass (plus what the pass did
 to the children) and names what changed: planned, plan failed, plan fixed, rollout started or
-finished, a child repaired, metrics lost or back, artifacts compiling or ready, an optional child
-skipped. Re-running a pass that changed nothing yields no event, so `kubectl describe md` stays
-readable and the API server is not flooded by resyncs. A new fleet gets one event ("Planned"):
-its first rollout is implied, and each event is an API request.
+finished, a child repaired, metrics lost or back, the service level missed or met again, artifacts
+compiling or ready, an optional child skipped. Re-running a pass that changed nothing yields no
+event, so `kubectl describe md` stays readable and the API server is not flooded by resyncs. A new
+fleet gets one event ("Planned"): its first rollout is implied, and each event is an API request.
 
 ChildRepaired means one thing only: something other than the operator changed or deleted a child
 and the pass put it back (`controller/apply.py` tells drift from the operator's own updates).
@@ -77,6 +77,7 @@ def transitions(
         events.append(Event(WARNING, Reason.CHILD_REPAIRED, message))
 
     events += _metrics(previous, new)
+    events += _service_level(previous, new)
     events += _optional(previous, new)
     events += [Event(t, r, m) for t, r, m in artifacts.transitions(previous, new)]
     return events
@@ -108,6 +109,22 @@ def _metrics(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]
         return [Event(WARNING, Reason.METRICS_UNAVAILABLE, f"Holding replicas: {cond.get('message')}")]
     if cond.get("status") == "True" and old == "False":
         return [Event(NORMAL, Reason.METRICS_FRESH, "Metrics are available again")]
+    return []
+
+
+def _service_level(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
+    """The measured service level fell below the goal (a warning), or reached it.
+
+    Missed on every turn to False. Met on a turn to True from False or Unknown (the first judged window
+    of a fleet, or after a window too quiet to judge), never from an absent condition: a status written
+    by an operator without the measurement says nothing about the service level.
+    """
+    old = condition_status(previous, ConditionType.SERVICE_LEVEL_MET)
+    cond = _condition(new, ConditionType.SERVICE_LEVEL_MET)
+    if cond.get("status") == "False" and old != "False":
+        return [Event(WARNING, Reason.SERVICE_LEVEL_MISSED, f"Service level below its goal: {cond.get('message')}")]
+    if cond.get("status") == "True" and old in ("False", "Unknown"):
+        return [Event(NORMAL, Reason.SERVICE_LEVEL_MET, f"Service level meets its goal: {cond.get('message')}")]
     return []
 
 

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import prometheus_client
 from aiohttp import web
 
+from neuronfleet.autoscale.slo_status import SloReport
+
 __all__ = ["OperatorMetrics", "serve"]
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -82,9 +84,115 @@ class OperatorMetrics:
             registry=reg,
         )
 
+        # The measured service level and what the SLO path derived from it (spec.autoscaling.slo only).
+        per_fleet = ["namespace", "name"]
+        self.attainment = prometheus_client.Gauge(
+            "neuronfleet_service_level_attainment",
+            "Share of requests within spec.autoscaling.slo over the last window, from vLLM's histograms.",
+            per_fleet,
+            registry=reg,
+        )
+        self.goal = prometheus_client.Gauge(
+            "neuronfleet_service_level_goal",
+            "The attainment goal of spec.autoscaling.slo (0.99 unless slo.attainment says otherwise).",
+            per_fleet,
+            registry=reg,
+        )
+        self.samples = prometheus_client.Gauge(
+            "neuronfleet_service_level_samples",
+            "Requests in the service-level window (fewer than goal / (1 - goal) are not judged).",
+            per_fleet,
+            registry=reg,
+        )
+        self.met = prometheus_client.Gauge(
+            "neuronfleet_service_level_met",
+            "1 while ServiceLevelMet is True, 0 while False; absent while Unknown (not judged).",
+            per_fleet,
+            registry=reg,
+        )
+        self.ttft = prometheus_client.Gauge(
+            "neuronfleet_service_level_ttft_seconds",
+            "Time to first token over the service-level window, by quantile (0.5, 0.99).",
+            [*per_fleet, "quantile"],
+            registry=reg,
+        )
+        self.itl = prometheus_client.Gauge(
+            "neuronfleet_service_level_itl_seconds",
+            "Inter-token latency over the service-level window, by quantile (0.5, 0.99).",
+            [*per_fleet, "quantile"],
+            registry=reg,
+        )
+        self.target_scale = prometheus_client.Gauge(
+            "neuronfleet_autoscaler_target_scale",
+            "The feedback loop's factor on every SLO-derived target (below 1: more headroom).",
+            per_fleet,
+            registry=reg,
+        )
+        self.planned_utilization = prometheus_client.Gauge(
+            "neuronfleet_autoscaler_planned_utilization",
+            "Share of engine time the SLO-derived targets plan for (the engineLoad target).",
+            per_fleet,
+            registry=reg,
+        )
+        self.step_seconds = prometheus_client.Gauge(
+            "neuronfleet_capacity_step_seconds",
+            "The capacity curve in use, alpha + beta * batch + gamma * prefill tokens, by term.",
+            [*per_fleet, "term"],
+            registry=reg,
+        )
+        self.fit_confidence = prometheus_client.Gauge(
+            "neuronfleet_capacity_fit_confidence",
+            "How sure the capacity fit is of the step time at the SLO batch (1 - relative standard error).",
+            per_fleet,
+            registry=reg,
+        )
+
+    def _slo_series(self) -> tuple[prometheus_client.Gauge, ...]:
+        return (
+            self.attainment,
+            self.goal,
+            self.samples,
+            self.met,
+            self.ttft,
+            self.itl,
+            self.target_scale,
+            self.planned_utilization,
+            self.step_seconds,
+            self.fit_confidence,
+        )
+
+    def export_slo(self, namespace: str, name: str, report: SloReport | None) -> None:
+        """The SLO path's figures of one tick; a figure not known this tick (or no SLO) removes its series,
+        so a dashboard or an alert never reads a stale value as current."""
+        level = {} if report is None else report.service_level
+        curve = {} if report is None else report.capacity_curve
+        met = None if report is None or report.met is None else float(report.met)
+        values: list[tuple[prometheus_client.Gauge, tuple[str, ...], float | None]] = [
+            (self.attainment, (), level.get("attainment")),
+            (self.goal, (), None if report is None else report.goal),
+            (self.samples, (), level.get("samples") if report is not None else None),
+            (self.met, (), met),
+            (self.target_scale, (), None if report is None else report.target_scale),
+            (self.planned_utilization, (), None if report is None else report.planned_utilization),
+            (self.fit_confidence, (), curve.get("confidence")),
+        ]
+        for quantile, key in (("0.5", "P50Seconds"), ("0.99", "P99Seconds")):
+            values.append((self.ttft, (quantile,), level.get(f"ttft{key}")))
+            values.append((self.itl, (quantile,), level.get(f"itl{key}")))
+        for term in ("alpha", "beta", "gamma"):
+            values.append((self.step_seconds, (term,), curve.get(f"{term}Seconds")))
+        for gauge, extra, value in values:
+            labels = (namespace, name, *extra)
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+            else:
+                gauge.labels(*labels).set(float(value))
+
     def forget_fleet(self, namespace: str, name: str) -> None:
         """Drop a deleted fleet's per-fleet series so they do not linger as stale values."""
-        for metric in (self.desired_replicas, self.metric_value, self.decisions, self.fleet_degraded):
+        fleet_series = (self.desired_replicas, self.metric_value, self.decisions, self.fleet_degraded)
+        for metric in (*fleet_series, *self._slo_series()):
             for labels in _label_sets(metric):
                 if labels[:2] == (namespace, name):
                     with contextlib.suppress(KeyError):

@@ -311,6 +311,7 @@ async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logg
         scaled=scaled,
         missing=tuple((k.missing_reason, _missing_message(k, plan)) for k in applied.unserved if not k.optional),
         skipped=tuple(k for k in applied.unserved if k.optional),
+        slo=None if md is None else md.spec.autoscaling.slo is not None,
         wants_optional=tuple(c["kind"] for c in (todo.children if todo else ()) if kinds.of(c).optional),
         **capacity,
     )

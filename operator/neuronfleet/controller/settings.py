@@ -48,6 +48,7 @@ class OperatorConfig:
     # exactly one acts, and a standby takes over when it stops. --priority pins it.
     priority: int | None = None
     prometheus_url: str | None = None
+    service_level_window: float = 300.0  # seconds of the measured service level (autoscale/service_level.py)
     image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
     image_nxdi: str | None = None
     neuron_allocation: str = "devicePlugin"  # --neuron-allocation: devicePlugin | dra, when the spec says nothing

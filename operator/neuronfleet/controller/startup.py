@@ -88,7 +88,10 @@ async def populate_memo(
     runtime.requeue = later(memo.queue.add)
     runtime.enqueue = memo.queue.add
     memo.autoscaler = autoscaling.Autoscaler(
-        runtime, default_prometheus_url=config.prometheus_url, interval_override=config.autoscale_interval
+        runtime,
+        default_prometheus_url=config.prometheus_url,
+        interval_override=config.autoscale_interval,
+        service_level_window=config.service_level_window,
     )
     memo.metrics_server = None
     if config.metrics_port is not None:

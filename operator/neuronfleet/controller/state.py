@@ -13,7 +13,7 @@ import datetime
 import time
 from collections.abc import Callable
 
-from neuronfleet.autoscale import types
+from neuronfleet.autoscale import slo_status, types
 from neuronfleet.controller.cache import Cache
 from neuronfleet.controller.kinds import ChildKind
 from neuronfleet.controller.kube import KubeClient
@@ -43,6 +43,9 @@ class ScalingState:
     targets: dict[str, float]
     decided_at: datetime.datetime
     seq: int  # increases with every decision, so a pass announces each scale once
+    # With spec.autoscaling.slo: what the tick measured and derived (status.serviceLevel, capacityCurve,
+    # ServiceLevelMet), as plain data the pass copies into the status; None without an SLO.
+    slo: slo_status.SloReport | None = None
 
 
 @dataclasses.dataclass

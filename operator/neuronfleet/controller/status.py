@@ -6,7 +6,9 @@ what the pass observed and decided (kubebuilder's "reconstituted from the state 
 the plan (or why planning failed), the child Deployment as the API server returns it, the
 artifact gate's decision, the autoscaler's last decision, the kinds the cluster does not serve,
 where the starting replicas are, and the previous status (for condition transition times, and for
-the autoscaler's fields while this process has not decided yet, after a restart).
+the autoscaler's fields while this process has not decided yet, after a restart). With an SLO, the
+autoscaler's decision carries what it measured (`autoscale.slo_status.SloReport`): serviceLevel,
+capacityCurve and ServiceLevelMet are copied from it, never computed twice.
 
 How the child Deployment's rollout maps onto conditions follows `kubectl rollout status`:
 the Deployment controller has not seen the latest template (observedGeneration behind), not
@@ -14,7 +16,9 @@ all pods are updated, old pods are still terminating, or updated pods are not ye
 
 Degraded names the most fundamental failure first: the spec cannot be planned (PlanFailed), a
 child cannot be written (ApplyFailed), the cluster lacks a required kind (KindNotServed), the
-compile failed (CompileFailed). Running replicas are never touched for any of them.
+compile failed (CompileFailed). Running replicas are never touched for any of them. An SLO that no
+fleet can meet on the fleet's fitted capacity curve is a PlanFailed too (the spec cannot be served as
+written), found by the autoscaler, which meanwhile keeps deciding on the plan's prior targets.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuronfleet.api.conditions import ConditionStatus, ConditionType, Reason, find_condition, set_condition
+from neuronfleet.autoscale.slo_status import SloReport
 from neuronfleet.controller.artifacts import Decision as GateDecision
 from neuronfleet.controller.kinds import ChildKind
 from neuronfleet.controller.state import ScalingState, utc_timestamp
@@ -69,6 +74,7 @@ class Observed:
     capacity: Mapping[str, Any] | None = None  # status.capacity (placement/capacity_status.py)
     capacity_condition: CapacityCondition | None = None  # CapacityAvailable
     capacity_limited: CapacityCondition | None = None  # ScalingLimited when placement, not min/max, limits
+    slo: bool | None = None  # spec.autoscaling.slo is set; None when the spec did not load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +192,7 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, *, no
         c = observed.capacity_condition
         cond(ConditionType.CAPACITY_AVAILABLE, c.status == ConditionStatus.TRUE, c.reason, c.message)
     _scaling(observed, status, conditions, cond, now)
+    _service_level(observed, status, conditions, cond)
     status["conditions"] = conditions
     return status
 
@@ -212,6 +219,9 @@ def _degraded(observed: Observed, cond: _Cond) -> None:
         failures.append((observed.missing[0][0], "; ".join(message for _, message in observed.missing)))
     if observed.gate is not None and observed.gate.degraded:
         failures.append((Reason.COMPILE_FAILED, observed.gate.degraded))
+    report = _slo_report(observed)
+    if report is not None and report.unreachable is not None:
+        failures.append((Reason.PLAN_FAILED, report.unreachable))
     if failures:
         cond(ConditionType.DEGRADED, True, failures[0][0], "; ".join(message for _, message in failures))
     else:
@@ -321,15 +331,61 @@ def _scaling(
         cond(ConditionType.SCALING_LIMITED, False, Reason.WITHIN_BOUNDS, "the decision is within min/max replicas")
 
 
-def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch turning `previous` into `new`, or None when nothing changed (skip the write).
+def _slo_report(observed: Observed) -> SloReport | None:
+    """The autoscaler's last SLO report, while the spec still states an SLO and autoscaling is on."""
+    if not observed.autoscaling or not observed.slo or observed.scaling is None:
+        return None
+    return observed.scaling.slo
 
-    Top-level fields only: `conditions` is a list and a merge patch replaces it whole, which is
-    what we want because `new` carries every condition, including the autoscaler's.
+
+def _service_level(observed: Observed, status: dict[str, Any], conditions: list[dict[str, Any]], cond: _Cond) -> None:
+    """status.serviceLevel, status.capacityCurve and ServiceLevelMet, from the autoscaler's last SLO report.
+
+    Gone with the SLO (or with autoscaling, which measures it); kept as they were until the autoscaler of
+    this process has reported (after a restart), like the other autoscaler fields. ServiceLevelMet is
+    informational: nothing else here reads it (Ready does not).
     """
-    previous = previous or {}
-    patch = {k: v for k, v in new.items() if previous.get(k) != v}
+    if observed.autoscaling is None:
+        return  # the spec did not load: nothing is known about the SLO
+    if not observed.autoscaling or not observed.slo:
+        status.pop("serviceLevel", None)
+        status.pop("capacityCurve", None)
+        conditions[:] = [c for c in conditions if c.get("type") != ConditionType.SERVICE_LEVEL_MET]
+        return
+    report = _slo_report(observed)
+    if report is None:
+        return
+    status["serviceLevel"] = dict(report.service_level)
+    status["capacityCurve"] = dict(report.capacity_curve)
+    _, reason, message = report.condition
+    cond(ConditionType.SERVICE_LEVEL_MET, report.met, reason, message)
+
+
+def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON merge patch (RFC 7386) turning `previous` into `new`, or None when nothing changed (skip the write).
+
+    A merge patch merges maps and replaces lists: `conditions` is replaced whole, which is what we want
+    because `new` carries every condition, including the autoscaler's. A map is patched key by key, and
+    a key `new` no longer has is deleted with a null, at any depth: without it, a field dropped from
+    `status.autoscalingTargets` (the SLO removed) or `status.serviceLevel` (a window too quiet to judge)
+    would stay on the server, and every pass would find the status different and write it again.
+    """
+    patch = _merge_diff({k: v for k, v in (previous or {}).items() if k != "kopf"}, new)
     return patch or None
+
+
+def _merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            patch[key] = _merge_diff(before, value)
+        else:
+            patch[key] = value
+    patch.update({k: None for k, v in old.items() if k not in new and v is not None})
+    return patch
 
 
 def condition_status(status: Mapping[str, Any] | None, type_: str) -> str | None:

@@ -40,9 +40,19 @@ from neuronfleet.errors import PlanError
 from neuronfleet.kube_emulator import Emulator, GarbageCollector, JobController, write_kubeconfig
 from neuronfleet.neuron import planner
 from neuronfleet.render import labels, names
+from neuronfleet.sim.slo import Slo
 from neuronfleet.sim.trace import read_trace
 
-__all__ = ["DEFAULT_TRACE", "DemoConfig", "DemoError", "adapt_manifest", "find_manifest", "run_demo"]
+__all__ = [
+    "DEFAULT_TRACE",
+    "DemoConfig",
+    "DemoError",
+    "adapt_manifest",
+    "demo_slo",
+    "find_manifest",
+    "run_demo",
+    "service_level_window",
+]
 
 DEFAULT_TRACE = Path(__file__).with_name("data") / "azure_conv_excerpt.csv"
 MANIFEST_IN_REPO = Path("examples") / "demo" / "llama3-8b-trn2.yaml"
@@ -98,15 +108,40 @@ def adapt_manifest(doc: Mapping[str, Any], *, compression: float, prometheus_url
     A tokens/s target is per wall second for the operator, and in compressed time a replica
     makes `compression` times more tokens per wall second, so the target is scaled by the same
     factor; concurrency needs no change (requests in flight do not depend on the time scale).
-    Prometheus is the demo's own.
+    With an SLO, the derived engine-load target weighs prompt tokens/s by the step cost of a
+    prompt token in simulated seconds, so the prompt-token rate is read per simulated second (the
+    query divided by the compression, `spec.autoscaling.prometheus.queries`); the SLO itself and the
+    replicas' latency histograms are in simulated seconds already. Prometheus is the demo's own.
     """
     md = copy.deepcopy(dict(doc))
     autoscaling = md.setdefault("spec", {}).setdefault("autoscaling", {})
     metrics = autoscaling.get("metrics") or {}
     if metrics.get("tokensPerSecondPerReplica"):
         metrics["tokensPerSecondPerReplica"] = round(metrics["tokensPerSecondPerReplica"] * compression, 3)
-    autoscaling.setdefault("prometheus", {})["url"] = prometheus_url
+    prometheus = autoscaling.setdefault("prometheus", {})
+    prometheus["url"] = prometheus_url
+    queries = prometheus.get("queries") or {}
+    if autoscaling.get("slo") and "promptTokensPerSecond" not in queries:
+        rate = 'sum(rate({__name__=~"vllm[:_]prompt_tokens_total",$selector}[$window]))'
+        prometheus["queries"] = {**queries, "promptTokensPerSecond": f"{rate} / {compression:g}"}
     return md
+
+
+def service_level_window(compression: float) -> float:
+    """The operator's measurement window in wall seconds: five simulated minutes, at least 10 s."""
+    return max(10.0, 300.0 / compression)
+
+
+def demo_slo(md: resource.ModelDeployment) -> Slo | None:
+    """spec.autoscaling.slo as the per-request check the summary's truth uses (simulated seconds)."""
+    slo = md.spec.autoscaling.slo
+    if slo is None:
+        return None
+    return Slo(
+        ttft_base=slo.time_to_first_token_seconds,
+        ttft_tokens_per_second=slo.ttft_prompt_tokens_per_second or 0.0,
+        min_tokens_per_second=slo.per_user_tokens_per_second,
+    )
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
@@ -131,7 +166,15 @@ def _die_with_parent() -> None:
 class OperatorProcess:
     """`neuronfleet run` in a subprocess of its own, logging to a file; stopped by PID."""
 
-    def __init__(self, *, kubeconfig: Path, prometheus_url: str, metrics_port: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        prometheus_url: str,
+        metrics_port: int,
+        log_path: Path,
+        service_level_window: float = 300.0,
+    ) -> None:
         self.command = [
             sys.executable,
             "-m",
@@ -148,6 +191,8 @@ class OperatorProcess:
             "0",
             "--metrics-port",
             str(metrics_port),
+            "--service-level-window",
+            f"{service_level_window:g}",
         ]
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -233,6 +278,8 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
         raise DemoError("--provisioning-delay must be >= 0")
     namespace = md_model.namespace or "default"
     md_name = md_model.name
+    slo = demo_slo(md_model)
+    goal = convert.attainment_goal(md_model.spec.autoscaling.slo) if md_model.spec.autoscaling.slo else 0.99
     deployment = names.deployment_name(md_model)
     min_replicas = (
         md_model.spec.autoscaling.min_replicas if md_model.spec.autoscaling.enabled else md_model.spec.replicas
@@ -332,6 +379,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 prometheus_url=prometheus.url,
                 metrics_port=operator_metrics,
                 log_path=workdir / "operator.log",
+                service_level_window=service_level_window(config.compression),
             ).start()
             stack.push_async_callback(asyncio.to_thread, operator.stop)
             started.pids["operator"] = operator.process.pid if operator.process else 0
@@ -445,6 +493,9 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
         compression=config.compression,
         cores_per_replica=cores,
         min_replicas=min_replicas,
+        slo=slo,
+        goal=goal,
+        window_seconds=service_level_window(config.compression) * config.compression,
         extra={
             "trace": str(config.trace),
             "interrupted": stop.is_set(),
@@ -463,6 +514,7 @@ async def run_demo(config: DemoConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 config.plot,
                 compression=config.compression,
                 title=f"neuronfleet demo: {namespace}/{md_name}, {config.trace.name}, time x{config.compression:g}",
+                goal=goal if slo is not None else None,
             )
             say(f"plot            {config.plot}")
         except ImportError:
@@ -552,6 +604,8 @@ async def _run_load(
                 pods_ready=ready,
                 tokens_per_second=None if tps is None else tps / config.compression,
                 concurrency=snapshot.concurrency if snapshot else None,
+                attainment=snapshot.attainment if snapshot else None,
+                service_level_met=snapshot.service_level_met if snapshot else None,
             )
             samples.append(sample)
             say(view.format_sample(sample))

@@ -16,8 +16,13 @@ What a client, a kubelet and Prometheus can observe is what vLLM's OpenAI server
   ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``; counters
   ``vllm:generation_tokens_total``, ``vllm:prompt_tokens_total``,
   ``vllm:request_success_total{finished_reason}``; histograms
-  ``vllm:time_to_first_token_seconds`` and ``vllm:e2e_request_latency_seconds`` with vLLM's
-  buckets. The exposition format is negotiated the way prometheus-client (which vLLM uses) does
+  ``vllm:e2e_request_latency_seconds`` and every histogram the operator's measured service level
+  and capacity fit read, from the engine model as vLLM observes them
+  (``neuronfleet.sim.histograms``: ``vllm:time_to_first_token_seconds``,
+  ``vllm:inter_token_latency_seconds``, ``vllm:request_time_per_output_token_seconds``,
+  ``vllm:request_queue_time_seconds``, ``vllm:request_prefill_time_seconds``,
+  ``vllm:request_prompt_tokens``, ``vllm:iteration_tokens_total``), all with vLLM's buckets. The
+  exposition format is negotiated the way prometheus-client (which vLLM uses) does
   it, so Prometheus receives the same bytes it would from vLLM. Latencies are in simulated seconds.
 
 Replicas are asyncio servers in the demo's own process (one loopback port each), not OS
@@ -39,24 +44,28 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from neuronfleet.demo.clock import CompressedClock
+from neuronfleet.sim import histograms as vllm_histograms
 from neuronfleet.sim.engine import Replica, SimRequest
 from neuronfleet.sim.profiles import EngineProfile
 
 __all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "CompletionResult", "SimulatedReplica", "prompt_length"]
 
-# vLLM 0.32's buckets (vllm/v1/metrics/loggers.py), as a real server exports them.
-TTFT_BUCKETS = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-    2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-)  # fmt: skip
-E2E_BUCKETS = (
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
-    40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
-)  # fmt: skip
+# vLLM 0.32's buckets (vllm/v1/metrics/loggers.py and buckets.py), as a real server exports them.
+TTFT_BUCKETS = vllm_histograms.TTFT_BUCKETS
+E2E_BUCKETS = vllm_histograms.REQUEST_LATENCY_BUCKETS
+_HELP = {
+    "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
+    "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
+    "request_time_per_output_token_seconds": "Histogram of time_per_output_token_seconds per request.",
+    "request_queue_time_seconds": "Histogram of time spent in WAITING phase for request.",
+    "request_prefill_time_seconds": "Histogram of time spent in PREFILL phase for request.",
+    "request_prompt_tokens": "Number of prefill tokens processed.",
+    "iteration_tokens_total": "Histogram of number of tokens per engine_step.",
+}
 _LABELS = ("model_name", "engine")
 _ids = itertools.count(1)
 
@@ -109,6 +118,11 @@ class _EngineCollector:
             family = CounterMetricFamily(name, doc, labels=_LABELS)
             family.add_metric(values, float(value))
             yield family
+        for name, snap in engine.histograms_at(now).items():
+            histogram = HistogramMetricFamily(f"vllm:{name}", _HELP[name], labels=_LABELS)
+            bounds = [*(repr(float(b)) for b in snap.bounds), "+Inf"]
+            histogram.add_metric(values, list(zip(bounds, snap.cumulative, strict=True)), snap.sum)
+            yield histogram
 
 
 class SimulatedReplica:
@@ -151,13 +165,6 @@ class SimulatedReplica:
             (*_LABELS, "finished_reason"),
             registry=self.registry,
         )
-        self._ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            _LABELS,
-            buckets=TTFT_BUCKETS,
-            registry=self.registry,
-        )
         self._e2e = Histogram(
             "vllm:e2e_request_latency_seconds",
             "Histogram of e2e request latency in seconds.",
@@ -167,7 +174,6 @@ class SimulatedReplica:
         )
         # vLLM creates every child at startup, so each series exists at 0 before the first request.
         self._success.labels(served_name, engine_index, "length")
-        self._ttft.labels(served_name, engine_index)
         self._e2e.labels(served_name, engine_index)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -236,7 +242,6 @@ class SimulatedReplica:
         finished: list[SimRequest] = []
         self._next_step = self.engine.finish_step(at, finished)
         for request in finished:
-            self._ttft.labels(self.served_name, self.engine_index).observe(request.first_token - request.arrival)
             self._e2e.labels(self.served_name, self.engine_index).observe(request.finish - request.arrival)
             self._success.labels(self.served_name, self.engine_index, "length").inc()
             future = self._waiters.pop(request.index, None)

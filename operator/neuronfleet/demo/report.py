@@ -2,6 +2,11 @@
 
 `summarize` is pure over the timeline, the request outcomes and the events; matplotlib is
 imported only by `plot`, so the demo runs without it when no plot is asked for.
+
+With an SLO in the spec, the summary sets the operator's measured service level (what it read from
+the replicas' histograms, as status.serviceLevel showed it during the run) beside the per-request
+truth the load generator saw (every request's TTFT and decode time checked against the same SLO), so
+the demo shows how close the measurement is as well as whether the fleet met the goal.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any
 
 from neuronfleet.demo.load import RequestOutcome
 from neuronfleet.demo.view import EventLine, Sample
+from neuronfleet.sim.slo import Slo
 
-__all__ = ["format_summary", "is_scale_event", "percentile", "plot", "summarize"]
+__all__ = ["format_summary", "is_scale_event", "per_request_attainment", "percentile", "plot", "summarize"]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -36,6 +42,33 @@ def is_scale_event(event: EventLine) -> bool:
     return match is not None and match.group(1) != match.group(2)
 
 
+def per_request_attainment(outcomes: Sequence[RequestOutcome], slo: Slo) -> float | None:
+    """Share of completed requests that met `slo` (their own TTFT and decode time); None without any."""
+    judged = [
+        slo.met(o.prompt_tokens, o.output_tokens, o.ttft, o.e2e - o.ttft)
+        for o in outcomes
+        if o.status == 200 and o.ttft is not None and o.e2e is not None
+    ]
+    return sum(judged) / len(judged) if judged else None
+
+
+def _service_level(
+    samples: Sequence[Sample], outcomes: Sequence[RequestOutcome], slo: Slo, goal: float, window_seconds: float | None
+) -> dict[str, Any]:
+    """The measured attainment over the run (as the view sampled status.serviceLevel) and the truth."""
+    measured = [s.attainment for s in samples if s.attainment is not None]
+    judged = [s.service_level_met for s in samples if s.service_level_met in ("True", "False")]
+    return {
+        "goal": goal,
+        "window_seconds": window_seconds,
+        "measured_last": measured[-1] if measured else None,
+        "measured_min": min(measured) if measured else None,
+        "measured_samples": len(measured),
+        "met_share": judged.count("True") / len(judged) if judged else None,
+        "per_request": per_request_attainment(outcomes, slo),
+    }
+
+
 def summarize(
     samples: Sequence[Sample],
     outcomes: Sequence[RequestOutcome],
@@ -44,9 +77,13 @@ def summarize(
     compression: float,
     cores_per_replica: int,
     min_replicas: int,
+    slo: Slo | None = None,
+    goal: float = 0.99,
+    window_seconds: float | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the run did: load, latency, replicas over time, scale decisions, capacity spent."""
+    """What the run did: load, latency, replicas over time, scale decisions, capacity spent, and with
+    `slo` the service level (`window_seconds`: the operator's measurement window, simulated)."""
     desired = [s.desired for s in samples if s.desired is not None]
     ok = [o for o in outcomes if o.status == 200]
     ttft = [o.ttft for o in ok if o.ttft is not None]
@@ -90,6 +127,8 @@ def summarize(
         ],
         "events": [{"type": e.type, "reason": e.reason, "message": e.message} for e in events],
     }
+    if slo is not None:
+        summary["service_level"] = _service_level(samples, outcomes, slo, goal, window_seconds)
     if extra:
         summary.update(extra)
     return summary
@@ -101,6 +140,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.2f}{unit}"
     return f"{value}{unit}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -120,6 +163,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"scaled down: {'yes' if rep['scaled_down'] else 'no'}",
         f"capacity (sim)  {rep['replica_hours']:.2f} replica-hours = {rep['neuroncore_hours']:.2f} NeuronCore-hours",
     ]
+    level = summary.get("service_level")
+    if level:
+        window = level.get("window_seconds")
+        over = f" ({window:.0f} s)" if window else ""
+        lines.append(
+            f"service level   goal {_pct(level['goal'])}; measured by the operator from vLLM's histograms: "
+            f"last window{over} {_pct(level['measured_last'])}, lowest {_pct(level['measured_min'])}, goal met in "
+            f"{_pct(level['met_share'])} of the judged samples; per request over the whole run "
+            f"{_pct(level['per_request'])}"
+        )
     seen = summary.get("prometheus") or {}
     if seen:
         lines.append(
@@ -133,8 +186,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(samples: Sequence[Sample], path: str | Path, *, compression: float, title: str = "neuronfleet demo") -> Path:
-    """Write a PNG: the load (arrivals and requests in flight) above, desired and ready replicas below.
+def plot(
+    samples: Sequence[Sample],
+    path: str | Path,
+    *,
+    compression: float,
+    title: str = "neuronfleet demo",
+    goal: float | None = None,
+) -> Path:
+    """Write a PNG: the load (arrivals and requests in flight) above, desired and ready replicas below,
+    and, with a `goal` (an SLO in the spec), the operator's measured attainment against it at the bottom.
 
     The x axis is simulated time since the load started, so the cool-down after the trace shows too.
     """
@@ -144,7 +205,11 @@ def plot(samples: Sequence[Sample], path: str | Path, *, compression: float, tit
     import matplotlib.pyplot as plt
 
     minutes = [s.wall * compression / 60 for s in samples]
-    fig, (load_axis, replica_axis) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 2))
+    rows = 3 if goal is not None else 2
+    fig, axes = plt.subplots(
+        rows, 1, sharex=True, figsize=(10, 8 if rows == 3 else 6), height_ratios=(3, 2, 2)[:rows]
+    )
+    load_axis, replica_axis = axes[0], axes[1]
     load_axis.plot(minutes, [s.load for s in samples], color="tab:blue", label="arrivals (req/s, last minute)")
     load_axis.set_ylabel("requests / s", color="tab:blue")
     flight_axis = load_axis.twinx()
@@ -160,8 +225,17 @@ def plot(samples: Sequence[Sample], path: str | Path, *, compression: float, tit
     )
     replica_axis.set_ylabel("replicas")
     replica_axis.set_ylim(bottom=0)
-    replica_axis.set_xlabel("simulated time since the load started (min)")
     replica_axis.legend(loc="upper right")
+    if goal is not None:
+        level_axis = axes[2]
+        shares = [math.nan if s.attainment is None else 100 * s.attainment for s in samples]
+        level_axis.plot(minutes, shares, color="tab:purple", label="measured attainment (operator, last window)")
+        level_axis.axhline(100 * goal, color="black", linestyle=":", label=f"goal {100 * goal:g} %")
+        measured = [v for v in shares if not math.isnan(v)]
+        level_axis.set_ylim(min([100 * goal - 1, *measured]) - 0.5, 100.2)
+        level_axis.set_ylabel("% within SLO")
+        level_axis.legend(loc="lower right")
+    axes[-1].set_xlabel("simulated time since the load started (min)")
     fig.tight_layout()
     target = Path(path)
     fig.savefig(target, dpi=100)

@@ -1,6 +1,7 @@
 """The live view: what the operator decided and why, read the way a user reads it.
 
-Everything about the fleet's desired state comes from the ModelDeployment's status and its
+Everything about the fleet's desired state and its measured service level (status.serviceLevel,
+ServiceLevelMet, when the spec states an SLO) comes from the ModelDeployment's status and its
 Events, fetched through the official kubernetes client against the emulator (what
 `kubectl get md -w` and `kubectl describe md` show); only the load figures come from the load
 generator itself. Reading is blocking, so the demo runs `FleetReader.read` in a worker thread.
@@ -26,6 +27,7 @@ __all__ = [
     "arrival_rate",
     "format_event",
     "format_sample",
+    "format_service_level",
     "snapshot_from",
 ]
 
@@ -42,6 +44,8 @@ class FleetSnapshot:
     last_scale_reason: str | None
     last_scale_time: str | None
     conditions: Mapping[str, tuple[str, str, str]]  # type -> (status, reason, message)
+    attainment: float | None = None  # status.serviceLevel.attainment: measured from vLLM's histograms
+    service_level_met: str | None = None  # ServiceLevelMet: True, False, Unknown; None without an SLO
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Sample:
     pods_ready: int
     tokens_per_second: float | None  # simulated seconds
     concurrency: float | None
+    attainment: float | None = None  # the operator's measured service level (status.serviceLevel)
+    service_level_met: str | None = None  # ServiceLevelMet's status
 
 
 def snapshot_from(md: Mapping[str, Any]) -> FleetSnapshot:
@@ -78,6 +84,8 @@ def snapshot_from(md: Mapping[str, Any]) -> FleetSnapshot:
         str(c.get("type")): (str(c.get("status")), str(c.get("reason", "")), str(c.get("message", "")))
         for c in status.get("conditions") or ()
     }
+    level = status.get("serviceLevel") or {}
+    met = conditions.get("ServiceLevelMet")
     return FleetSnapshot(
         desired=status.get("desiredReplicas"),
         replicas=status.get("replicas"),
@@ -87,6 +95,8 @@ def snapshot_from(md: Mapping[str, Any]) -> FleetSnapshot:
         last_scale_reason=status.get("lastScaleReason"),
         last_scale_time=status.get("lastScaleTime"),
         conditions=conditions,
+        attainment=level.get("attainment"),
+        service_level_met=None if met is None else met[0],
     )
 
 
@@ -108,6 +118,15 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60:d}:{seconds % 60:02d}"
 
 
+def format_service_level(attainment: float | None, met: str | None) -> str:
+    """The measured service level as the live view shows it: `SLO 99.6% met`, `SLO - (Unknown)`, or nothing."""
+    if met is None and attainment is None:
+        return ""
+    verdict = {"True": "met", "False": "MISSED"}.get(met or "", f"({met or 'not measured'})")
+    share = "-" if attainment is None else f"{100 * attainment:.1f}%"
+    return f"  | SLO {share:>6} {verdict}"
+
+
 def format_sample(sample: Sample) -> str:
     """One status line of the live view."""
     trace = "-" if sample.trace_time is None else _clock(sample.trace_time)
@@ -116,6 +135,7 @@ def format_sample(sample: Sample) -> str:
         f"  | replicas {_num(sample.desired):>2} desired {_num(sample.ready):>2} ready"
         f" ({sample.pods} pods)  | {_num(sample.tokens_per_second):>6} tok/s"
         f"  concurrency {_num(sample.concurrency, '.1f'):>5}"
+        f"{format_service_level(sample.attainment, sample.service_level_met)}"
     )
 
 

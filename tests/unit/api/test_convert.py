@@ -7,7 +7,7 @@ import pytest
 from neuronfleet import errors
 from neuronfleet.api import convert, resource
 from neuronfleet.api.spec import AutoscalingSpec
-from neuronfleet.autoscale import defaults, promql, slo_targets
+from neuronfleet.autoscale import defaults, promql, slo_policy, slo_targets
 from neuronfleet.neuron import capacity, planner
 
 
@@ -123,10 +123,29 @@ def test_an_slo_alone_enables_autoscaling_and_derives_targets_from_the_capacity_
     profile = convert.capacity_profile(plan)
     assert profile == capacity.LLAMA_8B_TRN2_TP4
     policy = convert.autoscale_policy(spec, expected_startup_seconds=60, profile=profile)
-    derived = slo_targets.derive(convert.service_level(spec.slo), profile)
+    # Before anything is measured: the SLO path's own derivation (queueing bound on a nominal prompt mix,
+    # Erlang C for the slots, no feedback), not a fixed utilization.
+    derived = slo_policy.derive(convert.service_level(spec.slo), profile, goal=0.99)
     assert policy.targets == derived.targets
-    assert policy.load_model == derived.load_model
-    assert convert.autoscaling_targets(policy) == {"concurrencyPerReplica": 24.0, "engineLoad": 0.5}
+    assert policy.load_model == derived.derived.load_model
+    targets = convert.autoscaling_targets(policy)
+    assert set(targets) == {"concurrencyPerReplica", "engineLoad"}
+    assert targets["engineLoad"] == pytest.approx(derived.model_utilization)
+    assert targets["concurrencyPerReplica"] == pytest.approx(derived.model_slot_share * derived.derived.batch)
+    assert targets["engineLoad"] != slo_targets.DEFAULT_UTILIZATION
+
+
+def test_the_slo_attainment_goal_shapes_the_derived_targets():
+    plan = planner.plan(convert.plan_request(md(neuron={"instanceType": "trn2.48xlarge", "tensorParallelSize": 4})))
+    profile = convert.capacity_profile(plan)
+    loose = convert.autoscale_policy(
+        AutoscalingSpec(enabled=True, slo={**SLO, "attainment": 0.9}), expected_startup_seconds=60, profile=profile
+    )
+    strict = convert.autoscale_policy(
+        AutoscalingSpec(enabled=True, slo={**SLO, "attainment": 0.999}), expected_startup_seconds=60, profile=profile
+    )
+    assert strict.targets.engine_load < loose.targets.engine_load
+    assert strict.targets.concurrency < loose.targets.concurrency
 
 
 def test_an_slo_in_the_spec_sizes_the_prefill_chunk_and_the_targets_see_the_planned_engine():

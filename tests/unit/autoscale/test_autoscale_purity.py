@@ -21,6 +21,7 @@ PURE = (
     "feedback",
     "slo_policy",
     "slo_targets",
+    "slo_status",
 )
 FORBIDDEN = {"time", "datetime", "asyncio", "aiohttp", "socket", "urllib", "kopf", "kubernetes", "random", "os"}
 PACKAGE = Path(neuronfleet.autoscale.__file__).parent

@@ -260,3 +260,22 @@ def test_the_unavailable_observation_has_no_signal_and_no_sample_time() -> None:
     seen = observe.unavailable(current_replicas=4, ready_replicas=3)
     assert (seen.tokens_per_second, seen.concurrency, seen.sampled_at) == (None, None, None)
     assert seen.starting_replicas == 1
+
+
+async def test_query_results_hands_back_every_answer_by_key_and_a_failed_one_as_none(
+    fake: tuple[FakePrometheus, str],
+) -> None:
+    state, url = fake
+
+    def answer(query: str) -> tuple[int, Any]:
+        if query == "bad":
+            return 400, {"status": "error", "errorType": "bad_data", "error": "parse error"}
+        return 200, vector("1", "2") if query == "two" else vector()
+
+    state.by_query = answer
+    async with prometheus.PrometheusClient(url, attempts=1) as client:
+        got = await observe.query_results(client, {"a": "two", "b": "bad", "c": "none"})
+    assert set(got) == {"a", "b", "c"}
+    assert got["a"] is not None and [s.value for s in got["a"].samples] == [1.0, 2.0]
+    assert got["b"] is None
+    assert got["c"] is not None and got["c"].samples == ()

@@ -75,3 +75,18 @@ def test_label_values_are_escaped() -> None:
 def test_every_override_key_maps_to_a_query_field() -> None:
     fields = set(promql.build("ml", "m").by_signal())
     assert set(promql.OVERRIDE_KEYS.values()) == fields
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("1m", 60.0), ("1h30m", 5400.0), ("250ms", 0.25), ("2d", 172800.0)],
+    ids=["seconds", "a minute", "hours and minutes", "milliseconds", "days"],
+)
+def test_a_promql_duration_reads_as_seconds(text: str, seconds: float) -> None:
+    assert promql.duration_seconds(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "1", "1 m", "-5s", "1.5m"], ids=["empty", "no unit", "space", "sign", "decimal"])
+def test_anything_else_is_not_a_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="not a PromQL duration"):
+        promql.duration_seconds(text)

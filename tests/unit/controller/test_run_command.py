@@ -31,6 +31,8 @@ def test_defaults_serve_all_namespaces_with_health_metrics_and_optional_peering(
         pytest.param(("--log-format", "json"), "log_format", "json", id="json logs"),
         pytest.param(("--image-nxdi", "my/nxdi:1"), "image_nxdi", "my/nxdi:1", id="image override"),
         pytest.param(("--prometheus-url", "http://p:9090"), "prometheus_url", "http://p:9090", id="prometheus url"),
+        pytest.param(("--service-level-window", "60"), "service_level_window", 60.0, id="service-level window"),
+        pytest.param((), "service_level_window", 300.0, id="service-level window of 5 minutes by default"),
     ],
 )
 def test_each_flag_lands_in_the_config(argv: tuple[str, ...], field: str, value: object) -> None:
@@ -45,3 +47,11 @@ def test_a_named_peering_is_required() -> None:
 def test_namespaces_and_all_namespaces_exclude_each_other() -> None:
     with pytest.raises(SystemExit):
         config("--namespace", "a", "--all-namespaces")
+
+
+@pytest.mark.parametrize(
+    "value", ["5", "nope", "100000"], ids=["shorter than a few scrapes", "not a number", "over a day"]
+)
+def test_a_service_level_window_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(SystemExit):
+        config("--service-level-window", value)

@@ -11,6 +11,7 @@ import pytest
 from neuronfleet.api import convert
 from neuronfleet.api.resource import load
 from neuronfleet.autoscale import types
+from neuronfleet.autoscale.slo_status import SloReport
 from neuronfleet.controller import artifacts, events, kinds, status
 from neuronfleet.controller.state import ScalingState
 from neuronfleet.neuron import planner
@@ -335,3 +336,142 @@ def test_an_open_gate_adds_replica_phases_to_a_rollout_in_progress() -> None:
     )
     ready = _cond(status.compute_status(obs, None, now=NOW), "Ready")
     assert ready["message"].endswith("replicas: 1 loading (est. 1 of ~3 min)")
+
+
+# -- the measured service level (spec.autoscaling.slo) -------------------------------------------
+
+
+def _slo_report(condition: tuple[str, str, str], *, attainment: float | None, unreachable: str | None = None):
+    level = {"samples": 400, "source": "histograms", "reason": "Measured", "sampledAt": NOW}
+    if attainment is not None:
+        level["attainment"] = attainment
+    return SloReport(
+        service_level=level,
+        capacity_curve={"alphaSeconds": 0.02, "source": "calibrated", "confidence": 0.75, "sloBatch": 32},
+        condition=condition,
+        target_scale=1.0,
+        goal=0.99,
+        planned_utilization=0.4,
+        unreachable=unreachable,
+    )
+
+
+MET = ("True", "AttainmentMet", "goal 99.00%: 99.50% of requests within the SLO")
+MISSED = ("False", "AttainmentBelowGoal", "goal 99.00%: 91.00% of requests within the SLO")
+
+
+def _with_slo(report: SloReport | None, *, slo: bool = True, autoscaling: bool = True) -> status.Observed:
+    scaling = _scaling(_decision(4, "ScaledUp", recommended=4), 30.0)
+    observed = _autoscaled(dataclasses.replace(scaling, slo=report), scaled=False)
+    ready = dep(4, ready=4, updated=4, available=4)
+    return dataclasses.replace(observed, deployment=ready, slo=slo, autoscaling=autoscaling)
+
+
+def test_the_autoscalers_slo_report_becomes_service_level_capacity_curve_and_the_condition() -> None:
+    st = status.compute_status(_with_slo(_slo_report(MISSED, attainment=0.91)), None, now=NOW)
+    assert st["serviceLevel"]["attainment"] == 0.91
+    assert st["capacityCurve"] == {"alphaSeconds": 0.02, "source": "calibrated", "confidence": 0.75, "sloBatch": 32}
+    cond = _cond(st, "ServiceLevelMet")
+    assert (cond["status"], cond["reason"], cond["message"]) == MISSED
+    assert _cond(st, "Ready")["status"] == "True", "the service level never gates Ready"
+    unknown = status.compute_status(
+        _with_slo(_slo_report(("Unknown", "TooFewSamples", "12 requests"), attainment=None)), st, now=LATER
+    )
+    assert _cond(unknown, "ServiceLevelMet")["status"] == "Unknown"
+
+
+def test_passes_between_two_ticks_rewrite_nothing_and_a_restart_keeps_the_last_report() -> None:
+    first = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), None, now=NOW)
+    again = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), first, now=LATER)
+    assert status.status_patch(first, again) is None
+    restarted = status.compute_status(_with_slo(None), first, now=LATER)  # no decision in this process yet
+    assert status.status_patch(first, restarted) is None
+
+
+@pytest.mark.parametrize(
+    ("slo", "autoscaling"),
+    [pytest.param(False, True, id="the SLO removed"), pytest.param(True, False, id="autoscaling turned off")],
+)
+def test_removing_the_slo_deletes_its_fields_and_condition_with_the_patch(slo: bool, autoscaling: bool) -> None:
+    before = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), None, now=NOW)
+    after = status.compute_status(_with_slo(None, slo=slo, autoscaling=autoscaling), before, now=LATER)
+    assert "serviceLevel" not in after and "capacityCurve" not in after
+    assert _cond(after, "ServiceLevelMet") == {}
+    patch = status.status_patch(before, after)
+    assert patch is not None and patch["serviceLevel"] is None and patch["capacityCurve"] is None
+
+
+def test_an_slo_no_fleet_can_meet_on_the_fitted_curve_degrades_the_fleet() -> None:
+    why = "spec.autoscaling.slo cannot be met on the fleet's capacity curve: one user alone gets 8.2 tokens/s"
+    st = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995, unreachable=why)), None, now=NOW)
+    degraded = _cond(st, "Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == ("True", "PlanFailed", why)
+    fixed = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), st, now=LATER)
+    assert _cond(fixed, "Degraded")["status"] == "False"
+
+
+def test_service_level_events_fire_on_flips_only() -> None:
+    def reasons(before, after) -> list[tuple[str, str]]:
+        return [(e.type, e.reason) for e in events.transitions(before, after) if "ServiceLevel" in e.reason]
+
+    unknown = status.compute_status(
+        _with_slo(_slo_report(("Unknown", "TooFewSamples", "m"), attainment=None)), None, now=NOW
+    )
+    met = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), unknown, now=NOW)
+    missed = status.compute_status(_with_slo(_slo_report(MISSED, attainment=0.91)), met, now=NOW)
+    worse = status.compute_status(
+        _with_slo(_slo_report(("False", "AttainmentBelowGoal", "80%"), attainment=0.8)), missed, now=NOW
+    )
+    quiet = status.compute_status(
+        _with_slo(_slo_report(("Unknown", "TooFewSamples", "m"), attainment=None)), worse, now=NOW
+    )
+    back = status.compute_status(_with_slo(_slo_report(MET, attainment=0.995)), missed, now=NOW)
+    assert reasons(unknown, met) == [("Normal", "ServiceLevelMet")]
+    assert reasons(met, missed) == [("Warning", "ServiceLevelMissed")]
+    assert reasons(missed, worse) == [], "still missed: one warning per miss, not one per window"
+    assert reasons(worse, quiet) == []
+    assert reasons(missed, back) == [("Normal", "ServiceLevelMet")]
+    assert reasons(met, met) == []
+    assert "91.00%" in next(e.message for e in events.transitions(met, missed) if e.reason == "ServiceLevelMissed")
+    no_condition = {k: v for k, v in met.items() if k != "conditions"}
+    assert reasons(no_condition, met) == [], "no Met event from a status written without the measurement"
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 applied, as the API server applies a merge patch (for checking `status_patch`)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            {"autoscalingTargets": {"concurrencyPerReplica": 8.0, "engineLoad": 0.7}},
+            {"autoscalingTargets": {"concurrencyPerReplica": 8.0}},
+            id="a derived target dropped with the SLO",
+        ),
+        pytest.param(
+            {"serviceLevel": {"attainment": 0.9, "samples": 400, "reason": "Measured"}},
+            {"serviceLevel": {"samples": 20, "reason": "TooFewSamples"}},
+            id="an attainment no longer judged",
+        ),
+        pytest.param({"serviceLevel": {"samples": 1}, "replicas": 2}, {"replicas": 2}, id="a whole field removed"),
+        pytest.param(
+            {"capacity": {"variants": [{"name": "a"}, {"name": "b"}]}}, {"capacity": {"variants": []}}, id="a list"
+        ),
+        pytest.param({"metrics": {"waiting": 1.0}}, {"metrics": {}}, id="a map emptied"),
+    ],
+)
+def test_the_status_patch_turns_the_stored_status_into_the_new_one_at_any_depth(before, after) -> None:
+    patch = status.status_patch(before, after)
+    assert patch is not None
+    assert _merge(before, patch) == after
+    assert status.status_patch(after, after) is None
