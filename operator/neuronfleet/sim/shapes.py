@@ -19,13 +19,16 @@ and outages during which the type has no capacity at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
+from neuronfleet.errors import PlanError
 from neuronfleet.neuron import capacity, planner
 from neuronfleet.neuron.types import Plan
 from neuronfleet.neuron.variants import PRIMARY, PlannedVariant
-from neuronfleet.sim.profiles import EngineProfile
+from neuronfleet.sim import profiles
+from neuronfleet.sim.profiles import EngineProfile, derive
 
 __all__ = [
     "CONSOLIDATE_AFTER_SECONDS",
@@ -84,8 +87,36 @@ class ReplicaShape:
 
 
 def single(profile: EngineProfile, startup_seconds: float) -> ReplicaShape:
-    """The shape of a fleet that only knows its engine: one variant, one replica per node, no pool."""
-    return ReplicaShape(PRIMARY, profile, startup_seconds)
+    """The one shape of a fleet that only knows its engine: its nodes from the profile's plan.
+
+    A derived profile keeps the plan it came from; a calibrated one is planned as `capacity.plan_request`
+    plans it; an engine no planner knows (a test's) is one replica per node.
+    """
+    nodes, per_node, resource = _placement_of(profile)
+    return ReplicaShape(
+        PRIMARY,
+        profile,
+        startup_seconds,
+        nodes_per_replica=nodes,
+        replicas_per_node=per_node,
+        resource_name=resource,
+        derived=found.source if (found := profiles.derived(profile.name)) is not None else "",
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _placement_of(profile: EngineProfile) -> tuple[int, int, str]:
+    found = profiles.derived(profile.name)
+    if found is not None:
+        plan = found.plan
+    else:
+        try:
+            plan = planner.plan(capacity.plan_request(profile))
+        except (PlanError, ValueError, KeyError):
+            return 1, 1, ReplicaShape.resource_name
+    if plan.multi_node:
+        return plan.nodes_per_replica, 1, plan.resource_name
+    return 1, max(1, plan.replicas_per_node), plan.resource_name
 
 
 def cache_hit_startup_seconds(plan: Plan) -> int:
@@ -107,8 +138,8 @@ def shape_of(
     """A planned variant as the simulator runs it.
 
     The engine is the plan's capacity prior (`capacity.prior`: the calibrated curve where one exists, else
-    the roofline, then marked derived) unless `profile` is given; the startup is the cache-hit estimate
-    unless `startup_seconds` is given.
+    the roofline, then named and marked derived: `profiles.derive`) unless `profile` is given; the startup
+    is the cache-hit estimate unless `startup_seconds` is given.
     """
     plan = variant.plan
     derived = ""
@@ -117,6 +148,7 @@ def shape_of(
         profile = prior.profile
         if prior.source != "calibrated":
             derived = f"{prior.source} prior of the planner's {plan.instance_type} TP {plan.tensor_parallel_size} plan"
+            profile = derive(plan, None, derived).profile
     startup = float(cache_hit_startup_seconds(plan) if startup_seconds is None else startup_seconds)
     return ReplicaShape(
         name=variant.name,
