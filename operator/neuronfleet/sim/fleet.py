@@ -44,7 +44,7 @@ __all__ = ["ReplicaRecord", "SimResult", "simulate"]
 # instant then plans with them), free capacity next, observe last.
 _STEP, _READY, _CAPACITY, _SCRAPE, _SYNC = 0, 1, 2, 3, 4
 # Capacity events (the `a` of a _CAPACITY event; `b` is a node id or a pool index).
-_NODE_READY, _NODE_IDLE, _OUTAGE_START, _OUTAGE_END = 0, 1, 2, 3
+_NODE_READY, _NODE_IDLE, _OUTAGE_START, _OUTAGE_END, _ROUTER_TIMEOUT = 0, 1, 2, 3, 4
 _ARRIVAL_ORDER = -1
 _KEEP_SCRAPES_SECONDS = 900.0
 # A policy that never serves the last requests (e.g. stuck at zero replicas) must not hang the run.
@@ -85,6 +85,7 @@ class SimResult:
     shapes: tuple[ReplicaShape, ...] = ()  # the variants, primary first
     nodes: list[NodeRecord] = field(default_factory=list)  # every node, with capacity pools only
     retried: int = 0  # requests restarted because their replica's node was reclaimed
+    dropped: int = 0  # requests that found no ready replica for `router_timeout_seconds` (never served)
 
 
 def simulate(
@@ -93,19 +94,29 @@ def simulate(
     policy: FleetPolicy,
     *,
     startup_seconds: float,
-    initial_replicas: int = 1,
+    initial_replicas: int | Mapping[str, int] = 1,
     progress: Callable[[float, float], None] | None = None,
     shapes: Sequence[ReplicaShape] | None = None,
     pools: Mapping[str, Pool] | None = None,
+    router_timeout_seconds: float | None = None,
 ) -> SimResult:
     """Replay `trace` against a fleet scaled by `policy`; replicas present at t=0 start warm.
 
     `shapes` (primary first) replace the single shape of `profile` and `startup_seconds`; `pools` (by
     instance type) make capacity finite: replicas then wait for nodes (see the module docstring).
-    The warm replicas are the primary's, on nodes that exist at t=0.
+    `initial_replicas` is the primary's warm count, or a count per variant; warm replicas stand on
+    nodes that exist at t=0 (within the pools' caps).
+
+    `router_timeout_seconds`: a request that finds no ready replica waits at the router at most this
+    long, then fails (it is never served and misses its SLO; its first token and finish are inf). None:
+    it waits as long as it takes (a fleet scaling from zero, a buffering activator).
     """
     variants = tuple(shapes) if shapes else (single(profile, startup_seconds),)
-    return _Fleet(trace, variants, pools, policy, initial_replicas, progress).run()
+    if isinstance(initial_replicas, Mapping):
+        initial = {name: max(0, int(n)) for name, n in initial_replicas.items()}
+    else:
+        initial = {variants[0].name: max(0, int(initial_replicas))}
+    return _Fleet(trace, variants, pools, policy, initial, progress, router_timeout_seconds).run()
 
 
 class _Fleet:
@@ -115,10 +126,14 @@ class _Fleet:
         shapes: tuple[ReplicaShape, ...],
         pools: Mapping[str, Pool] | None,
         policy: FleetPolicy,
-        initial: int,
+        initial: Mapping[str, int],
         progress: Callable[[float, float], None] | None,
+        router_timeout: float | None = None,
     ) -> None:
         check_shapes(shapes)
+        unknown = set(initial) - {s.name for s in shapes}
+        if unknown:
+            raise ValueError(f"initial replicas for unknown variants: {sorted(unknown)}")
         self.shapes = shapes
         self.by_name = {s.name: s for s in shapes}
         self.primary = shapes[0]
@@ -128,7 +143,7 @@ class _Fleet:
         self.progress = progress
         self.nodes = Nodes(pools, shapes) if pools is not None else None
         # With several variants or finite capacity the view carries each variant's placement.
-        self.placement_view = self.nodes is not None or len(shapes) > 1
+        self.placement_view = self.nodes is not None or len(shapes) > 1 or getattr(policy, "wants_placement", False)
         self.requests = [SimRequest(i, r.arrival, r.prompt_tokens, r.output_tokens) for i, r in enumerate(trace)]
         self.trace_end = self.requests[-1].arrival if self.requests else 0.0
         self.heap: list[tuple[float, int, int, int, int]] = []
@@ -141,6 +156,9 @@ class _Fleet:
         self.waiting: dict[int, tuple[float, str]] = {}  # waiting for a node: since, scheduler's message
         self.replica_nodes: dict[int, tuple[NodeRecord, ...]] = {}
         self.backlog: deque[SimRequest] = deque()
+        self.router_timeout = router_timeout
+        self.backlogged: dict[int, float] = {}  # request index -> when it started waiting at the router
+        self.dropped = 0
         self.scrapes: deque[Scrape] = deque()
         self.asked: dict[str, int] = {s.name: 0 for s in shapes}  # each variant's Deployment spec.replicas
         self.desired = 0
@@ -151,20 +169,18 @@ class _Fleet:
         self.retried = 0
         if self.nodes is not None:
             for index, pool in enumerate(self.nodes.pools.values()):
-                warm = (
-                    self.nodes.nodes_for(self.primary, max(0, initial))
-                    if pool.instance_type == self.primary.instance_type
-                    else 0
-                )
+                shape = self.nodes.shapes[pool.instance_type]
+                warm = self.nodes.nodes_for(shape, initial.get(shape.name, 0))
                 for node in self.nodes.warm(pool.instance_type, warm + pool.initial_nodes, 0.0):
                     self._node_empty(node, 0.0)
                 for start, end in pool.outages:
                     self._push(start, _CAPACITY, _OUTAGE_START, index)
                     self._push(end, _CAPACITY, _OUTAGE_END, index)
-        for _ in range(max(0, initial)):
-            self._add_replica(0.0, self.primary, warm=True)
-        self.asked[self.primary.name] = max(0, initial)
-        self.desired = max(0, initial)
+        for shape in shapes:
+            for _ in range(initial.get(shape.name, 0)):
+                self._add_replica(0.0, shape, warm=True)
+            self.asked[shape.name] = initial.get(shape.name, 0)
+        self.desired = sum(self.asked.values())
         self._record_series(0.0)
 
     # -- event plumbing -------------------------------------------------------------------
@@ -216,7 +232,11 @@ class _Fleet:
         self.ready[rid] = engine
         self._record_series(now)
         while self.backlog:
-            self._route(self.backlog.popleft(), now)
+            request = self.backlog.popleft()
+            if request.dropped:
+                continue
+            self.backlogged.pop(request.index, None)
+            self._route(request, now)
 
     def _gone(self, rid: int, now: float) -> None:
         self.records[rid].gone = now
@@ -289,6 +309,9 @@ class _Fleet:
         self._push(now + delay, _CAPACITY, _NODE_IDLE, node.id * 1_000_000 + node.idle_version)
 
     def _on_capacity(self, what: int, which: int, now: float) -> None:
+        if what == _ROUTER_TIMEOUT:
+            self._time_out(which, now)
+            return
         assert self.nodes is not None
         if what == _NODE_READY:
             node = self.nodes.records[which]
@@ -305,6 +328,18 @@ class _Fleet:
             else:
                 self._bind_waiting(instance_type, now)
         self._record_series(now)
+
+    def _time_out(self, index: int, now: float) -> None:
+        """A request waited at the router `router_timeout` with no ready replica: it fails, unserved."""
+        since = self.backlogged.get(index)
+        if since is None or self.router_timeout is None or now < since + self.router_timeout - 1e-9:
+            return  # routed since, or waiting again from a later time
+        del self.backlogged[index]
+        request = self.requests[index]
+        request.dropped = True
+        request.first_token = request.finish = math.inf
+        self.dropped += 1
+        self.finished += 1
 
     def _reclaim(self, instance_type: str, now: float) -> None:
         """The type's nodes go: their replicas stop, requests retry, pods wait for a node again."""
@@ -358,6 +393,9 @@ class _Fleet:
     def _route(self, request: SimRequest, now: float) -> None:
         if not self.ready:
             self.backlog.append(request)
+            if self.router_timeout is not None:
+                self.backlogged[request.index] = now
+                self._push(now + self.router_timeout, _CAPACITY, _ROUTER_TIMEOUT, request.index)
             return
         best = min(self.ready.values(), key=lambda e: (e.outstanding, e.id))
         end = best.enqueue(request, now)
@@ -477,6 +515,7 @@ class _Fleet:
             shapes=self.shapes,
             nodes=list(self.nodes.records) if self.nodes is not None else [],
             retried=self.retried,
+            dropped=self.dropped,
         )
 
 

@@ -1,10 +1,11 @@
 """Scores of one simulated run: SLO attainment, latency percentiles, NeuronCore-hours, stability.
 
-Definitions follow reference/autoscaling.md section 3: a request meets the SLO iff its TTFT and
-its per-user token rate both do; attainment counts every arrival (none is dropped by the
-simulator); cost is NeuronCore-hours billed from requested (or, with finite capacity, from bound
-to its nodes) to gone, split into the startup share, each replica at its own variant's cores (a
-group's are all its nodes' cores); a flap is a scale-down followed by a scale-up within ten minutes.
+Definitions follow reference/autoscaling.md section 3: a request meets the SLO iff its TTFT and its
+per-user token rate both do; attainment counts every arrival (a request the router gave up on, with
+`router_timeout_seconds`, counts as missed); cost is NeuronCore-hours billed from requested (or,
+with finite capacity, from bound to its nodes) to gone, split into the startup share, each replica
+at its own variant's cores (a group's are all its nodes' cores); a flap is a scale-down followed by
+a scale-up within ten minutes.
 
 Node-hours by instance type, since types cost differently: with capacity pools, every node from
 launch to removal (idle and launching nodes included); without, the nodes the replicas occupy
@@ -54,6 +55,7 @@ class Report:
     horizon_seconds: float
     node_hours: tuple[tuple[str, float], ...] = ()  # (instance type, node-hours), primary's type first
     retried: int = 0  # requests restarted after their replica's node was reclaimed
+    dropped: int = 0  # requests that failed at the router (no replica ready in time): missed
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict."""
@@ -124,7 +126,7 @@ def summarize(result: SimResult, slo: Slo, *, oracle_core_hours: float | None = 
         decode = r.finish - r.first_token
         ok = slo.met(r.prompt_tokens, r.output_tokens, ttft, decode)
         ttfts.append(ttft)
-        if r.output_tokens > 1:
+        if r.output_tokens > 1 and not r.dropped:
             tpots.append(decode / (r.output_tokens - 1))
         met_total += ok
         bucket = windows.setdefault(int(r.arrival // WINDOW_SECONDS), [0, 0])
@@ -162,4 +164,5 @@ def summarize(result: SimResult, slo: Slo, *, oracle_core_hours: float | None = 
         horizon_seconds=result.horizon,
         node_hours=tuple(node_hours(result).items()),
         retried=result.retried,
+        dropped=result.dropped,
     )

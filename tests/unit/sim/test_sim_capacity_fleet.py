@@ -159,3 +159,25 @@ def test_a_pool_cap_that_cannot_hold_a_whole_group_launches_no_partial_group():
 def test_without_pools_a_group_occupies_its_nodes_for_node_hours():
     result = run(Steps(2, 2), None, shape=GROUP, initial=2)
     assert node_hours(result) == {"test": pytest.approx(2 * 4 * result.horizon / 3600.0)}
+
+
+def test_with_a_router_timeout_requests_finding_no_replica_fail_and_count_as_missed():
+    pools = {"test": Pool("test", outages=((100.0, 400.0),))}
+    trace = [request(t, 100, 2) for t in (50.0, 150.0, 405.0)]
+    result = simulate(
+        trace,
+        ROUND,
+        Steps(1, 1),
+        startup_seconds=60.0,
+        initial_replicas=1,
+        shapes=[SHARED],
+        pools=pools,
+        router_timeout_seconds=60.0,
+    )
+    early, lost, late = result.requests
+    assert math.isfinite(early.finish) and not early.dropped
+    assert lost.dropped and lost.first_token == math.inf  # nothing ready until 460 s: gave up at 210 s
+    assert not late.dropped and late.first_token >= 400.0 + 60.0  # waited for the new replica, within 60 s
+    report = summarize(result, Slo())
+    assert report.dropped == 1
+    assert report.attainment < 1.0
