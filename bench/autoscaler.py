@@ -138,15 +138,19 @@ def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun], Setup]
     found: list[tuple[int, ...]] = []
     rows = []
     for startup in sorted(startups, reverse=True):
-        best = opt.search(
-            _trace(key, traces, share),
-            _profile(True, name),
-            Slo(),
-            startup_seconds=startup,
-            goal=GOAL,
-            runs=runs,
-            candidates=found,
-        )
+        try:
+            best = opt.search(
+                _trace(key, traces, share),
+                _profile(True, name),
+                Slo(),
+                startup_seconds=startup,
+                goal=GOAL,
+                runs=runs,
+                candidates=found,
+            )
+        except RuntimeError:  # no schedule in the sweep reaches the goal (an engine too slow for the SLO)
+            rows.append({"trace": key, "startup": startup, "opt": None, "opt_attainment": None})
+            continue
         found.append(best.schedule)
         static = best.static_best
         rows.append(
