@@ -21,6 +21,7 @@ primary is asked for the whole demand and its waiting pods stop counting after t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Sequence
 
@@ -35,26 +36,16 @@ __all__ = ["CapacityAwarePolicy", "Tick"]
 _EPSILON = 1e-9
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class Tick:
     """One sync's allocation round trip, kept for tests and reports."""
 
-    __slots__ = ("after", "at", "before", "decided", "observed_current", "observed_ready")
-
-    def __init__(
-        self,
-        at: float,
-        before: fallback.Allocation,
-        observed_current: int,
-        observed_ready: int,
-        decided: int,
-        after: fallback.Allocation,
-    ) -> None:
-        self.at = at
-        self.before = before
-        self.observed_current = observed_current
-        self.observed_ready = observed_ready
-        self.decided = decided
-        self.after = after
+    at: float
+    before: fallback.Allocation  # the last decision over the variants, as the pods stand now
+    observed_current: int  # what the autoscaler saw as current replicas (capacity units)
+    observed_ready: int
+    decided: int
+    after: fallback.Allocation  # the new decision over the variants: each Deployment's replicas
 
 
 class CapacityAwarePolicy:
