@@ -10,7 +10,8 @@ outstanding requests (lowest id on ties); with no ready replica, arrivals wait a
 Capacity (optional, `pools`): replicas then need nodes (`sim.nodes`). A replica that fits no
 node waits for one, Unschedulable, and neither serves nor bills until it is bound; its startup
 runs from the bind. Scale-down removes waiting replicas first (a ReplicaSet deletes unassigned
-pods first), then starting, then ready ones. An outage reclaims its type's nodes: the replicas on
+pods first, then not-ready ones: kubernetes pkg/controller/controller_utils.go ActivePods), then
+starting, then ready ones. An outage reclaims its type's nodes: the replicas on
 them stop, their in-flight requests are retried from the start at the router (the gateway's
 retry; the request keeps its arrival time, so the retry counts against its SLO), and each
 stopped replica's pod is replaced by one waiting for a node (the ReplicaSet keeps its count).

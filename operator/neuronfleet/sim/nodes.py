@@ -6,7 +6,9 @@ counts:
 
 - a node of a type offers `replicas_per_node` replica slots (one for a group pod, which takes the whole
   node's devices); a single-node replica binds to the first registered node of its type with a free slot
-  (first fit in launch order, as the emulator's scheduler picks the first fitting node), a group binds when
+  (first fit in launch order, as the emulator's scheduler picks the first fitting node; the real default
+  scoring, NodeResourcesFit LeastAllocated, spreads pods instead, which leaves fewer nodes empty for
+  consolidation [simplification]), a group binds when
   `nodes_per_replica` empty registered nodes of its type exist, all at once [simplification: a
   LeaderWorkerSet schedules its pods one by one, so a real group can hold part of its nodes while it
   waits for the rest; here it waits holding none];
