@@ -20,7 +20,16 @@ the oracle's warm fleet at t=0.
 
 Prints figures; asserts nothing. Two worker processes. `--quick`: two startups, half the sweeps, seed 1.
 
+`--profile` runs another engine. `llama-3.1-405b-trn1-tp128-derived` is Llama-3.1-405B as
+examples/llama31-405b-trn1-lws.yaml plans it: every replica a group of 4 trn1.32xlarge (128 NeuronCores,
+billed whole from requested to gone), scaled by whole groups, its engine the roofline prior of that plan
+(`sim.profiles`: derived, not calibrated). A group serves 8 sequences, so its traces are thinned to
+`--share` of their requests (default 0.25 for it: a few groups, where whole-group steps cost the most),
+and its startups are 420 s and 1200 s (ai-on-eks: "up to 20 minutes to compile and load" a 405B group,
+reference/anchors.md; the planner's own cache-hit estimate, about 66 minutes, is longer than the traces).
+
 Usage: python bench/autoscaler.py [--quick] [--seeds 1,2] [--traces DIR] [--json FILE]
+       python bench/autoscaler.py --profile llama-3.1-405b-trn1-tp128-derived [--share 0.25]
 """
 
 from __future__ import annotations
@@ -37,11 +46,12 @@ from neuronfleet.sim import adapter, opt, workloads
 from neuronfleet.sim.fleet import simulate
 from neuronfleet.sim.oracle import plan_oracle
 from neuronfleet.sim.policies import BASELINES, sweep_targets
-from neuronfleet.sim.profiles import EngineProfile, get_profile
+from neuronfleet.sim.profiles import EngineProfile, derived, get_profile
 from neuronfleet.sim.report import summarize
 from neuronfleet.sim.runner import run_policy
+from neuronfleet.sim.shapes import single
 from neuronfleet.sim.slo import Slo
-from neuronfleet.sim.trace import TraceRequest, read_trace
+from neuronfleet.sim.trace import TraceRequest, read_trace, thin
 
 _HERE = Path(__file__).resolve().parents[1]
 # The shared traces sit beside the main checkout (../shared) or beside the worktrees' parent (../../shared).
@@ -55,19 +65,28 @@ GOAL = 0.99
 WARMUP_SECONDS = 300.0
 VARIANTS = ("slo", "open-loop", "hold", "roofline")
 PROFILE = "llama-3.1-8b-trn2-tp4"
+GROUP_PROFILE = "llama-3.1-405b-trn1-tp128-derived"
+STARTUPS_BY_PROFILE = {GROUP_PROFILE: (420.0, 1200.0)}
+SHARE_BY_PROFILE = {GROUP_PROFILE: 0.25}
+THIN_SEED = 1
+
+# Which engine and how much of each trace: (profile name, share of requests kept); every job carries it.
+Setup = tuple[str, float]
 
 
 @functools.lru_cache(maxsize=16)
-def _trace(key: str, traces: str) -> tuple[TraceRequest, ...]:
-    """An Azure trace by name, or a generated family as 'family:seed'."""
+def _trace(key: str, traces: str, share: float = 1.0) -> tuple[TraceRequest, ...]:
+    """An Azure trace by name, or a generated family as 'family:seed', thinned to `share` of its requests."""
     if key in AZURE:
-        return read_trace(Path(traces) / AZURE[key])
-    family, _, seed = key.partition(":")
-    return workloads.generate(family, int(seed))
+        full = read_trace(Path(traces) / AZURE[key])
+    else:
+        family, _, seed = key.partition(":")
+        full = workloads.generate(family, int(seed))
+    return full if share >= 1.0 else thin(full, share, seed=THIN_SEED)
 
 
-def _profile(planned: bool) -> EngineProfile:
-    profile = get_profile(PROFILE)
+def _profile(planned: bool, name: str = PROFILE) -> EngineProfile:
+    profile = get_profile(name)
     return adapter.deployed_profile(profile, Slo()) if planned else profile
 
 
@@ -79,12 +98,12 @@ def _warm(requests: list, slo: Slo) -> float:
     return met / len(late) if late else 1.0
 
 
-def _policy_job(job: tuple[str, str, float, str, float | None]) -> dict[str, object]:
-    key, traces, startup, kind, target = job
-    trace = _trace(key, traces)
+def _policy_job(job: tuple[str, str, float, str, float | None, Setup]) -> dict[str, object]:
+    key, traces, startup, kind, target, (name, share) = job
+    trace = _trace(key, traces, share)
     slo = Slo()
     if kind in VARIANTS:
-        profile = _profile(True)
+        profile = _profile(True, name)
         plan = plan_oracle(trace, profile, slo, startup)
         policy = adapter.NeuronfleetPolicy(profile, slo, startup_seconds=startup, target_scale=target, variant=kind)
         result = simulate(
@@ -92,7 +111,7 @@ def _policy_job(job: tuple[str, str, float, str, float | None]) -> dict[str, obj
         )
         report = summarize(result, slo, oracle_core_hours=plan.lbl_core_hours)
     else:
-        profile = _profile(False)
+        profile = _profile(False, name)
         run = run_policy(trace, profile, kind, startup_seconds=startup, target=target, planned_engine=False)
         result, report = run.result, run.report
         plan = run.plan
@@ -108,20 +127,30 @@ def _policy_job(job: tuple[str, str, float, str, float | None]) -> dict[str, obj
     }
 
 
-def _static_job(job: tuple[str, str]) -> tuple[str, list[opt.StaticRun]]:
-    key, traces = job
-    return key, opt.static_runs(_trace(key, traces), _profile(True), Slo(), goal=GOAL)
+def _static_job(job: tuple[str, str, Setup]) -> tuple[str, list[opt.StaticRun]]:
+    key, traces, (name, share) = job
+    return key, opt.static_runs(_trace(key, traces, share), _profile(True, name), Slo(), goal=GOAL)
 
 
-def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun]]) -> list[dict[str, object]]:
+def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun], Setup]) -> list[dict[str, object]]:
     """OPT for every startup of one trace, longest first: each answer is a candidate for the shorter ones."""
-    key, traces, startups, runs = job
+    key, traces, startups, runs, (name, share) = job
     found: list[tuple[int, ...]] = []
     rows = []
     for startup in sorted(startups, reverse=True):
-        best = opt.search(
-            _trace(key, traces), _profile(True), Slo(), startup_seconds=startup, goal=GOAL, runs=runs, candidates=found
-        )
+        try:
+            best = opt.search(
+                _trace(key, traces, share),
+                _profile(True, name),
+                Slo(),
+                startup_seconds=startup,
+                goal=GOAL,
+                runs=runs,
+                candidates=found,
+            )
+        except RuntimeError:  # no schedule in the sweep reaches the goal (an engine too slow for the SLO)
+            rows.append({"trace": key, "startup": startup, "opt": None, "opt_attainment": None})
+            continue
         found.append(best.schedule)
         static = best.static_best
         rows.append(
@@ -136,6 +165,24 @@ def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun]]) -> li
             }
         )
     return rows
+
+
+def _shape_line(profile: EngineProfile, share: float) -> str:
+    """What one replica is and bills, and where its engine comes from."""
+    shape = single(profile, 0.0)
+    found = derived(profile.name)
+    where = f"engine derived: {found.source}" if found else "engine calibrated"
+    if shape.is_group:
+        per_node = profile.cores // shape.nodes_per_replica
+        unit = (
+            f"a replica is a group of {shape.nodes_per_replica} {profile.instance_type} ({profile.cores} NeuronCores, "
+            f"{per_node} per node: node-hours = NC-h / {per_node})"
+        )
+    else:
+        packing = f"{shape.replicas_per_node} per node"
+        unit = f"a replica is {profile.cores} NeuronCores of a {profile.instance_type} ({packing})"
+    thinned = f"; traces thinned to {share:.0%} of their requests" if share < 1.0 else ""
+    return f"{unit}; {where}{thinned}"
 
 
 def _keys(args: argparse.Namespace) -> list[str]:
@@ -209,24 +256,30 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated trace keys (code, conv, family:seed) to run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="also write every run to this file")
+    parser.add_argument("--profile", default=PROFILE, help=f"engine profile (default {PROFILE}; or {GROUP_PROFILE})")
+    parser.add_argument("--share", type=float, help="keep this share of each trace's requests (default: per profile)")
     args = parser.parse_args()
     keys = _keys(args)
     if args.only:
         keys = [k for k in keys if k in set(args.only.split(","))]
-    startups = (60.0, 420.0) if args.quick else STARTUPS
-    slo, profile = Slo(), get_profile(PROFILE)
-    jobs: list[tuple[str, str, float, str, float | None]] = []
+    full = STARTUPS_BY_PROFILE.get(args.profile, STARTUPS)
+    startups = (full[0], full[-1]) if args.quick and len(full) > 2 else full
+    if args.quick and args.profile not in STARTUPS_BY_PROFILE:
+        startups = (60.0, 420.0)
+    slo, profile = Slo(), get_profile(args.profile)
+    setup: Setup = (args.profile, args.share if args.share is not None else SHARE_BY_PROFILE.get(args.profile, 1.0))
+    jobs: list[tuple[str, str, float, str, float | None, Setup]] = []
     for key in keys:
         for startup in startups:
-            jobs += [(key, args.traces, startup, variant, None) for variant in VARIANTS]
+            jobs += [(key, args.traces, startup, variant, None, setup) for variant in VARIANTS]
             for name in BASELINES:
                 targets = sweep_targets(name, profile, slo)
-                jobs += [(key, args.traces, startup, name, t) for t in (targets[::2] if args.quick else targets)]
+                jobs += [(key, args.traces, startup, name, t, setup) for t in (targets[::2] if args.quick else targets)]
     started = time.monotonic()
     with multiprocessing.Pool(args.workers) as pool:
-        statics = dict(pool.imap_unordered(_static_job, [(k, args.traces) for k in keys]))
+        statics = dict(pool.imap_unordered(_static_job, [(k, args.traces, setup) for k in keys]))
         print(f"static sweeps done, {time.monotonic() - started:.0f} s", file=sys.stderr)
-        opt_jobs = [(k, args.traces, startups, statics[k]) for k in keys]
+        opt_jobs = [(k, args.traces, startups, statics[k], setup) for k in keys]
         opts = [row for rows in pool.imap_unordered(_opt_job, opt_jobs) for row in rows]
         print(f"OPT done, {time.monotonic() - started:.0f} s", file=sys.stderr)
         rows = []
@@ -235,10 +288,11 @@ def main() -> int:
             if done % 50 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} runs, {time.monotonic() - started:.0f} s", file=sys.stderr)
     print(
-        f"profile {PROFILE}; SLO: TTFT <= {slo.ttft_base:g} s + prompt/{slo.ttft_tokens_per_second:g} tok/s, "
+        f"profile {args.profile}; SLO: TTFT <= {slo.ttft_base:g} s + prompt/{slo.ttft_tokens_per_second:g} tok/s, "
         f">= {slo.min_tokens_per_second:g} tok/s per user; goal {GOAL:.0%} attainment. NC-h: NeuronCore-hours. "
         f"{len(jobs)} policy runs in {time.monotonic() - started:.0f} s"
     )
+    print(_shape_line(profile, setup[1]))
     print(_tables(rows, opts))
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "opt": opts}, indent=1, default=str))

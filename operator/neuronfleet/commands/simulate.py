@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--profile",
         default="llama-3.1-8b-trn2-tp4",
-        help="engine profile: llama-3.1-8b-trn2-tp4 (default) or llama-3.3-70b-trn2-tp64",
+        help="engine profile: llama-3.1-8b-trn2-tp4 (default), llama-3.3-70b-trn2-tp64, or a roofline-derived "
+        "one: llama-3.1-405b-trn1-tp128-derived (a group of 4 trn1.32xlarge), llama-3.1-8b-trn1-tp8-derived, "
+        "llama-3.1-8b-inf2-tp4-derived",
     )
     parser.add_argument(
         "--policy",
@@ -113,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
 
         plot_run(run, args.plot)
     report = run.report.as_dict()
+    report["node_hours"] = {name: round(hours, 2) for name, hours in run.report.node_hours}
     report["lb0_core_hours"] = run.plan.lb0_core_hours
     report["trace"] = f"{args.workload} (seed {args.seed})" if args.workload else args.trace
     report["slo"] = {

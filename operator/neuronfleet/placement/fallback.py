@@ -22,10 +22,12 @@ that into replicas per variant Deployment, level-based, from what the pods show 
 5. What the autoscaler counts as current capacity: the replicas each variant holds once scaled to
    its target, stale pods left out, weighted by units; ready, starting, waiting and not-yet-stale
    unschedulable replicas all count as capacity that is or will be there, as the starting-replicas
-   guard expects. Because each variant covers the units left uncovered, the allocation always asks
-   for at least the demand, and the count never double counts a primary replica and the fallback
-   replacing it. The controller calls `allocate` with the count it asked for last to get the
-   autoscaler's `current_replicas`, decides, then calls it again with the new decision.
+   guard expects. Fallback replicas kept only while the primary's replacements start (step 4) are
+   left out: those replacements count already. Because each variant covers the units left uncovered,
+   the allocation always asks for at least the demand, and the count never double counts a primary
+   replica and the fallback replacing it. The controller calls `allocate` with the count it asked
+   for last to get the autoscaler's `current_replicas`, decides, then calls it again with the new
+   decision.
 
 Units left unplaced after the last variant are the capacity the fleet lacks
 (`CapacityAvailable=False/InsufficientNeuronCapacity`, ScalingLimited `LimitedByCapacity`).
@@ -131,7 +133,7 @@ def allocate(
         )
         old = tuple(p for p in seen.unschedulable if p.waited_seconds(now) >= cutoff)
         if index == 0:
-            target = _ceil(desired_units / units)
+            target = up = _ceil(desired_units / units)
         else:
             up = _ceil(uncovered / units)
             keep = min(seen.asked, _ceil(unready / units))
@@ -143,7 +145,9 @@ def allocate(
         replicas[variant.name] = target
         uncovered -= units * (target - stale_count)
         unready -= units * min(seen.ready, target)
-        current += units * (target - stale_count)
+        # Replicas kept only while earlier variants' replicas start (draining back) are not capacity on its
+        # way: the replicas replacing them already count, and they go once those are ready.
+        current += units * max(0, min(target, up) - stale_count)
         ready += units * seen.ready
     delete = tuple(
         v.name

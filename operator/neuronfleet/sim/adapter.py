@@ -21,7 +21,7 @@ from neuronfleet.autoscale import defaults, history, slo_policy, slo_targets, ty
 from neuronfleet.autoscale import service_level as measured
 from neuronfleet.autoscale import step as step_module
 from neuronfleet.neuron import capacity, planner
-from neuronfleet.sim import answers
+from neuronfleet.sim import answers, profiles
 from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
@@ -72,9 +72,12 @@ def deployed_profile(profile: EngineProfile, slo: Slo | None) -> EngineProfile:
 
     With an SLO in the spec the planner cuts the chunked-prefill budget (`--max-num-batched-tokens`)
     so prefill chunks cannot stall decodes past the per-user rate; the simulated replicas then run
-    with that budget, exactly as the rendered pods would. Without one, or for a profile that is not
-    a calibrated one (a test's hand-made engine), the profile is unchanged.
+    with that budget, exactly as the rendered pods would. A derived profile (`sim.profiles`) is the
+    roofline of its plan re-planned for the SLO. Without an SLO, or for a profile that is neither
+    (a test's hand-made engine), the profile is unchanged.
     """
+    if slo is not None and (found := profiles.derived(profile.name)) is not None:
+        return found.deployed(slo.min_tokens_per_second)  # a derived shape: its plan re-planned for the SLO
     if slo is None or capacity.find(profile.model, profile.instance_type, profile.tensor_parallel_size) is None:
         return profile
     request = capacity.plan_request(profile, slo_tokens_per_second=slo.min_tokens_per_second)
@@ -157,10 +160,14 @@ def observation(view: FleetView, now: float) -> types.Observation:
 
 def _prior(profile: EngineProfile, variant: str) -> capacity.Prior:
     """What the operator's SLO path starts from for this shape: its calibration, or (variant "roofline")
-    the roofline of the plan a user would get for it."""
+    the roofline of the plan a user would get for it; a derived shape's roofline in any case."""
     if variant == "roofline" and capacity.find(profile.model, profile.instance_type, profile.tensor_parallel_size):
         plan = planner.plan(capacity.plan_request(profile, max_num_batched_tokens=profile.max_num_batched_tokens))
         return capacity.Prior(capacity.roofline(plan), "roofline", capacity.ROOFLINE_UNCERTAINTY)
+    if profiles.is_derived(profile):
+        # The operator's prior for an uncalibrated plan is that plan's roofline, which is what the derived
+        # engine is: the prior's curve is right, and the operator still holds it with a roofline's doubt.
+        return capacity.Prior(profile, "roofline", capacity.ROOFLINE_UNCERTAINTY)
     return capacity.Prior(profile, "calibrated", capacity.CALIBRATED_UNCERTAINTY)
 
 

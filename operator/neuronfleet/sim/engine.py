@@ -45,6 +45,7 @@ class SimRequest:
     decode_start_step: int = 0  # replica step count when its first token came out
     enqueued: float = NAN  # arrival at the replica (vLLM's arrival time)
     admitted: float = NAN  # first prefill chunk scheduled (vLLM's scheduled time: the end of its queue time)
+    dropped: bool = False  # failed at the router: no replica was ready in time (never served)
 
 
 @dataclass(eq=False)

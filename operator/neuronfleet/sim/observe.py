@@ -8,14 +8,17 @@ API server reports. The query helpers mirror the PromQL the real deployments use
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from neuronfleet.placement.replicas import VariantObservation
 from neuronfleet.sim.histograms import Snapshot
 
 __all__ = [
+    "EPOCH",
     "FleetView",
     "ReplicaSample",
     "Scrape",
@@ -54,14 +57,21 @@ class Scrape:
     draining: dict[int, ReplicaSample] = field(default_factory=dict)
 
 
+EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+"""Wall-clock time of simulated t=0, for the operator's functions that take datetimes (placement)."""
+
+
 @dataclass
 class FleetView:
     """What a policy sees at a sync: recent scrapes plus the API server's replica counts."""
 
     scrapes: deque[Scrape]
-    current_replicas: int  # desired count last written (the Deployment's spec.replicas)
+    current_replicas: int  # desired count last written (the Deployment's spec.replicas; all variants)
     ready_replicas: int
-    starting_replicas: int
+    starting_replicas: int  # requested and not ready: starting, or waiting for a node
+    # Each variant's Deployment and pods, as placement.replicas.observe reads them (with variants or
+    # finite capacity; None otherwise).
+    placement: Mapping[str, VariantObservation] | None = None
 
 
 def sum_rate(scrapes: Iterable[Scrape], now: float, window: float, field: str) -> float | None:

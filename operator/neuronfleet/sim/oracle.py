@@ -29,7 +29,7 @@ from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
 from neuronfleet.sim.trace import TraceRequest
 
-__all__ = ["SMOOTH_SECONDS", "OraclePlan", "OraclePolicy", "demand", "layered_plan", "plan_oracle"]
+__all__ = ["SMOOTH_SECONDS", "OraclePlan", "OraclePolicy", "demand", "fluid_demand", "layered_plan", "plan_oracle"]
 
 BIN_SECONDS = 1.0
 # Optional averaging of the fluid need before rounding (1 bin = none). Work may move inside its
@@ -62,6 +62,11 @@ def demand(
     trace: Sequence[TraceRequest], profile: EngineProfile, slo: Slo, *, smooth_seconds: float = SMOOTH_SECONDS
 ) -> list[int]:
     """N*(t): replicas needed in each one-second bin (the fluid bound, averaged, rounded up)."""
+    return [math.ceil(v - 1e-9) for v in _smooth(fluid_demand(trace, profile, slo), int(smooth_seconds / BIN_SECONDS))]
+
+
+def fluid_demand(trace: Sequence[TraceRequest], profile: EngineProfile, slo: Slo) -> list[float]:
+    """The fluid need per one-second bin before rounding: replicas of `profile`, fractional."""
     if not trace:
         return []
     r_min = slo.min_tokens_per_second
@@ -95,7 +100,7 @@ def demand(
         fast = fast_run + fast_part[i]
         p = p_run + p_part[i]
         fluid.append(max(fast / batch_cap, (profile.beta * r_min * slow + profile.gamma * p) / share))
-    return [math.ceil(v - 1e-9) for v in _smooth(fluid, int(smooth_seconds / BIN_SECONDS))]
+    return fluid
 
 
 def _smooth(values: list[float], width: int) -> list[float]:

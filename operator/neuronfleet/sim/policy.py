@@ -6,6 +6,7 @@ fleet only through `FleetView`; their formulas live in pure functions beside the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from neuronfleet.sim.observe import FleetView
@@ -20,6 +21,7 @@ class FleetPolicy(Protocol):
     sync_seconds: float  # how often `desired` runs (HPA 15 s, KPA tick 2 s, ...)
     scrape_seconds: float  # how often the replicas' metrics are sampled for this policy
 
-    def desired(self, view: FleetView, now: float) -> int:
-        """The replica count to write now (min/max already applied)."""
+    def desired(self, view: FleetView, now: float) -> int | Mapping[str, int]:
+        """The replica count to write now (min/max already applied): the primary's, or one per variant
+        (a variant left out keeps its count)."""
         ...

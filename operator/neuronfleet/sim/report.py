@@ -1,9 +1,15 @@
 """Scores of one simulated run: SLO attainment, latency percentiles, NeuronCore-hours, stability.
 
-Definitions follow reference/autoscaling.md section 3: a request meets the SLO iff its TTFT and
-its per-user token rate both do; attainment counts every arrival (none is dropped by the
-simulator); cost is NeuronCore-hours billed from requested to gone, split into the startup share;
-a flap is a scale-down followed by a scale-up within ten minutes.
+Definitions follow reference/autoscaling.md section 3: a request meets the SLO iff its TTFT and its
+per-user token rate both do; attainment counts every arrival (a request the router gave up on, with
+`router_timeout_seconds`, counts as missed); cost is NeuronCore-hours billed from requested (or,
+with finite capacity, from bound to its nodes) to gone, split into the startup share, each replica
+at its own variant's cores (a group's are all its nodes' cores); a flap is a scale-down followed by
+a scale-up within ten minutes.
+
+Node-hours by instance type, since types cost differently: with capacity pools, every node from
+launch to removal (idle and launching nodes included); without, the nodes the replicas occupy
+(a group's N nodes, a share of a node for replicas that share one).
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from neuronfleet.sim import nodes
 from neuronfleet.sim.fleet import SimResult
 from neuronfleet.sim.slo import Slo
 
-__all__ = ["FLAP_SECONDS", "WINDOW_SECONDS", "Report", "core_hours", "percentile", "summarize"]
+__all__ = ["FLAP_SECONDS", "WINDOW_SECONDS", "Report", "core_hours", "node_hours", "percentile", "summarize"]
 
 WINDOW_SECONDS = 300.0
 FLAP_SECONDS = 600.0
@@ -46,6 +53,9 @@ class Report:
     flaps_per_hour: float
     peak_replicas: int
     horizon_seconds: float
+    node_hours: tuple[tuple[str, float], ...] = ()  # (instance type, node-hours), primary's type first
+    retried: int = 0  # requests restarted after their replica's node was reclaimed
+    dropped: int = 0  # requests that failed at the router (no replica ready in time): missed
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict."""
@@ -61,16 +71,36 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def core_hours(result: SimResult) -> tuple[float, float]:
-    """(total, startup share) of NeuronCore-hours, each replica billed requested -> gone."""
-    cores = result.profile.cores
+    """(total, startup share) of NeuronCore-hours, each replica billed bound -> gone at its cores."""
+    default = result.profile.cores
     total = 0.0
     startup = 0.0
     for rec in result.replicas:
+        if rec.bound is None:
+            continue  # never got a node: nothing ran, nothing billed
+        cores = rec.cores or default
         end = result.horizon if rec.gone is None else min(rec.gone, result.horizon)
         ready = rec.ready if rec.ready is not None else end
-        total += max(0.0, end - rec.requested)
-        startup += max(0.0, min(ready, end) - rec.requested)
-    return cores * total / 3600.0, cores * startup / 3600.0
+        total += cores * max(0.0, end - rec.bound)
+        startup += cores * max(0.0, min(ready, end) - rec.bound)
+    return total / 3600.0, startup / 3600.0
+
+
+def node_hours(result: SimResult) -> dict[str, float]:
+    """Node-hours per instance type (see the module docstring), the primary's type first."""
+    if result.nodes:
+        billed = nodes.node_hours(result.nodes, result.horizon)
+    else:
+        share = {s.name: (s.instance_type, s.node_share) for s in result.shapes}
+        billed = {}
+        for rec in result.replicas:
+            if rec.bound is None or rec.variant not in share:
+                continue
+            instance_type, part = share[rec.variant]
+            end = result.horizon if rec.gone is None else min(rec.gone, result.horizon)
+            billed[instance_type] = billed.get(instance_type, 0.0) + part * max(0.0, end - rec.bound) / 3600.0
+    order = [s.instance_type for s in result.shapes]
+    return dict(sorted(billed.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def _flaps(decisions: list[tuple[float, int, int]]) -> int:
@@ -96,7 +126,7 @@ def summarize(result: SimResult, slo: Slo, *, oracle_core_hours: float | None = 
         decode = r.finish - r.first_token
         ok = slo.met(r.prompt_tokens, r.output_tokens, ttft, decode)
         ttfts.append(ttft)
-        if r.output_tokens > 1:
+        if r.output_tokens > 1 and not r.dropped:
             tpots.append(decode / (r.output_tokens - 1))
         met_total += ok
         bucket = windows.setdefault(int(r.arrival // WINDOW_SECONDS), [0, 0])
@@ -132,4 +162,7 @@ def summarize(result: SimResult, slo: Slo, *, oracle_core_hours: float | None = 
         flaps_per_hour=flaps / hours,
         peak_replicas=peak,
         horizon_seconds=result.horizon,
+        node_hours=tuple(node_hours(result).items()),
+        retried=result.retried,
+        dropped=result.dropped,
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["TraceRequest", "read_azure_csv", "read_jsonl", "read_trace", "scale_rate"]
+__all__ = ["TraceRequest", "merge", "read_azure_csv", "read_jsonl", "read_trace", "scale_rate", "thin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,21 @@ def scale_rate(trace: tuple[TraceRequest, ...], factor: float) -> tuple[TraceReq
     if factor <= 0:
         raise ValueError("rate scale must be positive")
     return tuple(TraceRequest(r.arrival / factor, r.prompt_tokens, r.output_tokens) for r in trace)
+
+
+def thin(trace: Sequence[TraceRequest], share: float, *, seed: int = 0) -> tuple[TraceRequest, ...]:
+    """Keep each request with probability `share` (drawn from `seed`): the rate times `share`, same shape.
+
+    Why: a fleet of large replicas (a 405B group serves a few requests at a time, on four nodes) needs a
+    lighter load than the traces sized for an 8B fleet, with the same burst shape and duration;
+    independent thinning keeps a Poisson process Poisson and every burst where it was.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    rng = random.Random(seed)
+    return tuple(r for r in trace if rng.random() < share)
+
+
+def merge(*traces: Sequence[TraceRequest]) -> tuple[TraceRequest, ...]:
+    """Superpose traces on one clock (e.g. several seeds of a workload family: the rate times N)."""
+    return tuple(sorted((r for t in traces for r in t), key=lambda r: r.arrival))

@@ -103,6 +103,18 @@ def test_draining_back_keeps_the_fallback_until_the_primary_is_ready():
     assert "trn1-32xlarge" in gone.delete
 
 
+def test_draining_back_counts_the_primarys_starting_replicas_not_the_fallback_kept_for_them():
+    # After an outage the primary's 4 replicas start while trn1's 6 (4.14 units) still serve: the
+    # autoscaler's current capacity is the demand, not the demand twice.
+    result = allocate(4, obs(asked=4, starting=4), obs("trn1-32xlarge", asked=6, ready=6))
+    assert result.replicas["trn1-32xlarge"] == 6, "kept until the primary is ready"
+    assert result.current_replicas == 4
+    assert result.ready_units == pytest.approx(6 * 0.69)
+    half = allocate(4, obs(asked=4, ready=2, starting=2), obs("trn1-32xlarge", asked=6, ready=6))
+    assert half.replicas["trn1-32xlarge"] == 3
+    assert half.current_replicas == 4
+
+
 def test_a_falling_demand_drops_the_stale_primary_pods_before_adding_fallback():
     result = allocate(2, obs(asked=4, ready=2, stuck=waiting_since(20, 2)), obs("trn1-32xlarge", asked=3, ready=3))
     assert result.replicas == {"primary": 2, "trn1-32xlarge": 0, "inf2-48xlarge": 0}

@@ -75,3 +75,23 @@ def test_the_shared_azure_traces_read_completely(name, rows):
     assert trace[0].arrival == 0.0
     assert all(a.arrival <= b.arrival for a, b in itertools.pairwise(trace))
     assert 3400 < trace[-1].arrival < 3510
+
+
+def test_thinning_keeps_about_the_share_in_order_and_the_same_seed_keeps_the_same_requests():
+    from neuronfleet.sim.trace import TraceRequest, thin
+
+    trace = tuple(TraceRequest(float(i), 10, 10) for i in range(4000))
+    kept = thin(trace, 0.25, seed=3)
+    assert 900 < len(kept) < 1100
+    assert list(kept) == sorted(kept, key=lambda r: r.arrival)
+    assert kept == thin(trace, 0.25, seed=3) != thin(trace, 0.25, seed=4)
+    with pytest.raises(ValueError, match="share"):
+        thin(trace, 0.0)
+
+
+def test_merging_superposes_traces_on_one_clock():
+    from neuronfleet.sim.trace import TraceRequest, merge
+
+    a = (TraceRequest(0.0, 1, 1), TraceRequest(2.0, 1, 1))
+    b = (TraceRequest(1.0, 2, 2),)
+    assert [r.arrival for r in merge(a, b)] == [0.0, 1.0, 2.0]
