@@ -53,16 +53,6 @@ __all__ = ["METRICS", "FakeVllmReplica", "Service"]
 METRICS = ("running", "waiting", "kv_cache_usage", "generation_tokens", "prompt_tokens", "histograms")
 """Names accepted by `omit=` (to simulate a replica or version that lacks a series)."""
 
-_HELP = {
-    "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
-    "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
-    "request_time_per_output_token_seconds": "Histogram of time_per_output_token_seconds per request.",
-    "request_queue_time_seconds": "Histogram of time spent in WAITING phase for request.",
-    "request_prefill_time_seconds": "Histogram of time spent in PREFILL phase for request.",
-    "request_prompt_tokens": "Number of prefill tokens processed.",
-    "iteration_tokens_total": "Histogram of number of tokens per engine_step.",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Service:
@@ -93,7 +83,7 @@ class _HistogramCollector:
             r._advance()
             snapshots = {name: h.snapshot() for name, h in r._histograms.items()}
         for name, snap in snapshots.items():
-            family = HistogramMetricFamily(f"vllm:{name}", _HELP[name], labels=("model_name", "engine"))
+            family = HistogramMetricFamily(f"vllm:{name}", vllm_histograms.HELP[name], labels=("model_name", "engine"))
             bounds = [*(repr(float(b)) for b in snap.bounds), "+Inf"]
             family.add_metric(
                 [r.model_name, r.engine], buckets=list(zip(bounds, snap.cumulative, strict=True)), sum_value=snap.sum

@@ -13,6 +13,8 @@ import contextlib
 import copy
 import socket
 import threading
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ __all__ = [
     "OperatorThread",
     "alternations",
     "free_port",
+    "http_text",
     "load_crd",
     "make_md",
     "operator_config",
+    "scraped_replica",
     "writes",
 ]
 
@@ -194,6 +198,33 @@ class Cluster:
             for e in items
             if e.involved_object is not None and e.involved_object.name == name
         ]
+
+
+def scraped_replica(
+    start_replica: Callable[..., Any],
+    start_prometheus: Callable[..., Any],
+    *,
+    scrape_seconds: float,
+    prepare: Callable[[Any], None] = lambda replica: None,
+) -> tuple[Any, Any]:
+    """A fake vLLM replica of fleet ml/llama (`prepare` sets its load before the first scrape), labelled as
+    a PodMonitor labels it, and a real Prometheus scraping it; returns once two scrapes are in."""
+    from e2e import prometheus_support
+    from neuronfleet.demo.prometheus import pod_target_labels
+
+    replica = start_replica()
+    prepare(replica)
+    pod = {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
+    target = prometheus_support.Target(replica.address, pod_target_labels("ml", "llama-0", pod))
+    server = start_prometheus([target], scrape_interval=f"{scrape_seconds:g}s")
+    server.wait_for_scrapes(2)
+    return replica, server
+
+
+def http_text(url: str) -> str:
+    """GET a page of the operator (its metrics, its health) as text."""
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
 
 
 def writes(emu: ThreadedEmulator) -> int:

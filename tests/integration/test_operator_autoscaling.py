@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import datetime
 import time
-import urllib.request
 from collections.abc import Callable
 
 import pytest
 from emulator_support import enable_cluster, enable_controllers
-from operator_support import Cluster, OperatorThread, alternations, make_md
+from operator_support import Cluster, OperatorThread, alternations, http_text, make_md, scraped_replica
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
 from neuronfleet.controller.state import FleetKey
-from neuronfleet.demo.prometheus import pod_target_labels
 from support.waits import wait_for
 
 pytestmark = pytest.mark.prometheus
@@ -44,21 +42,10 @@ def fleet_metrics(
     start_replica: Callable[..., FakeVllmReplica],
     start_prometheus: Callable[..., prometheus_support.PrometheusServer],
 ) -> tuple[FakeVllmReplica, prometheus_support.PrometheusServer]:
-    replica = start_replica()
-    replica.set_load(running=2, waiting=0, tokens_per_second=100)
-    labels = pod_target_labels(
-        "ml", "llama-0", {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
-    )
-    server = start_prometheus(
-        [prometheus_support.Target(replica.address, labels)], scrape_interval=f"{SCRAPE_SECONDS:g}s"
-    )
-    server.wait_for_scrapes(2)
-    return replica, server
+    def prepare(r: FakeVllmReplica) -> None:
+        r.set_load(running=2, waiting=0, tokens_per_second=100)
 
-
-def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode()
+    return scraped_replica(start_replica, start_prometheus, scrape_seconds=SCRAPE_SECONDS, prepare=prepare)
 
 
 def test_load_scales_the_fleet_and_the_decision_shows_in_status_events_and_metrics(
@@ -91,12 +78,12 @@ def test_load_scales_the_fleet_and_the_decision_shows_in_status_events_and_metri
     assert cluster.condition("llama", "ScalingActive")["status"] == "True"
     assert any("-> 4" in e["message"] for e in cluster.events("llama"))
 
-    exported = _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
+    exported = http_text(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
     assert 'neuronfleet_autoscaler_desired_replicas{name="llama",namespace="ml"} 4.0' in exported
     limited_series = 'neuronfleet_autoscaler_decisions_total{name="llama",namespace="ml",reason="LimitedByMaxReplicas"}'
     assert limited_series in exported
     assert 'neuronfleet_reconcile_total{handler="reconcile"}' in exported
-    _scrape(f"http://127.0.0.1:{op.config.health_port}/healthz")  # kopf's liveness probe answers 200
+    http_text(f"http://127.0.0.1:{op.config.health_port}/healthz")  # kopf's liveness probe answers 200
 
     replica.set_load(running=4, waiting=0)  # 4 requests: one replica is enough
     wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 1, timeout=40)

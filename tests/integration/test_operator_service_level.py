@@ -14,12 +14,11 @@ and a tick, since 99 % of the window's requests must be good ones. The replica i
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Callable
 
 import pytest
 from emulator_support import enable_controllers
-from operator_support import Cluster, OperatorThread, make_md
+from operator_support import Cluster, OperatorThread, http_text, make_md, scraped_replica
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
@@ -51,22 +50,11 @@ def fleet_metrics(
     start_replica: Callable[..., FakeVllmReplica],
     start_prometheus: Callable[..., prometheus_support.PrometheusServer],
 ) -> tuple[FakeVllmReplica, prometheus_support.PrometheusServer]:
-    replica = start_replica()
-    replica.set_load(running=4, waiting=0, tokens_per_second=400, prompt_tokens_per_second=2000)
-    replica.set_service(**SERVICE, ttft_seconds=2.5, queue_seconds=2.0)  # every first token 1.5 s late
-    labels = pod_target_labels(
-        "ml", "llama-0", {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
-    )
-    server = start_prometheus(
-        [prometheus_support.Target(replica.address, labels)], scrape_interval=f"{SCRAPE_SECONDS:g}s"
-    )
-    server.wait_for_scrapes(2)
-    return replica, server
+    def prepare(r: FakeVllmReplica) -> None:
+        r.set_load(running=4, waiting=0, tokens_per_second=400, prompt_tokens_per_second=2000)
+        r.set_service(**SERVICE, ttft_seconds=2.5, queue_seconds=2.0)  # every first token 1.5 s late
 
-
-def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode()
+    return scraped_replica(start_replica, start_prometheus, scrape_seconds=SCRAPE_SECONDS, prepare=prepare)
 
 
 def _met(cluster: Cluster, status: str) -> dict | None:
@@ -105,7 +93,7 @@ def test_the_service_level_goes_below_its_goal_and_back_in_status_condition_even
     assert curve["samples"] > 0 and 0 <= curve["confidence"] <= 1 and curve["sloBatch"] >= 1
     assert curve["alphaSeconds"] > 0 and curve["betaSeconds"] > 0 and curve["gammaSeconds"] > 0
 
-    exported = _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
+    exported = http_text(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
     assert 'neuronfleet_service_level_met{name="llama",namespace="ml"} 0.0' in exported
     assert 'neuronfleet_service_level_ttft_seconds{name="llama",namespace="ml",quantile="0.99"}' in exported
     assert 'neuronfleet_capacity_step_seconds{name="llama",namespace="ml",term="alpha"}' in exported
@@ -125,7 +113,7 @@ def test_the_service_level_goes_below_its_goal_and_back_in_status_condition_even
     wait_for(
         lambda: (
             'neuronfleet_service_level_met{name="llama",namespace="ml"} 1.0'
-            in _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
+            in http_text(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
         )
     )
 
@@ -138,7 +126,8 @@ def test_the_service_level_goes_below_its_goal_and_back_in_status_condition_even
     wait_for(lambda: cluster.status("llama").get("autoscalingTargets") == {"concurrencyPerReplica": 8.0})
     wait_for(
         lambda: (
-            "neuronfleet_service_level_attainment{" not in _scrape(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
+            "neuronfleet_service_level_attainment{"
+            not in http_text(f"http://127.0.0.1:{op.config.metrics_port}/metrics")
         )
     )
 

@@ -57,15 +57,6 @@ __all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "CompletionResult", "SimulatedReplica"
 # vLLM 0.32's buckets (vllm/v1/metrics/loggers.py and buckets.py), as a real server exports them.
 TTFT_BUCKETS = vllm_histograms.TTFT_BUCKETS
 E2E_BUCKETS = vllm_histograms.REQUEST_LATENCY_BUCKETS
-_HELP = {
-    "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
-    "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
-    "request_time_per_output_token_seconds": "Histogram of time_per_output_token_seconds per request.",
-    "request_queue_time_seconds": "Histogram of time spent in WAITING phase for request.",
-    "request_prefill_time_seconds": "Histogram of time spent in PREFILL phase for request.",
-    "request_prompt_tokens": "Number of prefill tokens processed.",
-    "iteration_tokens_total": "Histogram of number of tokens per engine_step.",
-}
 _LABELS = ("model_name", "engine")
 _ids = itertools.count(1)
 
@@ -119,7 +110,7 @@ class _EngineCollector:
             family.add_metric(values, float(value))
             yield family
         for name, snap in engine.histograms_at(now).items():
-            histogram = HistogramMetricFamily(f"vllm:{name}", _HELP[name], labels=_LABELS)
+            histogram = HistogramMetricFamily(f"vllm:{name}", vllm_histograms.HELP[name], labels=_LABELS)
             bounds = [*(repr(float(b)) for b in snap.bounds), "+Inf"]
             histogram.add_metric(values, list(zip(bounds, snap.cumulative, strict=True)), snap.sum)
             yield histogram

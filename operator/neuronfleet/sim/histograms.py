@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "FAMILIES",
+    "HELP",
     "ITERATION_TOKENS_BUCKETS",
     "ITL_BUCKETS",
     "MAX_MODEL_LEN",
@@ -88,6 +89,17 @@ FAMILIES: dict[str, tuple[float, ...]] = {
     "iteration_tokens_total": ITERATION_TOKENS_BUCKETS,
 }
 """The histogram families a simulated replica exports (name without the `vllm:` prefix) and their buckets."""
+
+HELP: dict[str, str] = {
+    "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
+    "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
+    "request_time_per_output_token_seconds": "Histogram of time_per_output_token_seconds per request.",
+    "request_queue_time_seconds": "Histogram of time spent in WAITING phase for request.",
+    "request_prefill_time_seconds": "Histogram of time spent in PREFILL phase for request.",
+    "request_prompt_tokens": "Number of prefill tokens processed.",
+    "iteration_tokens_total": "Histogram of number of tokens per engine_step.",
+}
+"""Each family's HELP text, as vLLM 0.32 writes it (vllm/v1/metrics/loggers.py)."""
 
 
 @dataclass(frozen=True, slots=True)
