@@ -69,24 +69,13 @@ def prometheus_over_vllm(
     served_tiny_model: vllm_support.VllmServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[prometheus_support.PrometheusServer]:
     """Prometheus scraping the real server every second, with the labels a PodMonitor adds."""
-    binary = prometheus_support.find_binary()
-    if binary is None:
-        pytest.skip(prometheus_support.missing_binary_reason())
-    target = prometheus_support.Target(
-        f"127.0.0.1:{served_tiny_model.port}",
-        {"namespace": NAMESPACE, "app_kubernetes_io_instance": FLEET, "pod": f"{FLEET}-0"},
+    yield from vllm_support.prometheus_over(
+        served_tiny_model,
+        tmp_path_factory.mktemp("prometheus-fit"),
+        namespace=NAMESPACE,
+        fleet=FLEET,
+        scrape_seconds=SCRAPE_SECONDS,
     )
-    server = prometheus_support.start_prometheus(
-        [target],
-        workdir=tmp_path_factory.mktemp("prometheus-fit"),
-        scrape_interval=f"{SCRAPE_SECONDS:g}s",
-        binary=binary,
-    )
-    try:
-        server.wait_for_scrapes(3)
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass(frozen=True)

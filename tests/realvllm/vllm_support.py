@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,6 +44,7 @@ __all__ = [
     "install_vllm",
     "offline_env",
     "parse_metrics",
+    "prometheus_over",
     "sample_value",
     "scrape",
     "send_completions",
@@ -372,3 +374,27 @@ class MetricSampler:
             f"{sent - since:7.2f}->{answered - since:7.2f} {sample}"
             for (sent, answered), sample in zip(self.times, self.samples, strict=True)
         )
+
+
+def prometheus_over(
+    server: VllmServer, workdir: Path, *, namespace: str, fleet: str, scrape_seconds: float
+) -> Iterator[Any]:
+    """A real Prometheus scraping `server` with the labels a PodMonitor gives a fleet's pod (a generator
+    for a module fixture: it stops Prometheus when closed). Skips when the binary is missing."""
+    import pytest
+
+    from e2e import prometheus_support
+
+    binary = prometheus_support.find_binary()
+    if binary is None:
+        pytest.skip(prometheus_support.missing_binary_reason())
+    labels = {"namespace": namespace, "app_kubernetes_io_instance": fleet, "pod": f"{fleet}-0"}
+    target = prometheus_support.Target(f"127.0.0.1:{server.port}", labels)
+    prom = prometheus_support.start_prometheus(
+        [target], workdir=workdir, scrape_interval=f"{scrape_seconds:g}s", binary=binary
+    )
+    try:
+        prom.wait_for_scrapes(3)
+        yield prom
+    finally:
+        prom.stop()
