@@ -1,7 +1,7 @@
 """One reconcile pass over a ModelDeployment, as a flat list of named steps (KServe's reconciler shape).
 
     load_and_plan -> gate_artifacts -> place -> render -> apply_children -> observe -> compute_status
-                  -> write_status -> emit_events
+                  -> announce -> write_status -> emit_events
 
 Every trigger (the ModelDeployment or a child changed, an autoscaling decision, a retry, a
 compile's backoff) runs the same pass: it never asks why it runs. Passes of one fleet are
@@ -31,7 +31,7 @@ from neuronfleet.api.conditions import ConditionType, is_true
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.controller import apply, artifacts, desired, events, kinds, replica_phases, status, workloads
 from neuronfleet.controller.refs import ResourceRef
-from neuronfleet.controller.state import FleetKey, Runtime, utc_timestamp
+from neuronfleet.controller.state import FleetKey, Runtime, ScalingState, utc_timestamp
 from neuronfleet.errors import PlanError
 from neuronfleet.neuron import variants
 from neuronfleet.neuron.variants import PlannedVariant
@@ -239,6 +239,24 @@ async def write_status(rt: Runtime, key: FleetKey, previous: Mapping[str, Any], 
     return True
 
 
+def announce(
+    rt: Runtime, key: FleetKey, body: Mapping[str, Any], applied: apply.Applied, scaled: ScalingState | None
+) -> None:
+    """Step 7b: events and metrics of what this pass did to the children (repairs, a scale), before the status.
+
+    They are history, not state: if the status write then fails, the retried pass finds the children
+    already as decided and has nothing left to announce. Events derived from the status (transitions)
+    wait for its write: the retry computes them again from the same previous status.
+    """
+    found = events.repairs(applied.repaired)
+    if scaled is not None and rt.announced.get(key) != scaled.seq:
+        found.append(events.scaled(scaled.decision))
+        rt.announced[key] = scaled.seq
+    events.post(body, found)
+    for kind, action in applied.writes:
+        rt.metrics.writes.labels(kind=kind, action=action).inc()
+
+
 async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logging.LoggerAdapter = log) -> PassOutcome:
     """Converge one ModelDeployment's children and status (see the module docstring)."""
     body = rt.cache.get(MD_KIND, key.namespace, key.name)
@@ -316,18 +334,14 @@ async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logg
         **capacity,
     )
     new = status.compute_status(observed, previous, now=utc_timestamp(now))
+    announce(rt, key, body, applied, state if scaled else None)
     written = await write_status(rt, key, previous, new)
 
-    found = events.transitions(previous, new, repaired=applied.repaired)
-    if scaled and state is not None and rt.announced.get(key) != state.seq:
-        found.append(events.scaled(state.decision))
-        rt.announced[key] = state.seq
+    found = events.transitions(previous, new)
     if capacity["capacity_condition"] is not None:
         found += events.capacity(previous, new, capacity["capacity_condition"])
     events.post(body, found)
 
-    for kind, action in applied.writes:
-        rt.metrics.writes.labels(kind=kind, action=action).inc()
     rt.set_degraded(key, is_true(new.get("conditions"), ConditionType.DEGRADED))
     _requeue(rt, key, applied, placed, md, now)
     if applied.errors:
