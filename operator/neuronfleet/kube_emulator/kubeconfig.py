@@ -11,16 +11,13 @@ import yaml
 __all__ = ["kubeconfig", "write_kubeconfig"]
 
 
-def kubeconfig(
-    url: str, *, namespace: str = "default", context: str = "neuronfleet-emulator", token: str = "emulator"
-) -> dict[str, Any]:
-    """A kubeconfig with one plain-HTTP cluster; the emulator authenticates nobody and records the token as
-    the requests' user (requests_log.RequestRecord.user)."""
+def kubeconfig(url: str, *, namespace: str = "default", context: str = "neuronfleet-emulator") -> dict[str, Any]:
+    """A kubeconfig with one plain-HTTP cluster; the token is ignored by the emulator."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {"token": token}}],
+        "users": [{"name": context, "user": {"token": "emulator"}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
         "current-context": context,
         "preferences": {},
@@ -33,13 +30,10 @@ def write_kubeconfig(
     *,
     namespace: str = "default",
     context: str = "neuronfleet-emulator",
-    token: str = "emulator",
 ) -> Path:
     """Write the kubeconfig (mode 0600, as kubectl expects) and return its path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        yaml.safe_dump(kubeconfig(url, namespace=namespace, context=context, token=token), sort_keys=False)
-    )
+    target.write_text(yaml.safe_dump(kubeconfig(url, namespace=namespace, context=context), sort_keys=False))
     target.chmod(0o600)
     return target

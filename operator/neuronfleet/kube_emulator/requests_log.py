@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-__all__ = ["RequestRecord", "count", "rbac_rules", "user_of"]
+__all__ = ["RequestRecord", "count", "rbac_rules"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,20 +25,10 @@ class RequestRecord:
     name: str
     path: str
     code: int = 0
-    # Who sent it, as an audit event's user.username names the authenticated user. The emulator does
-    # not authenticate: it records the bearer token itself, so clients given distinct tokens (two
-    # operators of one peering) can be told apart. Empty without a bearer token.
-    user: str = ""
 
     @property
     def rbac_resource(self) -> str:
         return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-
-
-def user_of(authorization: str | None) -> str:
-    """The user a request is recorded under: its bearer token (see `RequestRecord.user`)."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def rbac_rules(records: Iterable[RequestRecord]) -> dict[tuple[str, str], set[str]]:

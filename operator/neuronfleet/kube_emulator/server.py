@@ -23,7 +23,7 @@ from aiohttp import web
 
 from neuronfleet.kube_emulator import openapi, scheduler, tables
 from neuronfleet.kube_emulator.faults import Fault, FaultTable
-from neuronfleet.kube_emulator.requests_log import RequestRecord, user_of
+from neuronfleet.kube_emulator.requests_log import RequestRecord
 from neuronfleet.kube_emulator.resources import ResourceInfo, group_versions
 from neuronfleet.kube_emulator.selectors import FieldSelector, LabelSelector, SelectorError
 from neuronfleet.kube_emulator.store import ApiError, Store, Watcher, WatchEvent
@@ -183,7 +183,7 @@ class Emulator:
         finally:
             if record is not None:
                 self.requests.append(
-                    RequestRecord(**{**record, "code": code, "user": user_of(request.headers.get("Authorization"))})  # type: ignore[arg-type]
+                    RequestRecord(**{**record, "code": code})  # type: ignore[arg-type]
                 )
 
     def _classify(self, method: str, parts: list[str], query: dict[str, str], path: str) -> dict[str, Any] | None:

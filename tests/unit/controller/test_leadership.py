@@ -11,7 +11,6 @@ from kopf._cogs.aiokits import aiotoggles
 from neuronfleet.controller.kube import KubeError
 from neuronfleet.controller.leadership import Leadership, Paused, pause_toggles
 from neuronfleet.controller.state import FleetKey
-from neuronfleet.kube_emulator.requests_log import user_of
 
 
 async def _paused_set() -> tuple[aiotoggles.ToggleSet, aiotoggles.Toggle]:
@@ -81,9 +80,3 @@ async def test_pause_toggles_finds_the_set_in_the_arguments_of_kopfs_daemon_kill
         task.cancel()
     inner.close()
 
-
-def test_the_request_log_names_the_bearer_token_as_the_user() -> None:
-    assert user_of("Bearer low") == "low"
-    assert user_of("bearer  high ") == "high"
-    assert user_of("Basic dXNlcjpwdw==") == ""
-    assert user_of(None) == ""
