@@ -36,7 +36,6 @@ AUTOSCALING = {
     "metrics": {"concurrencyPerReplica": 8},
     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
 }
-READS = ("get", "list", "watch")
 
 
 @pytest.fixture
@@ -54,7 +53,8 @@ def peered(
     started: list[OperatorThread] = []
 
     def start(user: str, priority: int, *extra: str) -> OperatorThread:
-        kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{user}", cluster.emu.url, token=user)
+        cluster.emu.emulator.tokens[f"token-{user}"] = user
+        kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{user}", cluster.emu.url, token=f"token-{user}")
         config = operator_config(
             kubeconfig, "--peering", "neuronfleet", "--priority", str(priority), *extra, autoscale_interval=SYNC_SECONDS
         )
@@ -90,7 +90,7 @@ def _writes(cluster: Cluster, user: str, since: int) -> list[str]:
     return [
         f"{r.verb} {r.path}"
         for r in cluster.emu.requests[since:]
-        if r.user == user and r.verb not in READS and r.resource != "clusterkopfpeerings"
+        if r.user == user and r.write and r.resource != "clusterkopfpeerings"
     ]
 
 
