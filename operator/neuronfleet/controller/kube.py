@@ -158,6 +158,15 @@ class KubeClient:
         answer = await self._call("GET", resource_path(ref, namespace), query=query)
         return list(answer.get("items") or [])
 
+    async def list_versioned(
+        self, ref: ResourceRef, namespace: str | None, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The items and the list's resourceVersion (the state it shows; controller/resync.py compares with it)."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        answer = await self._call("GET", resource_path(ref, namespace), query=query)
+        version = (answer.get("metadata") or {}).get("resourceVersion")
+        return list(answer.get("items") or []), None if version is None else str(version)
+
     async def create(self, ref: ResourceRef, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         self._may_write()
         return await self._call("POST", resource_path(ref, namespace), body=body)
