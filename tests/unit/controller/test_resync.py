@@ -82,3 +82,38 @@ async def test_only_a_listing_of_a_kind_that_was_streaming_is_a_relist() -> None
     assert resync.runs == 1
     assert [c[0] for c in kube.calls] == ["deployments", "podmonitors"]
     await resync.close()
+
+
+def _child(name: str, rv: int, owner: str, uid: str) -> dict[str, Any]:
+    body = _body(name, rv)
+    body["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "neuronfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "name": owner,
+            "uid": uid,
+            "controller": True,
+        }
+    ]
+    return body
+
+
+def test_only_a_child_of_a_cached_owner_deleted_by_someone_else_is_a_repair_to_be() -> None:
+    cache = Cache()
+    owner = _body("llama", 1)
+    owner["metadata"]["uid"] = "u1"
+    cache.observe("ModelDeployment", owner)
+    cache.observe("Deployment", _child("llama", 2, "llama", "u1"))
+    cache.observe("Deployment", _child("llama", 3, "llama", "u1"), deleted=True)
+    assert cache.deleted_by_others("Deployment", "ml", "llama")
+
+    cache.forget_owner("ml", "llama")
+    cache.observe("ModelDeployment", owner, deleted=True)
+    cache.observe("Deployment", _child("llama", 4, "llama", "u1"), deleted=True)  # the garbage collector's
+    assert not cache.deleted_by_others("Deployment", "ml", "llama")
+
+    recreated = _body("llama", 5)
+    recreated["metadata"]["uid"] = "u2"  # the same name, another object
+    cache.observe("ModelDeployment", recreated)
+    cache.observe("Deployment", _child("llama", 6, "llama", "u1"), deleted=True)  # the old one's leftover
+    assert not cache.deleted_by_others("Deployment", "ml", "llama")
