@@ -151,3 +151,20 @@ def test_objects_deleted_while_the_watches_were_down_leave_the_cache_after_the_r
     assert operator.memo.runtime.metrics.managed._value.get() == 1
     reasons = wait_for(lambda: [e["reason"] for e in cluster.events("kept") if e["reason"] == "ChildRepaired"])
     assert reasons == ["ChildRepaired"], "deleted outside the operator, put back once"
+
+
+def test_a_spec_change_while_the_status_write_is_in_flight_is_served(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """The status patch is held by the emulator (an injected delay) while the spec changes: the change's
+    watch event arrives with the write in flight, so it counts as the write's echo and starts no pass.
+    The write's answer carries the new generation, and that queues the pass."""
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 1)
+    wait_quiet(lambda: len(cluster.emu.requests))
+    held = cluster.emu.inject(method="PATCH", path="/modeldeployments/llama/status", status=None, delay=1.5)
+    cluster.patch_md("llama", {"spec": {"replicas": 3}})
+    wait_for(lambda: held.hits == 1, what="the status write of the pass for replicas 3 is in flight")
+    cluster.patch_md("llama", {"spec": {"replicas": 4}})
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 3, timeout=20)
+    assert cluster.deployment("llama")["spec"]["replicas"] == 4

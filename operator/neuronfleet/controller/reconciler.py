@@ -227,14 +227,25 @@ def observe(
     return combined, replica_phases.summary(states) or None
 
 
-async def write_status(rt: Runtime, key: FleetKey, previous: Mapping[str, Any], new: dict[str, Any]) -> bool:
-    """Step 8: one merge patch of what changed, or none; the answer goes into the cache."""
+async def write_status(
+    rt: Runtime, key: FleetKey, previous: Mapping[str, Any], new: dict[str, Any], generation: Any = None
+) -> bool:
+    """Step 8: one merge patch of what changed, or none; the answer goes into the cache.
+
+    The spec may change while the patch is in flight. Its watch event then counts as this write's echo
+    (the cache cannot tell them apart) and starts no pass; the answer, applied on top of the new spec,
+    carries its generation. A generation other than the one this pass served, or a cache already
+    newer than the answer, queues another pass.
+    """
     patch = status.status_patch(previous, new)
     if patch is None:
         return False
     with rt.cache.writing(MD_KIND, key.namespace, key.name):
         answer = await rt.kube.patch(MD_REF, key.namespace, key.name, {"status": patch}, subresource="status")
-    if not rt.cache.record_write(MD_KIND, answer) and rt.enqueue is not None:
+    newer = not rt.cache.record_write(MD_KIND, answer)
+    answered = (answer.get("metadata") or {}).get("generation")
+    moved = generation is not None and answered is not None and answered != generation
+    if (newer or moved) and rt.enqueue is not None:
         rt.enqueue(key)  # the spec changed while the status was being written
     return True
 
@@ -335,7 +346,7 @@ async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logg
     )
     new = status.compute_status(observed, previous, now=utc_timestamp(now))
     announce(rt, key, body, applied, state if scaled else None)
-    written = await write_status(rt, key, previous, new)
+    written = await write_status(rt, key, previous, new, generation)
 
     found = events.transitions(previous, new)
     if capacity["capacity_condition"] is not None:

@@ -55,3 +55,26 @@ def test_a_decision_already_announced_is_not_announced_again(posted: list[events
     reconciler.announce(rt, KEY, BODY, apply.Applied(updated=["Deployment llama"]), _state(seq=7))
     reconciler.announce(rt, KEY, BODY, apply.Applied(), None)
     assert [e.reason for e in posted] == ["ScaledUp"]
+
+
+class _StatusKube:
+    """Answers a status patch as a server does after someone changed the spec meanwhile (generation 2)."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+    async def patch(self, ref: object, namespace: str, name: str, body: dict, *, subresource: str = "") -> dict:
+        meta = {"namespace": namespace, "name": name, "resourceVersion": "12", "generation": self.generation}
+        return {"metadata": meta, "status": body["status"]}
+
+
+@pytest.mark.parametrize(("answered", "queued"), [(2, [KEY]), (1, [])])
+async def test_a_status_answer_of_another_generation_queues_another_pass(answered: int, queued: list) -> None:
+    """The spec changed while the status patch was in flight: its event counted as the write's echo."""
+    rt = _runtime()
+    rt.kube = _StatusKube(answered)  # type: ignore[assignment]
+    found: list[FleetKey] = []
+    rt.enqueue = found.append
+    rt.cache.observe("ModelDeployment", {"metadata": {"namespace": "ml", "name": "llama", "resourceVersion": "11"}})
+    assert await reconciler.write_status(rt, KEY, {}, {"observedGeneration": 1}, generation=1)
+    assert found == queued
