@@ -79,4 +79,3 @@ async def test_pause_toggles_finds_the_set_in_the_arguments_of_kopfs_daemon_kill
     for task in (other, killer):
         task.cancel()
     inner.close()
-
