@@ -221,3 +221,40 @@ def test_an_autoscaler_decision_sees_replicas_that_cannot_be_placed(
     assert cluster.condition("llama", "CapacityAvailable")["reason"] == "InsufficientNeuronCapacity"
     # The two replicas without a node no longer count as capacity on its way; none was deleted.
     assert cluster.deployment("llama")["spec"]["replicas"] >= 5
+
+
+def test_a_scale_is_announced_even_when_the_status_write_fails(
+    start_operator: Callable[..., OperatorThread],
+    cluster: Cluster,
+    fleet_metrics: tuple[FakeVllmReplica, prometheus_support.PrometheusServer],
+) -> None:
+    """The event and the write metric of a scale do not wait for the status: while every status patch is
+    answered 500 or 409, the pass that scales still announces it, and the retries (which find the
+    Deployment already scaled) announce it no second time."""
+    replica, prom = fleet_metrics
+    enable_controllers(cluster.emu, garbage_collector=False, deployments=True, ready_delay=0.1)
+    op = start_operator("--prometheus-url", prom.url, autoscale_interval=SYNC_SECONDS)
+    replica.set_load(running=4, waiting=0)
+    cluster.create_md(make_md("llama", replicas=1, autoscaling=FAST))
+    wait_for(lambda: cluster.condition("llama", "MetricsAvailable").get("status") == "True", timeout=30)
+    updates = op.memo.runtime.metrics.writes.labels(kind="Deployment", action="patch")
+    before, earlier = updates._value.get(), _scale_events(cluster)
+
+    status_path = "/modeldeployments/llama/status"
+    failed = [
+        cluster.emu.inject(method="PATCH", path=status_path, status=code, times=n)
+        for code, n in ((409, 3), (500, 10_000))
+    ]
+    replica.set_load(running=22, waiting=0)  # three replicas' worth
+    wait_for(lambda: cluster.deployment("llama")["spec"]["replicas"] == 3, timeout=30, interval=0.02)
+    wait_for(lambda: any("-> 3" in e["message"] for e in _scale_events(cluster)), timeout=15, what="the scale's event")
+    announced = [e for e in _scale_events(cluster) if e not in earlier]
+    assert sum(f.hits for f in failed) >= 1, "status writes failed"
+    assert cluster.status("llama").get("desiredReplicas") != 3, "no status write got through"
+    assert updates._value.get() - before == len(announced), "one Deployment update counted per scale announced"
+
+    cluster.emu.emulator.faults.clear()
+    wait_for(lambda: cluster.status("llama").get("desiredReplicas") == 3, timeout=30)
+    after = _decisions(op)  # a few more decisions and passes after the status got through
+    wait_for(lambda: _decisions(op) >= after + 4, timeout=30)
+    assert [e for e in _scale_events(cluster) if e not in earlier] == announced, "the retries announce nothing again"

@@ -14,6 +14,7 @@ from operator_support import NAMESPACE, Cluster, OperatorThread, make_md
 
 from neuronfleet.api import constants
 from neuronfleet.controller import rbac
+from neuronfleet.controller.state import FleetKey
 from support.waits import wait_for, wait_quiet
 
 
@@ -119,3 +120,51 @@ def test_every_request_the_operator_makes_is_covered_by_its_rbac_table(
     missing = sorted(u for u in used if not rbac.covers(*u))
     assert missing == []
     assert (constants.GROUP, f"{constants.PLURAL}/status", "patch") in used
+
+
+def test_objects_deleted_while_the_watches_were_down_leave_the_cache_after_the_relist(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """Watches cut, a Deployment and a ModelDeployment deleted, the event log compacted, all in one step of
+    the emulator's loop: the operator's watches resume from a resourceVersion the server no longer keeps,
+    get 410 Gone and list again. The lists lack both objects, and no DELETED event names them."""
+    store = cluster.emu.store
+    md_info = cluster.emu.call(store.resource, constants.GROUP, constants.VERSION, constants.PLURAL)
+    dep_info = cluster.emu.call(store.resource, "apps", "v1", "deployments")
+    for name in ("kept", "gone"):
+        cluster.create_md(make_md(name))
+    wait_for(lambda: _converged(cluster, ["kept", "gone"]), timeout=30)
+    runtime = operator.memo.runtime
+    assert {FleetKey(NAMESPACE, "kept"), FleetKey(NAMESPACE, "gone")} <= runtime.managed
+
+    def gap() -> None:
+        store.close_watches()
+        store.delete(dep_info, NAMESPACE, "kept")
+        store.delete(md_info, NAMESPACE, "gone")
+        store.compact()
+
+    cluster.emu.call(gap)
+    wait_for(lambda: cluster.deployment("kept"), timeout=30, what="the Deployment deleted in the gap recreated")
+    wait_for(lambda: FleetKey(NAMESPACE, "gone") not in runtime.managed, what="the deleted fleet forgotten")
+    assert runtime.cache.get(constants.KIND, NAMESPACE, "gone") is None
+    assert operator.memo.resync.runs >= 1
+    assert operator.memo.runtime.metrics.managed._value.get() == 1
+    reasons = wait_for(lambda: [e["reason"] for e in cluster.events("kept") if e["reason"] == "ChildRepaired"])
+    assert reasons == ["ChildRepaired"], "deleted outside the operator, put back once"
+
+
+def test_a_spec_change_while_the_status_write_is_in_flight_is_served(
+    operator: OperatorThread, cluster: Cluster
+) -> None:
+    """The status patch is held by the emulator (an injected delay) while the spec changes: the change's
+    watch event arrives with the write in flight, so it counts as the write's echo and starts no pass.
+    The write's answer carries the new generation, and that queues the pass."""
+    cluster.create_md(make_md("llama"))
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 1)
+    wait_quiet(lambda: len(cluster.emu.requests))
+    held = cluster.emu.inject(method="PATCH", path="/modeldeployments/llama/status", status=None, delay=1.5)
+    cluster.patch_md("llama", {"spec": {"replicas": 3}})
+    wait_for(lambda: held.hits == 1, what="the status write of the pass for replicas 3 is in flight")
+    cluster.patch_md("llama", {"spec": {"replicas": 4}})
+    wait_for(lambda: cluster.status("llama").get("observedGeneration") == 3, timeout=20)
+    assert cluster.deployment("llama")["spec"]["replicas"] == 4

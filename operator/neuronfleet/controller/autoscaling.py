@@ -82,8 +82,10 @@ class Autoscaler:
         client_factory: ClientFactory = prometheus.PrometheusClient,
         interval_override: float | None = None,
         service_level_window: float = service_level.WINDOW_SECONDS,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self._rt = runtime
+        self._may_act = may_act  # False while kopf peering pauses this operator: no tick decides
         self._default_url = default_prometheus_url
         self._client_factory = client_factory
         self._interval_override = interval_override
@@ -125,6 +127,14 @@ class Autoscaler:
             fleet.task.cancel()
         self._rt.decisions.pop(key, None)
 
+    def reset(self) -> None:
+        """Forget every history and SLO state (the operator was paused: they describe windows it did not see).
+
+        As after a restart, `decide` then holds until it has seen its windows again.
+        """
+        self.histories.clear()
+        self.slo_states.clear()
+
     def active(self) -> set[FleetKey]:
         return set(self._fleets)
 
@@ -142,6 +152,8 @@ class Autoscaler:
     async def _loop(self, key: FleetKey, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            if not self._may_act():
+                continue  # paused: another replica decides; the loop stays so it resumes with the operator
             try:
                 await self.tick(key)
             except asyncio.CancelledError:
@@ -206,6 +218,8 @@ class Autoscaler:
             self._slo_answers(key, url, config, spec),
         )
 
+        if not self._may_act():
+            return None  # paused while Prometheus answered: the decision is no longer this operator's
         now = rt.clock()
         previous = rt.decisions.get(key)
         report = None

@@ -20,7 +20,8 @@ announced with `writing` first: an event for an object with a write in flight is
 starts no pass, and if it turns out newer than the write's answer, `record_write` says so and the
 writer looks again.
 A child deleted by someone else leaves a tombstone (`deleted_by_others`) until the operator writes
-it again, so the pass that recreates it can say it repaired it.
+it again, so the pass that recreates it can say it repaired it; only while its owner (by uid) is
+cached, since the garbage collector deletes the children of a deleted owner.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class Cache:
             self._drop(key)
             self._own.pop(key, None)
             owner = _controller_name(body)
-            if not own and owner is not None:
+            if not own and owner is not None and self._owner_cached(key[1], owner, body):
                 self._tombstones[key] = owner
             return Change(previous, None, own=own)
         if _older(body, previous):
@@ -196,6 +197,18 @@ class Cache:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _owner_cached(self, namespace: str, owner: str, child: Mapping[str, Any]) -> bool:
+        """Whether the child's controlling ModelDeployment (that very object, by uid) is still cached.
+
+        A child whose owner is gone was removed by the garbage collector, or is the leftover of an
+        owner deleted and recreated under the same name: not a deletion for the operator to repair.
+        """
+        md = self._objects.get(("ModelDeployment", namespace, owner))
+        if md is None:
+            return False
+        uid = _controller_uid(child)
+        return uid is None or uid == (md.get("metadata") or {}).get("uid")
+
     def _store(self, key: ObjectKey, body: dict[str, Any]) -> None:
         self._unindex(key)
         self._objects[key] = body
@@ -227,6 +240,13 @@ class Cache:
 def _instance(body: Mapping[str, Any]) -> str | None:
     value = ((body.get("metadata") or {}).get("labels") or {}).get(INSTANCE_LABEL)
     return None if value is None else str(value)
+
+
+def _controller_uid(body: Mapping[str, Any]) -> str | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("kind") == "ModelDeployment":
+            return None if ref.get("uid") is None else str(ref.get("uid"))
+    return None
 
 
 def _controller_name(body: Mapping[str, Any]) -> str | None:

@@ -27,7 +27,7 @@ from neuronfleet.controller import artifacts
 from neuronfleet.controller.status import condition_status
 from neuronfleet.placement import capacity_status
 
-__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "capacity", "post", "scaled", "transitions"]
+__all__ = ["NORMAL", "ROLLOUT_STARTED", "WARNING", "Event", "capacity", "post", "repairs", "scaled", "transitions"]
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -72,15 +72,19 @@ def transitions(
     if old_progressing == "True" and new_progress.get("status") == "False":
         events.append(Event(NORMAL, Reason.ROLLOUT_COMPLETE, f"Rollout finished: {new_progress.get('message')}"))
 
-    for what in repaired:
-        message = f"Repaired {what}, which was changed or deleted outside the operator"
-        events.append(Event(WARNING, Reason.CHILD_REPAIRED, message))
+    events += repairs(repaired)
 
     events += _metrics(previous, new)
     events += _service_level(previous, new)
     events += _optional(previous, new)
     events += [Event(t, r, m) for t, r, m in artifacts.transitions(previous, new)]
     return events
+
+
+def repairs(repaired: Sequence[str]) -> list[Event]:
+    """A ChildRepaired warning per child this pass put back."""
+    message = "Repaired {}, which was changed or deleted outside the operator"
+    return [Event(WARNING, Reason.CHILD_REPAIRED, message.format(what)) for what in repaired]
 
 
 def capacity(

@@ -12,6 +12,8 @@ one reconcile pass for the fleet it belongs to (controller/workqueue.py). The pa
   until every indexed resource has been listed, so the first pass of every fleet sees all of its
   children and a restart creates nothing twice. Index handlers are not called for deletions, so a
   `kopf.on.event` handler takes those.
+- A relist (a watch resumed after 410 Gone, or after a pause) names no object deleted in the gap:
+  `memo.resync` notices it and drops those through `observed(..., deleted=True)` (controller/resync.py).
 - Deletion needs no handler and no finalizer: every child carries a controller ownerReference,
   so Kubernetes' garbage collector removes them with the ModelDeployment, and a stopped or broken
   operator can never block `kubectl delete md`. A DELETED event only drops the fleet's state.
@@ -28,7 +30,7 @@ import kopf
 import kubernetes
 
 from neuronfleet.api import constants
-from neuronfleet.controller import diff, kinds, replica_phases, startup
+from neuronfleet.controller import diff, kinds, replica_phases, resync, startup
 from neuronfleet.controller.cache import Change
 from neuronfleet.controller.refs import ResourceRef
 from neuronfleet.controller.settings import OperatorConfig
@@ -73,6 +75,33 @@ def wants_pass(kind: str, change: Change) -> bool:
     return before != after
 
 
+RESYNCED: tuple[resync.ListedKind, ...] = (
+    resync.ListedKind(constants.KIND, ResourceRef(constants.GROUP, constants.VERSION, constants.PLURAL)),
+    *(resync.ListedKind(kind, ref, f"{diff.MANAGED_BY_LABEL}={diff.MANAGED_BY_VALUE}") for kind, ref in WATCHED),
+)
+"""What a resync lists: every kind the cache holds, with the filter the watches apply (controller/resync.py)."""
+
+
+def observed(memo: kopf.Memo, kind: str, body: Mapping[str, Any], *, deleted: bool) -> None:
+    """One object seen (or gone) by a watch or a resync: cache it and queue its fleet's pass.
+
+    A ModelDeployment also starts or stops its autoscaler, and its deletion drops the fleet's state.
+    """
+    change = memo.runtime.cache.observe(kind, body, deleted=deleted)
+    if kind == constants.KIND:
+        memo.autoscaler.track(body, deleted=deleted)
+        meta = body.get("metadata") or {}
+        key = FleetKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if deleted:
+            memo.runtime.forget(key)
+        elif change.changed:
+            memo.queue.add(key)
+        return
+    owner = owner_key(kind, body)
+    if owner is not None and wants_pass(kind, change):
+        memo.queue.add(owner)
+
+
 def register(
     registry: kopf.OperatorRegistry,
     config: OperatorConfig,
@@ -88,40 +117,41 @@ def register(
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, **_: Any) -> None:
         await startup.populate_memo(memo, config, configuration)
+        memo.resync = resync.Resync(
+            memo.runtime.kube,
+            memo.runtime.cache,
+            RESYNCED,
+            namespaces=config.namespaces,
+            gone=lambda kind, body: observed(memo, kind, body, deleted=True),
+        )
+        # kopf lists every kind again when it resumes; what was deleted during the pause goes too.
+        memo.leadership.subscribe(lambda active: memo.resync.request() if active else None)
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
+        resyncer = getattr(memo, "resync", None)
+        if resyncer is not None:
+            await resyncer.close()
         await startup.release_memo(memo)
 
     @kopf.on.event(*md, registry=registry, id="modeldeployments")
-    async def model_deployment_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def model_deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         """Cache it, start or stop its autoscaler, and queue a pass unless this is our status write's echo."""
-        deleted = type == "DELETED"
-        change = memo.runtime.cache.observe(constants.KIND, body, deleted=deleted)
-        memo.autoscaler.track(body, deleted=deleted)
-        key = FleetKey(body.metadata.namespace or "", body.metadata.name or "")
-        if deleted:
-            memo.runtime.forget(key)
-        elif change.changed:
-            memo.queue.add(key)
-
-    def seen(memo: kopf.Memo, kind: str, body: Mapping[str, Any], *, deleted: bool) -> None:
-        change = memo.runtime.cache.observe(kind, body, deleted=deleted)
-        key = owner_key(kind, body)
-        if key is not None and wants_pass(kind, change):
-            memo.queue.add(key)
+        memo.resync.seen(constants.KIND, type)
+        observed(memo, constants.KIND, body, deleted=type == "DELETED")
 
     def watch(kind: str, ref: ResourceRef) -> None:
         where = (ref.group, ref.version, ref.plural) if ref.group else (ref.version, ref.plural)
 
         @kopf.index(*where, labels=MANAGED, registry=registry, id=f"cache-{ref.plural}")
         async def index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-            seen(memo, kind, body, deleted=False)
+            observed(memo, kind, body, deleted=False)
 
         @kopf.on.event(*where, labels=MANAGED, registry=registry, id=f"deleted-{ref.plural}")
-        async def deleted(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        async def deleted(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+            memo.resync.seen(kind, type)
             if type == "DELETED":
-                seen(memo, kind, body, deleted=True)
+                observed(memo, kind, body, deleted=True)
 
     for kind, ref in WATCHED:
         watch(kind, ref)

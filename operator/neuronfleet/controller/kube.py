@@ -17,7 +17,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -117,8 +117,11 @@ class KubeClient:
         *,
         workers: int = 8,
         timeout: tuple[float, float] = (5.0, 15.0),
+        before_write: Callable[[], None] | None = None,
     ) -> None:
         self._config = configuration
+        # Called before every create, patch and delete; raising refuses the write (a paused operator).
+        self._before_write = before_write
         # Read once: the official Configuration computes `host` afresh (proxy settings included) on
         # every access, which cost more CPU than the rest of a request.
         self._host = configuration.host.rstrip("/")
@@ -155,7 +158,17 @@ class KubeClient:
         answer = await self._call("GET", resource_path(ref, namespace), query=query)
         return list(answer.get("items") or [])
 
+    async def list_versioned(
+        self, ref: ResourceRef, namespace: str | None, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The items and the list's resourceVersion (the state it shows; controller/resync.py compares with it)."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        answer = await self._call("GET", resource_path(ref, namespace), query=query)
+        version = (answer.get("metadata") or {}).get("resourceVersion")
+        return list(answer.get("items") or []), None if version is None else str(version)
+
     async def create(self, ref: ResourceRef, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._may_write()
         return await self._call("POST", resource_path(ref, namespace), body=body)
 
     async def patch(
@@ -167,13 +180,19 @@ class KubeClient:
         *,
         subresource: str = "",
     ) -> dict[str, Any]:
+        self._may_write()
         path = resource_path(ref, namespace, name, subresource)
         return await self._call("PATCH", path, body=body, content_type=MERGE_PATCH)
 
     async def delete(self, ref: ResourceRef, namespace: str | None, name: str) -> None:
+        self._may_write()
         # Background propagation: the garbage collector removes the dependents (pods, replica sets).
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         await self._call("DELETE", resource_path(ref, namespace, name), body=body)
+
+    def _may_write(self) -> None:
+        if self._before_write is not None:
+            self._before_write()
 
     def _authorization(self) -> str | None:
         """The Authorization header, re-read from the credentials at most every AUTH_REFRESH_SECONDS.

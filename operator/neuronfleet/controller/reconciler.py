@@ -1,7 +1,7 @@
 """One reconcile pass over a ModelDeployment, as a flat list of named steps (KServe's reconciler shape).
 
     load_and_plan -> gate_artifacts -> place -> render -> apply_children -> observe -> compute_status
-                  -> write_status -> emit_events
+                  -> announce -> write_status -> emit_events
 
 Every trigger (the ModelDeployment or a child changed, an autoscaling decision, a retry, a
 compile's backoff) runs the same pass: it never asks why it runs. Passes of one fleet are
@@ -31,7 +31,7 @@ from neuronfleet.api.conditions import ConditionType, is_true
 from neuronfleet.api.resource import ModelDeployment
 from neuronfleet.controller import apply, artifacts, desired, events, kinds, replica_phases, status, workloads
 from neuronfleet.controller.refs import ResourceRef
-from neuronfleet.controller.state import FleetKey, Runtime, utc_timestamp
+from neuronfleet.controller.state import FleetKey, Runtime, ScalingState, utc_timestamp
 from neuronfleet.errors import PlanError
 from neuronfleet.neuron import variants
 from neuronfleet.neuron.variants import PlannedVariant
@@ -227,16 +227,45 @@ def observe(
     return combined, replica_phases.summary(states) or None
 
 
-async def write_status(rt: Runtime, key: FleetKey, previous: Mapping[str, Any], new: dict[str, Any]) -> bool:
-    """Step 8: one merge patch of what changed, or none; the answer goes into the cache."""
+async def write_status(
+    rt: Runtime, key: FleetKey, previous: Mapping[str, Any], new: dict[str, Any], generation: Any = None
+) -> bool:
+    """Step 8: one merge patch of what changed, or none; the answer goes into the cache.
+
+    The spec may change while the patch is in flight. Its watch event then counts as this write's echo
+    (the cache cannot tell them apart) and starts no pass; the answer, applied on top of the new spec,
+    carries its generation. A generation other than the one this pass served, or a cache already
+    newer than the answer, queues another pass.
+    """
     patch = status.status_patch(previous, new)
     if patch is None:
         return False
     with rt.cache.writing(MD_KIND, key.namespace, key.name):
         answer = await rt.kube.patch(MD_REF, key.namespace, key.name, {"status": patch}, subresource="status")
-    if not rt.cache.record_write(MD_KIND, answer) and rt.enqueue is not None:
+    newer = not rt.cache.record_write(MD_KIND, answer)
+    answered = (answer.get("metadata") or {}).get("generation")
+    moved = generation is not None and answered is not None and answered != generation
+    if (newer or moved) and rt.enqueue is not None:
         rt.enqueue(key)  # the spec changed while the status was being written
     return True
+
+
+def announce(
+    rt: Runtime, key: FleetKey, body: Mapping[str, Any], applied: apply.Applied, scaled: ScalingState | None
+) -> None:
+    """Step 7b: events and metrics of what this pass did to the children (repairs, a scale), before the status.
+
+    They are history, not state: if the status write then fails, the retried pass finds the children
+    already as decided and has nothing left to announce. Events derived from the status (transitions)
+    wait for its write: the retry computes them again from the same previous status.
+    """
+    found = events.repairs(applied.repaired)
+    if scaled is not None and rt.announced.get(key) != scaled.seq:
+        found.append(events.scaled(scaled.decision))
+        rt.announced[key] = scaled.seq
+    events.post(body, found)
+    for kind, action in applied.writes:
+        rt.metrics.writes.labels(kind=kind, action=action).inc()
 
 
 async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logging.LoggerAdapter = log) -> PassOutcome:
@@ -316,18 +345,14 @@ async def reconcile(rt: Runtime, key: FleetKey, *, logger: logging.Logger | logg
         **capacity,
     )
     new = status.compute_status(observed, previous, now=utc_timestamp(now))
-    written = await write_status(rt, key, previous, new)
+    announce(rt, key, body, applied, state if scaled else None)
+    written = await write_status(rt, key, previous, new, generation)
 
-    found = events.transitions(previous, new, repaired=applied.repaired)
-    if scaled and state is not None and rt.announced.get(key) != state.seq:
-        found.append(events.scaled(state.decision))
-        rt.announced[key] = state.seq
+    found = events.transitions(previous, new)
     if capacity["capacity_condition"] is not None:
         found += events.capacity(previous, new, capacity["capacity_condition"])
     events.post(body, found)
 
-    for kind, action in applied.writes:
-        rt.metrics.writes.labels(kind=kind, action=action).inc()
     rt.set_degraded(key, is_true(new.get("conditions"), ConditionType.DEGRADED))
     _requeue(rt, key, applied, placed, md, now)
     if applied.errors:

@@ -6,6 +6,9 @@ embedded (`kopf.operator(...)` with a fresh `OperatorRegistry`) instead of `kopf
 so several operators can live in one process (handlers never leak between them) and nothing
 depends on kopf's module loader, which caches `-m` imports and would trip over this repository's
 `operator/` folder shadowing the standard library's `operator`.
+
+It is `kopf.operator()` spelled out (`spawn_tasks` + `run_tasks`, kopf's own definition of it), so
+the operator can read kopf's pause state from the spawned tasks (controller/leadership.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import threading
 
 import kopf
 
-from neuronfleet.controller import handlers
+from neuronfleet.controller import handlers, leadership
 from neuronfleet.controller.kube import load_configuration
 from neuronfleet.controller.settings import OperatorConfig, configure_kopf
 
@@ -39,11 +42,17 @@ async def run_operator(
     """Run until `stop_flag` is set (or SIGINT/SIGTERM when on the main thread)."""
     settings = kopf.OperatorSettings()
     configure_kopf(settings, config)
-    await kopf.operator(
+    memo = memo if memo is not None else kopf.Memo()
+    memo.leadership = leadership.Leadership()  # inactive until kopf's pause state is attached below
+    current = asyncio.current_task()
+    existing = {task for task in asyncio.all_tasks() if task is not current}
+    tasks = await kopf.spawn_tasks(
         registry=build_registry(config),
         settings=settings,
-        memo=memo if memo is not None else kopf.Memo(),
+        memo=memo,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
         **config.kopf_kwargs(),
     )
+    memo.leadership.attach(leadership.pause_toggles(tasks))
+    await kopf.run_tasks(tasks, ignored=existing)

@@ -8,6 +8,8 @@ kopf's memo in the startup handler (kopf's docs/memos.rst), never into module gl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Hashable
@@ -17,6 +19,7 @@ import kubernetes
 
 from neuronfleet.controller import autoscaling, metrics, reconciler
 from neuronfleet.controller.kube import KubeClient
+from neuronfleet.controller.leadership import Leadership
 from neuronfleet.controller.settings import OperatorConfig
 from neuronfleet.controller.state import FleetKey, Runtime
 from neuronfleet.controller.workqueue import WorkQueue, later
@@ -60,8 +63,10 @@ async def populate_memo(
     memo: kopf.Memo, config: OperatorConfig, configuration: kubernetes.client.Configuration
 ) -> None:
     """Every dependency the handlers use, set once at startup; nothing lives in module globals."""
+    # run_operator puts kopf's pause state here; an operator embedded without it always acts.
+    leadership: Leadership = getattr(memo, "leadership", None) or Leadership(always_active=True)
     timeout = (min(5.0, config.kube_timeout), config.kube_timeout)
-    kube = KubeClient(configuration, workers=config.kube_workers, timeout=timeout)
+    kube = KubeClient(configuration, workers=config.kube_workers, timeout=timeout, before_write=leadership.check)
     runtime = Runtime(
         kube=kube,
         render_options=render_options(config),
@@ -71,6 +76,9 @@ async def populate_memo(
 
     async def run_pass(key: Hashable) -> None:
         assert isinstance(key, FleetKey)
+        if not leadership.active:
+            leadership.park(key)  # runs when this operator is the active one again
+            return
         started = time.monotonic()
         runtime.metrics.reconciles.labels(handler="reconcile").inc()
         try:
@@ -92,7 +100,22 @@ async def populate_memo(
         default_prometheus_url=config.prometheus_url,
         interval_override=config.autoscale_interval,
         service_level_window=config.service_level_window,
+        may_act=lambda: leadership.active,
     )
+
+    def leadership_changed(active: bool) -> None:
+        """Paused: forget what was decided (it goes stale). Active again: resync, then every fleet gets a pass."""
+        if not active:
+            runtime.decisions.clear()
+            runtime.announced.clear()
+            memo.autoscaler.reset()
+            return
+        for key in leadership.unpark() | set(runtime.managed):
+            memo.queue.add(key)
+
+    memo.leadership = leadership
+    leadership.subscribe(leadership_changed)
+    memo.leadership_task = asyncio.get_running_loop().create_task(leadership.watch(), name="leadership")
     memo.metrics_server = None
     if config.metrics_port is not None:
         server = metrics.serve(runtime.metrics, host=config.bind_address, port=config.metrics_port)
@@ -103,6 +126,11 @@ async def populate_memo(
 
 async def release_memo(memo: kopf.Memo) -> None:
     """Stop what `populate_memo` started (the operator is exiting)."""
+    task = getattr(memo, "leadership_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     autoscaler = getattr(memo, "autoscaler", None)
     if autoscaler is not None:
         await autoscaler.close()

@@ -109,6 +109,11 @@ class Emulator:
         self.port = port
         self.faults = FaultTable()
         self.requests: list[RequestRecord] = []
+        # Bearer token -> user name, like kube-apiserver's --token-auth-file: the request log
+        # records who sent each request. Tokens are never refused (the emulator does no authz);
+        # a request without a known token is recorded as the anonymous user, the name a real
+        # server gives unauthenticated requests ("Anonymous requests", Kubernetes authentication docs).
+        self.tokens: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -154,12 +159,28 @@ class Emulator:
         """Arm a fault (see :class:`~neuronfleet.kube_emulator.faults.Fault`); thread-safe."""
         return self.faults.add(Fault(method=method, path=path, times=times, status=status, delay=delay))
 
+    def cut_watches(self) -> int:
+        """End every open watch stream now, as an API server restart or a watch timeout does.
+
+        Each stream ends cleanly (end of the chunked body); clients re-watch from the last
+        resourceVersion they saw. Returns how many streams were open. Call from the server's loop
+        (``ThreadedEmulator.cut_watches`` does that from another thread).
+        """
+        return self.store.close_watches()
+
+    def compact(self) -> None:
+        """Drop the retained event log up to now; older resumes get 410 Gone (see ``Store.compact``)."""
+        self.store.compact()
+
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
         record = self._classify(request.method, parts, query, request.path)
+        if record is not None:
+            record["user"] = self._user(request.headers.get("Authorization", ""))
+            record["at"] = time.time()
         fault = self.faults.take(request.method, request.path_qs)
         code = 0
         try:
@@ -185,6 +206,12 @@ class Emulator:
                 self.requests.append(
                     RequestRecord(**{**record, "code": code})  # type: ignore[arg-type]
                 )
+
+    def _user(self, authorization: str) -> str:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() in self.tokens:
+            return self.tokens[token.strip()]
+        return "system:anonymous"
 
     def _classify(self, method: str, parts: list[str], query: dict[str, str], path: str) -> dict[str, Any] | None:
         target = self._target(parts)
@@ -580,6 +607,16 @@ class ThreadedEmulator:
         """Arm a fault; see :meth:`Emulator.inject` (thread-safe)."""
         assert self.emulator is not None, "the emulator is not started"
         return self.emulator.inject(**fault)
+
+    def cut_watches(self) -> int:
+        """End every open watch stream now; see :meth:`Emulator.cut_watches` (thread-safe)."""
+        assert self.emulator is not None, "the emulator is not started"
+        return self.call(self.emulator.cut_watches)
+
+    def compact(self) -> None:
+        """Compact the event log now; see :meth:`Emulator.compact` (thread-safe)."""
+        assert self.emulator is not None, "the emulator is not started"
+        self.call(self.emulator.compact)
 
     @property
     def requests(self) -> list[RequestRecord]:
