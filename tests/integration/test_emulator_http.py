@@ -239,6 +239,49 @@ def test_a_watch_from_a_compacted_version_gets_an_expired_error_event(emulator: 
     assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in lines] == [("ERROR", 410, "Expired")]
 
 
+def test_cut_watches_ends_open_streams_and_a_resume_from_the_last_version_misses_nothing(
+    emulator: ThreadedEmulator, kube_api
+):
+    core = kubernetes.client.CoreV1Api(kube_api)
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    seen: list[tuple[str, str]] = []
+    last_rv: list[str] = []
+
+    def watch() -> None:
+        for event in kubernetes.watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=60
+        ):
+            seen.append((event["type"], event["object"].metadata.name))
+            last_rv.append(event["object"].metadata.resource_version)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    core.create_namespaced_config_map("default", {"metadata": {"name": "before"}})
+    wait_for(lambda: seen, timeout=10)
+    assert emulator.cut_watches() == 1
+    thread.join(10)
+    assert not thread.is_alive(), "the stream ended long before its 60 s timeout"
+    core.create_namespaced_config_map("default", {"metadata": {"name": "after"}})
+    resumed = kubernetes.watch.Watch().stream(
+        core.list_namespaced_config_map, "default", resource_version=last_rv[-1], timeout_seconds=1
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in resumed] == [("ADDED", "after")]
+    assert seen == [("ADDED", "before")]
+
+
+def test_after_compaction_a_stale_resume_gets_410_gone_expired(emulator: ThreadedEmulator, kube_api):
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+    stale = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "b"}})
+    emulator.compact()
+    url = f"{emulator.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={stale}&timeoutSeconds=1"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        lines = [json.loads(line) for line in response.read().splitlines()]
+    assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in lines] == [("ERROR", 410, "Expired")]
+    assert lines[0]["object"]["message"].startswith(f"too old resource version: {stale} (")
+
+
 def test_a_fractional_watch_timeout_is_refused_like_a_real_server_does(emulator: ThreadedEmulator):
     url = f"{emulator.url}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=300.0"
     with pytest.raises(urllib.error.HTTPError) as err:

@@ -154,6 +154,19 @@ class Emulator:
         """Arm a fault (see :class:`~neuronfleet.kube_emulator.faults.Fault`); thread-safe."""
         return self.faults.add(Fault(method=method, path=path, times=times, status=status, delay=delay))
 
+    def cut_watches(self) -> int:
+        """End every open watch stream now, as an API server restart or a watch timeout does.
+
+        Each stream ends cleanly (end of the chunked body); clients re-watch from the last
+        resourceVersion they saw. Returns how many streams were open. Call from the server's loop
+        (``ThreadedEmulator.cut_watches`` does that from another thread).
+        """
+        return self.store.close_watches()
+
+    def compact(self) -> None:
+        """Drop the retained event log up to now; older resumes get 410 Gone (see ``Store.compact``)."""
+        self.store.compact()
+
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -580,6 +593,16 @@ class ThreadedEmulator:
         """Arm a fault; see :meth:`Emulator.inject` (thread-safe)."""
         assert self.emulator is not None, "the emulator is not started"
         return self.emulator.inject(**fault)
+
+    def cut_watches(self) -> int:
+        """End every open watch stream now; see :meth:`Emulator.cut_watches` (thread-safe)."""
+        assert self.emulator is not None, "the emulator is not started"
+        return self.call(self.emulator.cut_watches)
+
+    def compact(self) -> None:
+        """Compact the event log now; see :meth:`Emulator.compact` (thread-safe)."""
+        assert self.emulator is not None, "the emulator is not started"
+        self.call(self.emulator.compact)
 
     @property
     def requests(self) -> list[RequestRecord]:

@@ -414,11 +414,38 @@ class Store:
     def unwatch(self, watcher: Watcher) -> None:
         self._watchers[watcher.info.storage_key].discard(watcher)
 
-    def close_watches(self) -> None:
+    def close_watches(self) -> int:
+        """End every open watch stream; returns how many were open.
+
+        A real API server ends watches on its own: each one at a timeout (a random duration
+        between ``--min-request-timeout`` and twice it, 1800 s by default) and all of them when it
+        restarts. Clients are expected to re-watch from the last resourceVersion they saw
+        (Kubernetes API concepts, "Efficient detection of changes").
+        """
+        closed = 0
         for watchers in self._watchers.values():
             for watcher in watchers:
                 watcher.close()
+                closed += 1
             watchers.clear()
+        return closed
+
+    def compact(self) -> None:
+        """Drop every retained event up to the current resourceVersion, as etcd compaction does.
+
+        A watch that resumes from an older resourceVersion then gets 410 Gone, reason Expired
+        ("too old resource version: X (Y)"), and the client must list again: "When the requested
+        watch operations fail because the historical version of that resource is not available,
+        clients must handle the case by recognizing the status code 410 Gone, clearing their local
+        cache, performing a new get or list operation, and starting the watch from the
+        resourceVersion that was returned" (Kubernetes API concepts, "Efficient detection of
+        changes"). etcd is compacted every five minutes by default (kube-apiserver
+        ``--etcd-compaction-interval``). A watch from exactly
+        the current resourceVersion still works: it asks only for later events.
+        """
+        for log in self._logs.values():
+            log.events.clear()
+            log.compacted_rv = self.rv
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -252,6 +252,31 @@ def test_a_watch_from_a_compacted_version_is_gone():
     assert err.value.code == 410
 
 
+def test_compaction_expires_older_resumes_but_not_one_from_the_current_version(store: Store):
+    store.create(cm(store), "default", {"metadata": {"name": "a"}})
+    old = store.rv
+    store.create(cm(store), "default", {"metadata": {"name": "b"}})
+    assert drain(store.watch(cm(store), "default", resource_version=str(old))) == [("ADDED", "b")]
+    store.compact()
+    with pytest.raises(ApiError) as err:
+        store.watch(cm(store), "default", resource_version=str(old))
+    assert (err.value.code, err.value.reason) == (410, "Expired")
+    assert err.value.message == f"too old resource version: {old} ({store.rv})"
+    current = store.watch(cm(store), "default", resource_version=str(store.rv))
+    store.create(cm(store), "default", {"metadata": {"name": "c"}})
+    assert drain(current) == [("ADDED", "c")]
+
+
+def test_closing_watches_ends_each_stream_and_counts_them(store: Store):
+    first = store.watch(cm(store), "default")
+    second = store.watch(deployments(store), "default")
+    assert store.close_watches() == 2
+    assert first.queue.get_nowait() is None and second.queue.get_nowait() is None
+    store.create(cm(store), "default", {"metadata": {"name": "a"}})
+    assert first.queue.empty(), "a closed watch gets no more events"
+    assert store.close_watches() == 0
+
+
 def test_a_label_selected_watch_sees_objects_leave_and_enter_the_selection(store: Store):
     from neuronfleet.kube_emulator.selectors import LabelSelector
 
