@@ -23,7 +23,7 @@ from emulator_fixtures import emulator, emulator_kubeconfig, kube_api  # noqa: F
 from emulator_support import enable_controllers
 from kubernetes.client import ApiException
 
-from neuronfleet.kube_emulator import ThreadedEmulator, rbac_rules
+from neuronfleet.kube_emulator import ThreadedEmulator, rbac_rules, write_kubeconfig
 from support.crds import schemaless_crd
 from support.waits import wait_for
 
@@ -319,6 +319,27 @@ def test_the_request_log_yields_the_rbac_rules_used(emulator: ThreadedEmulator, 
     apps.list_deployment_for_all_namespaces()
     rules = rbac_rules(emulator.emulator.requests)
     assert rules == {("apps", "deployments"): {"create", "list"}, ("apps", "deployments/status"): {"patch"}}
+
+
+def test_the_request_log_names_each_clients_user_and_arrival_time(emulator: ThreadedEmulator, tmp_path: Path):
+    emulator.emulator.tokens.update({"token-a": "operator-a", "token-b": "operator-b"})
+    clients = [
+        kubernetes.config.new_client_from_config(
+            config_file=str(write_kubeconfig(tmp_path / f"kubeconfig-{token}", emulator.url, token=token))
+        )
+        for token in ("token-a", "token-b", "unknown")
+    ]
+    before = time.time()
+    for n, client in enumerate(clients):
+        kubernetes.client.CoreV1Api(client).create_namespaced_config_map("default", {"metadata": {"name": f"c{n}"}})
+        client.close()
+    writes = [r for r in emulator.requests if r.write]
+    assert [(r.user, r.resource) for r in writes] == [
+        ("operator-a", "configmaps"),
+        ("operator-b", "configmaps"),
+        ("system:anonymous", "configmaps"),
+    ]
+    assert before <= writes[0].at <= writes[1].at <= writes[2].at <= time.time()
 
 
 def test_finalizers_keep_an_object_until_they_are_removed(kube_api):

@@ -1,7 +1,8 @@
 """A record of every API request, to derive the RBAC rules an operator really needs.
 
-Tests compare :func:`rbac_rules` of a run with the Helm chart's ClusterRole, and the
-benchmark divides :func:`count` by the number of ModelDeployments.
+Tests compare :func:`rbac_rules` of a run with the Helm chart's ClusterRole, the
+benchmark divides :func:`count` by the number of ModelDeployments, and the chaos soak tells
+which operator wrote what, and when, by each record's ``user`` and ``at``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class RequestRecord:
     name: str
     path: str
     code: int = 0
+    user: str = ""  # the authenticated user (see Emulator.tokens); "system:anonymous" without a known token
+    at: float = 0.0  # arrival time, time.time()
+
+    @property
+    def write(self) -> bool:
+        """A request that changes state (an audit log's "write" verbs)."""
+        return self.verb in ("create", "update", "patch", "delete", "deletecollection")
 
     @property
     def rbac_resource(self) -> str:

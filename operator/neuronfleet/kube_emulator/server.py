@@ -109,6 +109,11 @@ class Emulator:
         self.port = port
         self.faults = FaultTable()
         self.requests: list[RequestRecord] = []
+        # Bearer token -> user name, like kube-apiserver's --token-auth-file: the request log
+        # records who sent each request. Tokens are never refused (the emulator does no authz);
+        # a request without a known token is recorded as the anonymous user, the name a real
+        # server gives unauthenticated requests ("Anonymous requests", Kubernetes authentication docs).
+        self.tokens: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -173,6 +178,9 @@ class Emulator:
         parts = [p for p in request.path.split("/") if p]
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
         record = self._classify(request.method, parts, query, request.path)
+        if record is not None:
+            record["user"] = self._user(request.headers.get("Authorization", ""))
+            record["at"] = time.time()
         fault = self.faults.take(request.method, request.path_qs)
         code = 0
         try:
@@ -198,6 +206,12 @@ class Emulator:
                 self.requests.append(
                     RequestRecord(**{**record, "code": code})  # type: ignore[arg-type]
                 )
+
+    def _user(self, authorization: str) -> str:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() in self.tokens:
+            return self.tokens[token.strip()]
+        return "system:anonymous"
 
     def _classify(self, method: str, parts: list[str], query: dict[str, str], path: str) -> dict[str, Any] | None:
         target = self._target(parts)
