@@ -176,6 +176,7 @@ class OperatorProcess:
         service_level_window: float = 300.0,
         peering: str | None = None,
         priority: int | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         # The demo's one operator runs standalone; the soak runs two that share a peering object.
         scope = ["--standalone"] if peering is None else ["--peering", peering]
@@ -199,6 +200,7 @@ class OperatorProcess:
             str(metrics_port),
             "--service-level-window",
             f"{service_level_window:g}",
+            *extra_args,
         ]
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

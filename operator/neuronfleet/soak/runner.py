@@ -6,7 +6,7 @@ Deployment; trace load on one fleet. The operator is `neuronfleet run`, twice, a
 sharing one ClusterKopfPeering, each with its own kubeconfig token, so the API server's request log
 says which one wrote. Each start gets a higher peering priority than any before it: a restarted
 operator takes over at once, and a standby takes over from a killed one when the dead one's peering
-entry expires (kopf's peering lifetime, 60 s).
+entry expires (`--peering-lifetime`: kopf's 60 s in a long soak, 20 s in a short one).
 
 Every second the runner copies what the API server holds into the plain timelines of
 `soak.invariants`; every few seconds it runs the checkers on the timeline so far and logs new
@@ -87,6 +87,11 @@ class SoakConfig:
     @property
     def long(self) -> bool:
         return self.duration >= 600
+
+    @property
+    def peering_lifetime(self) -> int:
+        """kopf's default in a long soak; 20 s in a short one, so a standby takes over within it."""
+        return 60 if self.long else 20
 
     @property
     def gap(self) -> float:
@@ -219,7 +224,10 @@ class _CompileJobs:
 class _Operators:
     """The two operator processes; every start gets a priority above all before it."""
 
-    def __init__(self, workdir: Path, kubeconfigs: Mapping[str, Path], prometheus_url: str, window: float) -> None:
+    def __init__(
+        self, workdir: Path, kubeconfigs: Mapping[str, Path], prometheus_url: str, window: float, lifetime: int
+    ) -> None:
+        self.lifetime = lifetime
         self.workdir = workdir
         self.kubeconfigs = kubeconfigs
         self.prometheus_url = prometheus_url
@@ -243,6 +251,7 @@ class _Operators:
             service_level_window=self.window,
             peering=PEERING,
             priority=100 + self.starts,
+            extra_args=("--peering-lifetime", str(self.lifetime)),
         ).start()
         self.procs[user] = proc
         self.process_names[user] = name
@@ -495,10 +504,19 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
             pool_box.append(nodepool)
             stack.push_async_callback(nodepool.stop)
 
-            operators = _Operators(workdir, kubeconfigs, prometheus.url, service_level_window(config.compression))
+            operators = _Operators(
+                workdir,
+                kubeconfigs,
+                prometheus.url,
+                service_level_window(config.compression),
+                config.peering_lifetime,
+            )
             for user in OPERATORS:
                 name = operators.start(user)
-                say(f"Operator     {name}: neuronfleet run --peering {PEERING} (pid {operators.pids[name]})")
+                say(
+                    f"Operator     {name}: neuronfleet run --peering {PEERING} "
+                    f"--peering-lifetime {config.peering_lifetime} (pid {operators.pids[name]})"
+                )
             stack.callback(operators.stop_all)
 
             md_info = store.resource(constants.GROUP, constants.VERSION, constants.PLURAL)
