@@ -461,7 +461,8 @@ def check_one_writer(writes: Sequence[Write], *, window: float) -> list[Violatio
     """At most one operator acts at a time: no A, B, A alternation of writers within `window` seconds.
 
     A handover (A's writes, then B's) is one switch; two operators both acting interleave their
-    writes, which shows as a writer coming back within `window` seconds of another's write.
+    writes, which shows as a writer coming back within `window` seconds of another's write. One
+    violation per episode: interleavings less than `window` apart are one episode.
     """
     runs: list[tuple[str, float, float, str]] = []  # (user, first write, last write, what)
     for write in sorted(writes, key=lambda w: w.t):
@@ -471,18 +472,29 @@ def check_one_writer(writes: Sequence[Write], *, window: float) -> list[Violatio
             runs[-1] = (user, first, write.t, first_what)
         else:
             runs.append((write.user, write.t, write.t, what))
-    found: list[Violation] = []
+    episodes: list[list[tuple[tuple[str, float, float, str], ...]]] = []
     for before, middle, after in zip(runs, runs[1:], runs[2:], strict=False):
-        if before[0] == after[0] and after[1] - before[2] <= window:
-            found.append(
-                Violation(
-                    "one-operator-acts",
-                    middle[1],
-                    middle[0],
-                    f"{before[0]} wrote at t={before[2]:.2f}, {middle[0]} at t={middle[1]:.2f}-{middle[2]:.2f} "
-                    f"({middle[3]}), {after[0]} again at t={after[1]:.2f} ({after[3]})",
-                )
+        if before[0] != after[0] or after[1] - before[2] > window:
+            continue
+        if episodes and middle[1] - episodes[-1][-1][2][1] <= window:
+            episodes[-1].append((before, middle, after))
+        else:
+            episodes.append([(before, middle, after)])
+    found: list[Violation] = []
+    for episode in episodes:
+        before, middle, after = episode[0]
+        last = episode[-1][2]
+        users = sorted({before[0], middle[0]})
+        found.append(
+            Violation(
+                "one-operator-acts",
+                middle[1],
+                ",".join(users),
+                f"{' and '.join(users)} both wrote from t={before[2]:.2f} to t={last[1]:.2f} "
+                f"({len(episode)} interleavings); first: {before[0]} at t={before[2]:.2f}, {middle[0]} at "
+                f"t={middle[1]:.2f} ({middle[3]}), {after[0]} again at t={after[1]:.2f} ({after[3]})",
             )
+        )
     return found
 
 

@@ -76,7 +76,7 @@ class SoakConfig:
     mean_gap: float | None = None  # mean seconds between fault starts (default: from the duration)
     compression: float = 10.0  # the demo's compressed clock (replica startup, trace)
     sample_interval: float = 1.0
-    check_interval: float = 10.0
+    check_interval: float | None = None  # seconds between checks of the timeline so far (default 10, long 30)
     rss_bound_mib_per_hour: float = 64.0
     rss_warmup: float = 120.0  # seconds of a process's life before its RSS trend counts
     rss_min_span: float = 600.0  # a process must be watched this long after warm-up to be judged
@@ -87,6 +87,12 @@ class SoakConfig:
     @property
     def long(self) -> bool:
         return self.duration >= 600
+
+    @property
+    def checks_every(self) -> float:
+        if self.check_interval is not None:
+            return self.check_interval
+        return 30.0 if self.long else 10.0
 
     @property
     def peering_lifetime(self) -> int:
@@ -621,7 +627,7 @@ async def _observe(soak: _Soak, emulator: Emulator, store: Store, operators: _Op
         if time.monotonic() - last_process >= 5.0:
             soak.collect_process(operators)
             last_process = time.monotonic()
-        if time.monotonic() - last_check >= soak.config.check_interval:
+        if time.monotonic() - last_check >= soak.config.checks_every:
             soak.check()
             last_check = time.monotonic()
         await asyncio.sleep(soak.config.sample_interval)

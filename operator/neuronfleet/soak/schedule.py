@@ -87,7 +87,7 @@ def _durations(long: bool) -> Mapping[str, tuple[float, float]]:
     return {
         # Longer than the short soak's peering lifetime (20 s): the standby takes over from the
         # killed one before it comes back with a higher priority and takes over again.
-        "operator_kill": (26.0, 34.0),
+        "operator_kill": (45.0, 55.0),
         "prometheus_outage": (8.0, 14.0),
         "replica_hang": (8.0, 14.0),
         "compile_failure": (14.0, 18.0),

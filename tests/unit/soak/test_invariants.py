@@ -198,7 +198,7 @@ def test_a_handover_is_fine_but_interleaved_writers_are_two_operators_acting():
     assert inv.check_one_writer(handover, window=5) == []
     both = [*handover, Write(4, "a", "create", "events")]
     (violation,) = inv.check_one_writer(both, window=5)
-    assert (violation.invariant, violation.subject) == ("one-operator-acts", "b")
+    assert (violation.invariant, violation.subject) == ("one-operator-acts", "a,b")
     far = [*handover, Write(30, "a", "create", "events")]  # back after a restart, long after
     assert inv.check_one_writer(far, window=5) == []
 
@@ -229,3 +229,11 @@ def test_a_fleet_without_its_workload_has_not_converged_even_if_its_status_says_
     assert not fleet(service(), ready=False).converged
     assert fleet(deployment(2), service()).converged
     assert not fleet(deployment(2), generation=3, observed=2).converged
+
+
+def test_two_operators_writing_side_by_side_for_a_while_are_one_episode_and_a_later_one_another():
+    side_by_side = [Write(float(t), "a" if t % 2 else "b", "patch", "modeldeployments/status") for t in range(10, 30)]
+    again = [Write(float(t), "a" if t % 2 else "b", "patch", "modeldeployments/status") for t in range(100, 104)]
+    first, second = inv.check_one_writer([*side_by_side, *again], window=5)
+    assert first.t == 11.0 and "18 interleavings" in first.evidence
+    assert second.t == 101.0
