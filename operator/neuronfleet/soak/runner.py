@@ -725,8 +725,29 @@ async def _do(fault: schedule.PlannedFault, context: _Context) -> dict[str, Any]
     if kind == "watch_cut":
         return {"streams": emulator.cut_watches()}
     if kind == "watch_expired":
+        # Watches go down (cut, and re-watches refused) while a child is deleted; the log is compacted
+        # past the deletion, so every resume gets 410 Gone and must relist to learn of it.
+        blocked = emulator.inject(method="GET", path=r"[?&]watch=(true|1)", times=1_000_000, status=503)
+        streams = emulator.cut_watches()
+        victim = _key(context.docs[fault.param("victim", "spare")])
+        namespace, name = victim.split("/")
+        what = fault.param("delete", "workload")
+        info = (
+            store.resource("apps", "v1", "deployments") if what == "workload" else store.resource("", "v1", "services")
+        )
+        deleted = None
+        with contextlib.suppress(ApiError):
+            store.delete(info, namespace, name)
+            deleted = f"{info.kind} {victim}"
+        await asyncio.sleep(fault.seconds)
         emulator.compact()
-        return {"streams": emulator.cut_watches(), "compacted_at_rv": store.rv}
+        blocked.times = blocked.hits
+        return {
+            "streams": streams,
+            "deleted_in_gap": deleted,
+            "rewatches_refused": blocked.hits,
+            "compacted_at_rv": store.rv,
+        }
     if kind == "operator_kill":
         victim = _active_operator(soak, context.operators)
         killed = context.operators.process_names.get(victim, victim)

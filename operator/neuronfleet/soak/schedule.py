@@ -22,7 +22,7 @@ KINDS = (
     "api_errors",  # 409/429/500/503 answers to the next N requests
     "api_timeouts",  # the next N requests hang past the client's timeout
     "watch_cut",  # every watch stream ends (apiserver restart, watch timeout)
-    "watch_expired",  # the event log is compacted, then watches cut: resumes get 410 Gone
+    "watch_expired",  # watches cut and kept down while a child is deleted; compaction: resumes get 410 Gone
     "operator_kill",  # SIGKILL the acting operator; restart it after a while
     "prometheus_outage",  # stop Prometheus; restart it with its data gone
     "replica_crash",  # a replica's pod dies and is replaced
@@ -83,6 +83,7 @@ def _durations(long: bool) -> Mapping[str, tuple[float, float]]:
             "md_recreate": (1.0, 4.0),
             "api_errors": (2.0, 6.0),
             "api_timeouts": (20.0, 25.0),
+            "watch_expired": (3.0, 10.0),
         }
     return {
         # Longer than the short soak's peering lifetime (20 s): the standby takes over from the
@@ -96,6 +97,7 @@ def _durations(long: bool) -> Mapping[str, tuple[float, float]]:
         "md_recreate": (1.0, 2.0),
         "api_errors": (2.0, 4.0),
         "api_timeouts": (20.0, 22.0),
+        "watch_expired": (2.0, 4.0),
     }
 
 
@@ -118,6 +120,8 @@ def _params(kind: str, rng: random.Random) -> tuple[tuple[str, Any], ...]:
         )
     if kind == "api_timeouts":
         return (("times", rng.randint(2, 6)), ("method", rng.choice(("*", "PATCH"))))
+    if kind == "watch_expired":  # what is deleted while nobody watches: the relist must notice
+        return (("victim", rng.choice(("loaded", "spare"))), ("delete", rng.choice(("workload", "service"))))
     if kind == "child_edit":
         return (("action", rng.choice(("scale", "scale", "template", "delete_workload", "delete_service"))),)
     return ()
