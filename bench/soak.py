@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> SoakConfig:
     parser.add_argument(
         "--rss-bound", type=float, default=64.0, help="largest RSS growth allowed, MiB per hour (default 64)"
     )
+    parser.add_argument(
+        "--load-fraction",
+        type=float,
+        default=0.25,
+        help="share of the demo trace's requests replayed on the loaded fleet (default 0.25: about 17 requests "
+        "per wall second; the whole trace saturates the one event loop that also serves the API)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json, report.md and soak.png")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -55,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> SoakConfig:
         warmup=args.warmup,
         mean_gap=args.mean_gap,
         rss_bound_mib_per_hour=args.rss_bound,
+        load_fraction=args.load_fraction,
         out=args.out,
         workdir=args.workdir,
     )

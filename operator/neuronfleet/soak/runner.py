@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import faulthandler
 import json
 import os
 import shutil
@@ -83,6 +84,9 @@ class SoakConfig:
     out: Path | None = None  # report.json, report.md and soak.png go here
     workdir: Path | None = None  # None: a temporary directory, removed at the end
     manifest: Path | None = None  # the loaded fleet's ModelDeployment (default: the demo's)
+    # Share of the demo trace's requests replayed: the whole trace is ~70 streamed requests per wall
+    # second through one event loop that also serves the API, too much for a shared two-core machine.
+    load_fraction: float = 0.25
 
     @property
     def long(self) -> bool:
@@ -243,8 +247,10 @@ class _Operators:
         self.logs: dict[str, Path] = {}  # process name -> log
         self.pids: dict[str, int] = {}
         self.starts = 0
+        self.down: set[str] = set()  # killed by a fault, restarted by it
 
     def start(self, user: str) -> str:
+        self.down.discard(user)
         self.starts += 1
         count = sum(1 for name in self.logs if name.startswith(f"{user}#")) + 1
         name = f"{user}#{count}"
@@ -265,7 +271,18 @@ class _Operators:
         self.pids[name] = proc.process.pid if proc.process else 0
         return name
 
+    def restart_exited(self) -> list[str]:
+        """Start again every operator that exited by itself (a kubelet restarts a crashed container)."""
+        restarted = []
+        for user, proc in list(self.procs.items()):
+            if user in self.down or proc.alive:
+                continue
+            code = proc.process.returncode if proc.process is not None else None
+            restarted.append(f"{self.process_names[user]} exited (code {code}); started {self.start(user)}")
+        return restarted
+
     def kill(self, user: str) -> None:
+        self.down.add(user)
         proc = self.procs.get(user)
         if proc is not None and proc.process is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -312,6 +329,7 @@ class _Soak:
         self.violations: dict[tuple[str, str, int], inv.Violation] = {}
         self.injected: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self.loop_lag: list[float] = []  # seconds each sampling wake-up came late
 
     def now(self) -> float:
         return time.time() - self.t0
@@ -445,7 +463,10 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
     if manifest is None:
         raise SoakError("cannot find examples/demo/llama3-8b-trn2.yaml; pass --manifest")
     demo_doc = next(d for d in yaml.safe_load_all(Path(manifest).read_text()) if d and d.get("kind") == constants.KIND)
-    trace = trace_window(read_trace(DEFAULT_TRACE))
+    if not 0 < config.load_fraction <= 1:
+        raise SoakError("--load-fraction must be in (0, 1]")
+    full = trace_window(read_trace(DEFAULT_TRACE))
+    trace = full[:: max(1, round(1 / config.load_fraction))]
     own_workdir = config.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="neuronfleet-soak-")) if own_workdir else Path(config.workdir or ".")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -579,6 +600,12 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
                     "operator_processes": dict(operators.pids),
                     "notes": soak.notes,
                     "replicas_started": nodepool.started_replicas,
+                    "loop_lag_s": {
+                        "p50": soak_report.percentile(soak.loop_lag, 0.5),
+                        "p95": soak_report.percentile(soak.loop_lag, 0.95),
+                        "max": max(soak.loop_lag, default=None),
+                        "over_5s": sum(1 for lag in soak.loop_lag if lag > 5),
+                    },
                 },
             )
     finally:
@@ -621,16 +648,45 @@ class _Context:
 async def _observe(soak: _Soak, emulator: Emulator, store: Store, operators: _Operators) -> None:
     last_check = time.monotonic()
     last_process = 0.0
+    stalls = (operators.workdir / "loop-stalls.txt").open("a")
+    try:
+        await _observe_loop(soak, emulator, store, operators, last_check, last_process, stalls)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        stalls.close()
+
+
+async def _observe_loop(
+    soak: _Soak,
+    emulator: Emulator,
+    store: Store,
+    operators: _Operators,
+    last_check: float,
+    last_process: float,
+    stalls: TextIO,
+) -> None:
+    """Sample every `sample_interval`; how late each wake-up comes is the event loop's lag.
+
+    The emulator, the replicas and the load share this loop: a loop that stalls answers the
+    operators late. Each stall over 10 s dumps every thread's stack into loop-stalls.txt.
+    """
     while True:
         soak.sample(store)
         soak.collect_requests(emulator)
         if time.monotonic() - last_process >= 5.0:
             soak.collect_process(operators)
+            for note in operators.restart_exited():
+                soak.notes.append(f"t={soak.now():.1f} {note}")
+                soak.say(f"  NOTE {note}")
             last_process = time.monotonic()
         if time.monotonic() - last_check >= soak.config.checks_every:
             soak.check()
             last_check = time.monotonic()
+        asleep = time.monotonic()
+        faulthandler.dump_traceback_later(soak.config.sample_interval + 5.0, file=stalls)
         await asyncio.sleep(soak.config.sample_interval)
+        faulthandler.cancel_dump_traceback_later()
+        soak.loop_lag.append(max(0.0, time.monotonic() - asleep - soak.config.sample_interval))
 
 
 async def _load(trace: list[Any], clock: CompressedClock, url: str) -> None:
@@ -660,13 +716,22 @@ async def _wait_injections(context: _Context, planner_task: asyncio.Task[None]) 
 
 async def _inject_all(faults: list[schedule.PlannedFault], context: _Context) -> None:
     soak = context.soak
+    locks = {group: asyncio.Lock() for group in schedule.EXCLUSIVE}
     for fault in faults:
         delay = fault.at - soak.now()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(_inject(fault, context), name=f"fault-{fault.kind}")
+        group = next((g for g in schedule.EXCLUSIVE if fault.kind in g), None)
+        injection = _inject(fault, context) if group is None else _serially(locks[group], fault, context)
+        task = asyncio.create_task(injection, name=f"fault-{fault.kind}")
         context.running.add(task)
         task.add_done_callback(context.running.discard)
+
+
+async def _serially(lock: asyncio.Lock, fault: schedule.PlannedFault, context: _Context) -> None:
+    """Faults that must not overlap wait for each other when a slow loop made one run late."""
+    async with lock:
+        await _inject(fault, context)
 
 
 def _active_operator(soak: _Soak, operators: _Operators) -> str:

@@ -61,3 +61,8 @@ def test_api_error_bursts_use_the_statuses_a_server_sends_under_load():
 def test_in_a_short_soak_the_killed_operator_stays_down_past_its_peering_lifetime(seed: int):
     faults = schedule.plan(seed, start=25, end=120, roles=ROLES, mean_gap=3.5)
     assert all(f.seconds > 20 for f in faults if f.kind == "operator_kill")
+
+
+def test_conflicts_are_only_injected_into_writes():
+    faults = schedule.plan(1, start=0, end=3600, roles=ROLES, mean_gap=5, long=True)
+    assert {f.param("method") for f in faults if f.kind == "api_errors" and f.param("status") == 409} == {"PATCH"}
