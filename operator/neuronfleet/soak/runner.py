@@ -531,6 +531,11 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
             pool_box.append(nodepool)
             stack.push_async_callback(nodepool.stop)
 
+            md_info = store.resource(constants.GROUP, constants.VERSION, constants.PLURAL)
+            for doc in docs.values():
+                store.create(md_info, NAMESPACE, copy.deepcopy(doc))
+            say(f"Fleets       {', '.join(_key(d) for d in docs.values())} (loaded, spare, compiled)")
+
             operators = _Operators(
                 workdir,
                 kubeconfigs,
@@ -538,18 +543,21 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 service_level_window(config.compression),
                 config.peering_lifetime,
             )
+            stack.callback(operators.stop_all)
             for user in OPERATORS:
+                # One after the other, as a rolling update starts them: the first acts before the
+                # second (higher priority) arrives and takes over, rather than both starting at once.
                 name = operators.start(user)
                 say(
                     f"Operator     {name}: neuronfleet run --peering {PEERING} "
                     f"--peering-lifetime {config.peering_lifetime} (pid {operators.pids[name]})"
                 )
-            stack.callback(operators.stop_all)
-
-            md_info = store.resource(constants.GROUP, constants.VERSION, constants.PLURAL)
-            for doc in docs.values():
-                store.create(md_info, NAMESPACE, copy.deepcopy(doc))
-            say(f"Fleets       {', '.join(_key(d) for d in docs.values())} (loaded, spare, compiled)")
+                if user != OPERATORS[-1]:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and not any(
+                        r.write and r.user == user for r in emulator.requests
+                    ):
+                        await asyncio.sleep(0.2)
 
             faults = schedule.plan(
                 config.seed,
@@ -560,6 +568,7 @@ async def run_soak(config: SoakConfig, *, out: TextIO = sys.stdout) -> dict[str,
                 long=config.long,
             )
             say(f"Faults       {len(faults)} planned (seed {config.seed}), convergence bound {config.settle:g} s")
+            soak.t0 = time.time()  # the soak's clock starts with both operators up
             context = _Context(emulator, store, operators, compile_jobs, prom_box, nodepool, docs, soak, config)
             tasks = [
                 asyncio.create_task(_observe(soak, emulator, store, operators), name="observe"),
