@@ -28,8 +28,9 @@ async def test_a_short_soak_with_every_fault_kind_breaks_no_invariant(prometheus
     assert set(injected) == set(schedule.KINDS), f"every kind of fault was injected: {injected}"
     assert report["faults_failed_to_inject"] == []
     assert report["samples"] > 60
-    assert report["compile_jobs_failed"], "a compile Job was made to fail"
-    # Both operators acted: the standby took over from the killed one, the restarted one took it back.
+    (kill,) = [f for f in report["faults"] if f["kind"] == "operator_kill"]
+    assert kill["restarted"].endswith("#2"), kill
+    # Both operators acted: the first until the second took over at start, then again while it was dead.
     assert set(report["writes_by_operator"]) == {"operator-a", "operator-b"}, report["writes_by_operator"]
     violations = "\n".join(f"t={v['t']} {v['invariant']} {v['subject']}: {v['evidence']}" for v in report["violations"])
     assert report["violations_total"] == 0, violations
