@@ -34,10 +34,8 @@ def all_violations(
     rss_bound: float,
     rss_warmup: float,
     rss_min_span: float,
-    final: bool = False,
 ) -> list[inv.Violation]:
-    """Every invariant over the timelines so far (`final`: the run is over, judge what is left)."""
-    del final  # every checker judges only what its timeline can decide
+    """Every invariant over the timelines so far; each checker judges only what its timeline can decide."""
     found = [
         *inv.check_bounds(snapshots, spans, settle=settle),
         *inv.check_no_scale_down_without_metrics(snapshots, gaps, spans, lag=METRICS_LAG, settle=settle),
@@ -151,7 +149,6 @@ def build(
         rss_bound=rss_bound,
         rss_warmup=rss_warmup,
         rss_min_span=rss_min_span,
-        final=True,
     )
     hours = max((snapshots[-1].t - snapshots[0].t) if snapshots else 0.0, 1.0) / 3600.0
     changes, flaps = count_flaps(snapshots)

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import dataclasses
 import faulthandler
+import itertools
 import json
 import os
 import shutil
@@ -330,6 +331,7 @@ class _Soak:
         self.injected: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.loop_lag: list[float] = []  # seconds each sampling wake-up came late
+        self._tokens = itertools.count()
 
     def now(self) -> float:
         return time.time() - self.t0
@@ -392,7 +394,7 @@ class _Soak:
     # -- faults as spans --------------------------------------------------------------------
 
     def begin(self, kind: str, fleets: tuple[str, ...]) -> int:
-        token = id(object()) ^ len(self.active) ^ int(self.now() * 1000)
+        token = next(self._tokens)
         self.active[token] = (kind, self.now(), fleets)
         return token
 
@@ -401,7 +403,7 @@ class _Soak:
         self.spans.append(inv.Span(kind, start, self.now(), fleets))
 
     def gap_begin(self, fleets: tuple[str, ...], why: str) -> int:
-        token = id(object()) ^ int(self.now() * 1000)
+        token = next(self._tokens)
         self.open_gaps[token] = (self.now(), fleets, why)
         return token
 
@@ -419,7 +421,7 @@ class _Soak:
 
     # -- checking ---------------------------------------------------------------------------
 
-    def check(self, *, final: bool = False) -> list[inv.Violation]:
+    def check(self) -> list[inv.Violation]:
         c = self.config
         spans = self.spans_so_far()
         found = soak_report.all_violations(
@@ -434,7 +436,6 @@ class _Soak:
             rss_bound=c.rss_bound_mib_per_hour * 2**20,
             rss_warmup=c.rss_warmup,
             rss_min_span=c.rss_min_span,
-            final=final,
         )
         fresh = []
         for violation in found:
