@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import json
 import sys
 from pathlib import Path
 
+from neuronfleet.soak import report as soak_report
 from neuronfleet.soak.runner import SoakConfig, SoakError, run_soak
 
 
-def parse_args(argv: list[str] | None = None) -> SoakConfig:
+def parse_args(argv: list[str] | None = None) -> SoakConfig | Path:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
@@ -54,7 +57,17 @@ def parse_args(argv: list[str] | None = None) -> SoakConfig:
     )
     parser.add_argument("--out", type=Path, default=None, help="directory for report.json, report.md and soak.png")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here (default: a temporary directory)")
+    parser.add_argument(
+        "--recheck",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run no soak: judge a saved one again (DIR/timeline.jsonl, DIR/report.json) with this version's "
+        "checkers of the API timeline, and print the violations",
+    )
     args = parser.parse_args(argv)
+    if args.recheck is not None:
+        return args.recheck
     return SoakConfig(
         duration=args.duration,
         seed=args.seed,
@@ -68,8 +81,22 @@ def parse_args(argv: list[str] | None = None) -> SoakConfig:
     )
 
 
+def recheck(directory: Path) -> int:
+    """Re-judge a saved soak; exit status 1 when a violation is found."""
+    report = json.loads((directory / "report.json").read_text())
+    lines = (directory / "timeline.jsonl").read_text().splitlines()
+    found = soak_report.recheck(lines, report)
+    for v in found:
+        print(f"t={v.t:.1f} {v.invariant} {v.subject}: {v.evidence}")
+    counts = collections.Counter(v.invariant for v in found)
+    print(f"{len(found)} violations of the API-timeline invariants: {dict(sorted(counts.items()))}")
+    return 1 if found else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    if isinstance(config, Path):
+        return recheck(config)
     try:
         report = asyncio.run(run_soak(config))
     except SoakError as exc:

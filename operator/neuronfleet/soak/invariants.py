@@ -337,21 +337,42 @@ def check_children(snapshots: Sequence[Snapshot], faults: Sequence[Span], *, gra
     return found
 
 
+# Faults that may keep a child away for a while: they delete children, or stop the operator from
+# seeing or writing them. A Prometheus outage or a hung replica is no reason for a child to be missing.
+CHILD_FAULTS = (
+    "child_edit",
+    "md_recreate",
+    "watch_expired",
+    "watch_cut",
+    "operator_kill",
+    "api_errors",
+    "api_timeouts",
+)
+
+
 def check_fleets_present(
-    snapshots: Sequence[Snapshot], faults: Sequence[Span], *, grace: float, excused_by: Iterable[str] = ("md_recreate",)
+    snapshots: Sequence[Snapshot],
+    faults: Sequence[Span],
+    *,
+    grace: float,
+    excused_by: Iterable[str] = ("md_recreate",),
+    child_faults: Iterable[str] = CHILD_FAULTS,
 ) -> list[Violation]:
-    """No fleet, and no fleet's workload, is lost.
+    """No fleet, and no child of a fleet, is lost.
 
     A fleet once seen must be in every later sample, unless a deletion of it (an ``md_recreate``
-    fault) is on. A fleet that had a workload must not be without one for more than `grace` seconds
-    after the later of the first sample without it and the end of the last fault touching it.
+    fault) is on. A child kind a fleet once had must not be missing for more than `grace` seconds
+    after the later of the first sample without it and the end of the last of `child_faults`
+    touching the fleet. Kinds are counted per fleet incarnation (uid): a recreated fleet starts afresh.
     """
     excused_by = tuple(excused_by)
+    child_faults = set(child_faults)
+    relevant = [f for f in faults if f.kind in child_faults]
     found: list[Violation] = []
     seen: set[str] = set()
-    had_workload: set[str] = set()
-    missing_since: dict[str, float] = {}
-    reported: set[str] = set()
+    had: dict[str, set[str]] = {}  # fleet uid -> child kinds it has had
+    missing_since: dict[tuple[str, str], float] = {}
+    reported: set[tuple[str, str]] = set()
     lost: set[str] = set()
     for snap in snapshots:
         present = {f.key for f in snap.fleets}
@@ -362,25 +383,28 @@ def check_fleets_present(
         lost &= seen - present  # reported once per absence
         seen |= present
         for fleet in snap.fleets:
-            if fleet.workloads():
-                had_workload.add(fleet.key)
-                missing_since.pop(fleet.key, None)
-                reported.discard(fleet.key)
-                continue
-            if fleet.key not in had_workload:
-                continue
-            first = missing_since.setdefault(fleet.key, snap.t)
-            last_fault = max((f.end for f in faults if f.touches(fleet.key) and f.start <= snap.t), default=first)
-            if snap.t - max(first, last_fault) > grace and fleet.key not in reported:
-                reported.add(fleet.key)
-                found.append(
-                    Violation(
-                        "no-child-lost",
-                        snap.t,
-                        fleet.key,
-                        f"no workload since t={first:.1f} (last fault touching it ended t={last_fault:.1f})",
+            kinds = {c.kind for c in fleet.children}
+            known = had.setdefault(fleet.uid, set())
+            known |= kinds
+            for kind in sorted(known):
+                slot = (fleet.uid, kind)
+                if kind in kinds:
+                    missing_since.pop(slot, None)
+                    reported.discard(slot)
+                    continue
+                first = missing_since.setdefault(slot, snap.t)
+                last_fault = max((f.end for f in relevant if f.touches(fleet.key) and f.start <= snap.t), default=first)
+                if snap.t - max(first, last_fault) > grace and slot not in reported:
+                    reported.add(slot)
+                    found.append(
+                        Violation(
+                            "no-child-lost",
+                            snap.t,
+                            fleet.key,
+                            f"no {kind} since t={first:.1f} (last fault that could explain it ended "
+                            f"t={last_fault:.1f})",
+                        )
                     )
-                )
     return found
 
 

@@ -12,7 +12,17 @@ from typing import Any
 
 from neuronfleet.soak import invariants as inv
 
-__all__ = ["all_violations", "build", "count_flaps", "format_text", "markdown", "percentile", "plot"]
+__all__ = [
+    "all_violations",
+    "build",
+    "count_flaps",
+    "format_text",
+    "load_timeline",
+    "markdown",
+    "percentile",
+    "plot",
+    "recheck",
+]
 
 DECISION_WINDOW = 10.0  # seconds between a replica change and its decision event
 ONE_WRITER_WINDOW = 5.0  # seconds within which a writer coming back means two operators acted
@@ -174,7 +184,9 @@ def build(
         "flaps_per_hour": round(flaps / hours, 1),
         "writes_by_operator": dict(sorted(writers.items())),
         "rss": _rss_table(rss, min(rss_warmup, 30.0)),
-        "metrics_gaps": [{"start": round(g.start, 1), "end": round(g.end, 1), "why": g.why} for g in gaps],
+        "metrics_gaps": [
+            {"start": round(g.start, 1), "end": round(g.end, 1), "fleets": list(g.fleets), "why": g.why} for g in gaps
+        ],
         "faults": list(injected),
         "samples": len(snapshots),
     }
@@ -287,3 +299,50 @@ def plot(report: Mapping[str, Any], snapshots: Sequence[inv.Snapshot], path: Pat
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def load_timeline(
+    lines: Sequence[str], report: Mapping[str, Any]
+) -> tuple[list[inv.Snapshot], list[inv.Decision], list[inv.Span], list[inv.MetricsGap]]:
+    """The timelines a soak saved (timeline.jsonl lines, report.json), back as the checkers' dataclasses."""
+    import json
+
+    snapshots: list[inv.Snapshot] = []
+    decisions: list[inv.Decision] = []
+    for line in lines:
+        data = json.loads(line)
+        if "decision" in data:
+            decisions.append(inv.Decision(**data["decision"]))
+            continue
+        fleets = tuple(
+            inv.Fleet(**{**f, "children": tuple(inv.Child(**c) for c in f["children"])}) for f in data["fleets"]
+        )
+        snapshots.append(inv.Snapshot(data["t"], fleets, tuple(inv.Child(**c) for c in data["orphans"])))
+    spans = [
+        inv.Span(str(f["kind"]), float(f["t"]), float(f.get("end", f["t"])), (f["fleet"],) if f.get("fleet") else ())
+        for f in report["faults"]
+    ]
+    gaps = []
+    for gap in report["metrics_gaps"]:
+        fleets = tuple(gap.get("fleets") or ())
+        if "fleets" not in gap and gap["why"].startswith("replica"):  # saved before gaps named their fleet
+            fleets = next(
+                (s.fleets for s in spans if s.kind == "replica_hang" and s.start <= gap["start"] <= s.end), ()
+            )
+        gaps.append(inv.MetricsGap(float(gap["start"]), float(gap["end"]), fleets, str(gap["why"])))
+    return snapshots, decisions, spans, gaps
+
+
+def recheck(lines: Sequence[str], report: Mapping[str, Any]) -> list[inv.Violation]:
+    """The invariants judged from the API's timeline, re-run on a saved soak (writes, RSS and logs are not saved)."""
+    snapshots, decisions, spans, gaps = load_timeline(lines, report)
+    settle = float(report["convergence_bound_s"])
+    found = [
+        *inv.check_bounds(snapshots, spans, settle=settle),
+        *inv.check_no_scale_down_without_metrics(snapshots, gaps, spans, lag=METRICS_LAG, settle=settle),
+        *inv.check_changes_have_decisions(snapshots, decisions, spans, window=DECISION_WINDOW, settle=settle),
+        *inv.check_children(snapshots, spans, grace=CHILD_GRACE),
+        *inv.check_fleets_present(snapshots, spans, grace=settle),
+        *inv.check_convergence(snapshots, spans, within=settle),
+    ]
+    return sorted(found, key=lambda v: v.t)

@@ -142,7 +142,7 @@ def test_a_workload_deleted_and_not_recreated_is_lost_after_the_grace():
     deleted = [Span("child_edit", 2.0, 2.0, (KEY,))]
     (violation,) = inv.check_fleets_present(snaps, deleted, grace=10)
     assert violation.invariant == "no-child-lost"
-    back = [Snapshot(float(t), (fleet(deployment(1) if t < 2 or t > 6 else service()),)) for t in range(20)]
+    back = [Snapshot(float(t), (fleet(*([deployment(1)] if t < 2 or t > 6 else []), service()),)) for t in range(20)]
     assert inv.check_fleets_present(back, deleted, grace=10) == []
 
 
@@ -237,3 +237,43 @@ def test_two_operators_writing_side_by_side_for_a_while_are_one_episode_and_a_la
     first, second = inv.check_one_writer([*side_by_side, *again], window=5)
     assert first.t == 11.0 and "18 interleavings" in first.evidence
     assert second.t == 101.0
+
+
+def test_a_service_missing_long_after_the_last_fault_that_could_explain_it_is_lost():
+    without = [
+        Snapshot(float(t), (fleet(deployment(1)) if 5 <= t < 200 else fleet(deployment(1), service()),))
+        for t in range(220)
+    ]
+    outage = [Span("prometheus_outage", 0.0, 150.0)]  # says nothing about Services: no excuse
+    (violation,) = inv.check_fleets_present(without, outage, grace=60)
+    assert (violation.invariant, violation.t) == (
+        "no-child-lost",
+        66.0,
+    ) and "no Service since t=5.0" in violation.evidence
+    deleted = [Span("child_edit", 5.0, 5.0, (KEY,)), Span("watch_expired", 50.0, 60.0)]
+    assert [v.t for v in inv.check_fleets_present(without, deleted, grace=60)] == [121.0]
+
+
+def test_a_recreated_fleet_does_not_inherit_the_children_of_its_predecessor():
+    old = Fleet(KEY, "md-old", 1, 1, True, 1, 4, (deployment(1), service()))
+    new = Fleet(KEY, "md-new", 1, None, None, 1, 4, ())
+    snaps = [Snapshot(float(t), (old if t < 5 else new,)) for t in range(100)]
+    assert inv.check_fleets_present(snaps, [], grace=60) == []
+
+
+def test_a_saved_soak_is_judged_again_the_same_way():
+    import dataclasses
+    import json
+
+    from neuronfleet.soak import report
+
+    snaps = timeline(1, 1, 5, 5)  # above the maximum from t=2 on
+    lines = [json.dumps(dataclasses.asdict(s)) for s in snaps]
+    lines.append(json.dumps({"decision": dataclasses.asdict(Decision(2.0, KEY, "ScaledUp"))}))
+    saved = {"convergence_bound_s": 60, "faults": [], "metrics_gaps": []}
+    assert [(v.invariant, v.t) for v in report.recheck(lines, saved)] == [
+        ("replicas-within-bounds", 2.0),
+        ("replicas-within-bounds", 3.0),
+    ]
+    edited = {**saved, "faults": [{"t": 1.5, "end": 1.5, "kind": "child_edit", "fleet": KEY}]}
+    assert report.recheck(lines, edited) == []
