@@ -706,13 +706,29 @@ async def _load(trace: list[Any], clock: CompressedClock, url: str) -> None:
         await replay.run()
 
 
+def settled(snapshots: list[inv.Snapshot], *, after: float, fleets: int) -> bool:
+    """Pure: the last sample, taken after `after`, shows every fleet converged with every child kind it had."""
+    if not snapshots or snapshots[-1].t <= after:
+        return False
+    last = snapshots[-1]
+    had: dict[str, set[str]] = {}
+    for snap in snapshots:
+        for fleet in snap.fleets:
+            had.setdefault(fleet.uid, set()).update(c.kind for c in fleet.children)
+    return len(last.fleets) == fleets and all(
+        f.converged and had[f.uid] <= {c.kind for c in f.children} for f in last.fleets
+    )
+
+
 async def _settle(soak: _Soak, config: SoakConfig) -> None:
-    """After the faults: wait until every fleet has converged, or the convergence bound has passed."""
+    """After the faults: wait until every fleet has settled, or the convergence bound has passed.
+
+    A child still missing keeps the soak going until the bound, so that the checkers can judge it.
+    """
     last = max((s.end for s in soak.spans), default=0.0)
     deadline = max(last, config.warmup) + config.settle + 2 * config.sample_interval
     while soak.now() < deadline:
-        snap = soak.snapshots[-1] if soak.snapshots else None
-        if snap is not None and snap.t > last + 2 and len(snap.fleets) == 3 and all(f.converged for f in snap.fleets):
+        if settled(soak.snapshots, after=last + 2, fleets=3):
             break
         await asyncio.sleep(config.sample_interval)
 

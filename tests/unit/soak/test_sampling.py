@@ -9,7 +9,7 @@ import yaml
 
 from neuronfleet.api import convert, resource
 from neuronfleet.neuron import planner
-from neuronfleet.soak.runner import fleet_manifests, snapshot
+from neuronfleet.soak.runner import fleet_manifests, settled, snapshot
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = yaml.safe_load((REPO / "examples" / "demo" / "llama3-8b-trn2.yaml").read_text())
@@ -62,3 +62,11 @@ def test_a_rollout_with_unready_pods_is_not_rolled_out_and_the_fleet_not_converg
     snap = snapshot(5.0, [_md("md-1")], [("Deployment", _deployment("md-1", ready=1))])
     (fleet,) = snap.fleets
     assert not fleet.children[0].rolled_out and not fleet.converged
+
+
+def test_the_soak_settles_only_when_every_fleet_converged_with_every_child_it_had():
+    whole = snapshot(5.0, [_md("md-1")], [("Deployment", _deployment("md-1")), ("Service", _deployment("md-1"))])
+    no_service = snapshot(6.0, [_md("md-1")], [("Deployment", _deployment("md-1"))])
+    assert settled([whole], after=1.0, fleets=1)
+    assert not settled([whole, no_service], after=1.0, fleets=1)
+    assert not settled([whole], after=5.0, fleets=1), "a sample from before the last fault ended says nothing"
