@@ -287,6 +287,28 @@ async def test_a_simulated_replica_answers_like_vllm_health_completions_and_metr
     assert f"vllm_generation_tokens_total{labels} 40.0" in exposition
 
 
+async def test_a_hung_replica_leaves_metrics_unanswered_until_it_resumes_and_still_serves_health() -> None:
+    replica = await SimulatedReplica(
+        profile=LLAMA_8B_TRN2_TP4, clock=CompressedClock(50), served_name="m", startup_seconds=1
+    ).start()
+    base = f"http://{replica.address}"
+    try:
+        await asyncio.wait_for(replica.ready_event.wait(), timeout=5)
+        async with aiohttp.ClientSession() as session:
+            replica.hang()
+            with pytest.raises(TimeoutError):
+                async with session.get(f"{base}/metrics", timeout=aiohttp.ClientTimeout(total=0.5)):
+                    pass
+            async with session.get(f"{base}/health") as response:
+                assert response.status == 200
+            replica.resume()
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                assert "vllm:num_requests_running" in await response.text()
+    finally:
+        await replica.stop()
+
+
 async def test_a_streamed_completion_sends_the_first_token_through_the_router_while_decoding_goes_on() -> None:
     clock = CompressedClock(10)
     replica = await SimulatedReplica(

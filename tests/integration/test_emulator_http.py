@@ -269,6 +269,20 @@ def test_cut_watches_ends_open_streams_and_a_resume_from_the_last_version_misses
     assert seen == [("ADDED", "before")]
 
 
+def test_a_watch_whose_client_left_before_the_headers_is_not_kept(emulator: ThreadedEmulator, monkeypatch):
+    from aiohttp import web
+
+    async def gone(self, request):  # what aiohttp raises when the client has already closed
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    monkeypatch.setattr(web.StreamResponse, "prepare", gone)
+    url = f"{emulator.url}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=30"
+    with pytest.raises(Exception):  # noqa: B017 - the server has nothing to answer with
+        urllib.request.urlopen(url, timeout=10)
+    monkeypatch.undo()
+    assert emulator.cut_watches() == 0, "no watcher left behind to receive events forever"
+
+
 def test_after_compaction_a_stale_resume_gets_410_gone_expired(emulator: ThreadedEmulator, kube_api):
     core = kubernetes.client.CoreV1Api(kube_api)
     core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})

@@ -53,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="peering priority (default: random per start, so exactly one of several replicas acts)",
     )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=_lifetime,
+        default=60,
+        metavar="SECONDS",
+        help="how long this replica's peering entry counts as alive without a heartbeat: a standby takes over "
+        "this long after the acting replica dies without leaving (SIGKILL, node loss) (default: 60, kopf's)",
+    )
     parser.add_argument("--prometheus-url", default=None, help="default Prometheus for autoscaling")
     parser.add_argument(
         "--service-level-window",
@@ -88,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         peering_explicit=args.peering is not None,
         standalone=args.standalone,
         priority=args.priority,
+        peering_lifetime=args.peering_lifetime,
         prometheus_url=args.prometheus_url,
         service_level_window=args.service_level_window,
         image_vllm_neuron=args.image_vllm_neuron,
@@ -96,6 +105,17 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )
+
+
+def _lifetime(text: str) -> int:
+    """Whole seconds, at least 10: kopf heartbeats 5-10 s before an entry expires."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if not 10 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 10 and 3600 seconds, got {text}")
+    return seconds
 
 
 def _window(text: str) -> float:

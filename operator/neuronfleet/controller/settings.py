@@ -47,6 +47,9 @@ class OperatorConfig:
     # Replicas of one Deployment get identical flags, so each draws a random priority at start:
     # exactly one acts, and a standby takes over when it stops. --priority pins it.
     priority: int | None = None
+    # Seconds a peering entry lives without a heartbeat (kopf's settings.peering.lifetime): how long
+    # standbys wait before taking over from a replica that died without removing its entry.
+    peering_lifetime: int = 60
     prometheus_url: str | None = None
     service_level_window: float = 300.0  # seconds of the measured service level (autoscale/service_level.py)
     image_vllm_neuron: str | None = None  # None: render.options.DEFAULT_IMAGES
@@ -145,4 +148,5 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
         settings.peering.priority = (
             config.priority if config.priority is not None else random.SystemRandom().randint(1, 2**31 - 1)
         )
+        settings.peering.lifetime = int(config.peering_lifetime)
     settings.peering.standalone = config.standalone

@@ -174,7 +174,14 @@ class OperatorProcess:
         metrics_port: int,
         log_path: Path,
         service_level_window: float = 300.0,
+        peering: str | None = None,
+        priority: int | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        # The demo's one operator runs standalone; the soak runs two that share a peering object.
+        scope = ["--standalone"] if peering is None else ["--peering", peering]
+        if priority is not None:
+            scope += ["--priority", str(priority)]
         self.command = [
             sys.executable,
             "-m",
@@ -182,7 +189,7 @@ class OperatorProcess:
             "run",
             "--kubeconfig",
             str(kubeconfig),
-            "--standalone",
+            *scope,
             "--prometheus-url",
             prometheus_url,
             "--bind-address",
@@ -193,6 +200,7 @@ class OperatorProcess:
             str(metrics_port),
             "--service-level-window",
             f"{service_level_window:g}",
+            *extra_args,
         ]
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

@@ -142,6 +142,8 @@ class SimulatedReplica:
         self.started = False
         self.stopping = False
         self.ready_event = asyncio.Event()
+        self._answering = asyncio.Event()  # cleared by `hang`: /metrics requests wait, unanswered
+        self._answering.set()
         self._next_step: float | None = None  # simulated time of the pending step end
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[SimRequest]] = {}
@@ -194,6 +196,22 @@ class SimulatedReplica:
         loop = asyncio.get_running_loop()
         self._startup = loop.call_later(self.clock.wall_seconds(self.startup_seconds), self._become_ready)
         return self
+
+    @property
+    def hung(self) -> bool:
+        return not self._answering.is_set()
+
+    def hang(self) -> None:
+        """Stop answering /metrics (requests wait until `resume`): a replica too wedged to be scraped.
+
+        Prometheus then marks the target down at its scrape timeout (``up == 0``), which is what the
+        operator's partial-data rule watches; serving and health are left alone.
+        """
+        self._answering.clear()
+
+    def resume(self) -> None:
+        """Answer /metrics again, the waiting requests included."""
+        self._answering.set()
 
     def _become_ready(self) -> None:
         if not self.stopping:
@@ -280,6 +298,7 @@ class SimulatedReplica:
         return web.Response(status=200 if self.started and not self.stopping else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        await self._answering.wait()
         if not self.started:
             return web.Response(status=503, text="starting\n")
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -415,12 +415,17 @@ class Emulator:
         except ApiError as exc:
             if exc.code != 410:
                 raise
-            await response.prepare(request)
-            line = json.dumps({"type": "ERROR", "object": exc.status()}).encode() + b"\n"
-            await response.write(line)
-            await response.write_eof()
+            with contextlib.suppress(ConnectionResetError):
+                await response.prepare(request)
+                line = json.dumps({"type": "ERROR", "object": exc.status()}).encode() + b"\n"
+                await response.write(line)
+                await response.write_eof()
             return response
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except ConnectionResetError:  # the client left before the headers went out: drop its watch
+            self.store.unwatch(watcher)
+            return response
         as_table = tables.wants_table(request.headers.get("Accept", ""))
 
         def line(item: tuple[str, WatchEvent]) -> bytes:

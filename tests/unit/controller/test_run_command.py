@@ -33,6 +33,8 @@ def test_defaults_serve_all_namespaces_with_health_metrics_and_optional_peering(
         pytest.param(("--prometheus-url", "http://p:9090"), "prometheus_url", "http://p:9090", id="prometheus url"),
         pytest.param(("--service-level-window", "60"), "service_level_window", 60.0, id="service-level window"),
         pytest.param((), "service_level_window", 300.0, id="service-level window of 5 minutes by default"),
+        pytest.param(("--peering-lifetime", "20"), "peering_lifetime", 20, id="peering lifetime"),
+        pytest.param((), "peering_lifetime", 60, id="kopf's peering lifetime by default"),
     ],
 )
 def test_each_flag_lands_in_the_config(argv: tuple[str, ...], field: str, value: object) -> None:
@@ -55,3 +57,19 @@ def test_namespaces_and_all_namespaces_exclude_each_other() -> None:
 def test_a_service_level_window_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(SystemExit):
         config("--service-level-window", value)
+
+
+@pytest.mark.parametrize("value", ["5", "20.5", "4000"])
+def test_a_peering_lifetime_kopf_could_not_keep_alive_is_refused(value: str) -> None:
+    with pytest.raises(SystemExit):
+        config("--peering-lifetime", value)
+
+
+def test_the_peering_lifetime_reaches_kopf() -> None:
+    import kopf
+
+    from neuronfleet.controller.settings import configure_kopf
+
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, config("--peering", "p", "--peering-lifetime", "20"))
+    assert (settings.peering.name, settings.peering.lifetime) == ("p", 20)
