@@ -23,11 +23,12 @@ from typing import Any, Protocol
 
 from neuronfleet.controller.kube import KubeError
 
-__all__ = ["Leadership", "Paused", "Toggles", "pause_toggles"]
+__all__ = ["Leadership", "Paused", "Toggles", "kopf_event_posting", "pause_toggles"]
 
 log = logging.getLogger(__name__)
 
 KOPF_PAUSE_AWARE_TASK = "daemon killer"
+KOPF_EVENT_POSTER_TASK = "poster of events"
 
 
 class Toggles(Protocol):
@@ -45,18 +46,47 @@ class Paused(KubeError):
         super().__init__(0, "Paused", "the operator is paused: another replica of the peering acts")
 
 
-def pause_toggles(tasks: Collection[asyncio.Task[Any]]) -> Toggles:
-    """kopf's "operator paused" toggle set, from the tasks `kopf.spawn_tasks` returned."""
+def _task_argument(tasks: Collection[asyncio.Task[Any]], task_name: str, argument: str) -> Any:
+    """An argument kopf passed to the coroutine of its task `task_name` (inside kopf's guard), or None."""
     for task in tasks:
-        if task.get_name() != KOPF_PAUSE_AWARE_TASK:
+        if task.get_name() != task_name:
             continue
         guard = task.get_coro()
         inner = getattr(guard, "cr_frame", None) and guard.cr_frame.f_locals.get("coro")  # type: ignore[union-attr]
         frame = getattr(inner, "cr_frame", None)
-        toggles = None if frame is None else frame.f_locals.get("operator_paused")
-        if toggles is not None and hasattr(toggles, "is_on") and hasattr(toggles, "wait_for"):
-            return toggles  # type: ignore[no-any-return]
+        return None if frame is None else frame.f_locals.get(argument)
+    return None
+
+
+def pause_toggles(tasks: Collection[asyncio.Task[Any]]) -> Toggles:
+    """kopf's "operator paused" toggle set, from the tasks `kopf.spawn_tasks` returned."""
+    toggles = _task_argument(tasks, KOPF_PAUSE_AWARE_TASK, "operator_paused")
+    if toggles is not None and hasattr(toggles, "is_on") and hasattr(toggles, "wait_for"):
+        return toggles  # type: ignore[no-any-return]
     raise RuntimeError(f"kopf's pause state was not found in its {KOPF_PAUSE_AWARE_TASK!r} task (kopf upgraded?)")
+
+
+def kopf_event_posting(tasks: Collection[asyncio.Task[Any]]) -> Callable[[], None]:
+    """A function that lets the task calling it (and tasks it starts) post events with `kopf.event`.
+
+    kopf sets its event queue in context variables only inside its per-object handler tasks; a
+    pass started from anywhere else (the leadership task, on resuming) failed with LookupError on
+    its first event, and so did its retries (found by the chaos soak). The queue is the argument
+    of kopf's "poster of events" task (kopf/_core/reactor/running.py, kopf/_core/engines/posting.py).
+    """
+    from kopf._core.engines import posting  # kopf's own: no public API sets these
+
+    queue = _task_argument(tasks, KOPF_EVENT_POSTER_TASK, "event_queue")
+    settings = _task_argument(tasks, KOPF_EVENT_POSTER_TASK, "settings")
+    if queue is None or settings is None:
+        raise RuntimeError(f"kopf's event queue was not found in its {KOPF_EVENT_POSTER_TASK!r} task (kopf upgraded?)")
+
+    def enter() -> None:
+        posting.event_queue_loop_var.set(asyncio.get_running_loop())
+        posting.event_queue_var.set(queue)
+        posting.settings_var.set(settings)
+
+    return enter
 
 
 class Leadership:
@@ -72,9 +102,12 @@ class Leadership:
         self._listeners: list[Callable[[bool], None]] = []
         self._parked: set[Hashable] = set()
         self._attached = asyncio.Event() if toggles is None and not always_active else None
+        self._enter: Callable[[], None] | None = None
 
-    def attach(self, toggles: Toggles) -> None:
+    def attach(self, toggles: Toggles, *, enter: Callable[[], None] | None = None) -> None:
+        """Follow `toggles`; `enter` prepares the leadership task, whose listeners start passes (event posting)."""
         self._toggles = toggles
+        self._enter = enter
         if self._attached is not None:
             self._attached.set()
 
@@ -107,6 +140,8 @@ class Leadership:
             return
         if self._attached is not None:
             await self._attached.wait()
+        if self._enter is not None:
+            self._enter()
         toggles = self._toggles
         assert toggles is not None
         active = self.active

@@ -54,5 +54,5 @@ async def run_operator(
         ready_flag=ready_flag,
         **config.kopf_kwargs(),
     )
-    memo.leadership.attach(leadership.pause_toggles(tasks))
+    memo.leadership.attach(leadership.pause_toggles(tasks), enter=leadership.kopf_event_posting(tasks))
     await kopf.run_tasks(tasks, ignored=existing)

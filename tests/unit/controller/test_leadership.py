@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
+import kopf
 import pytest
-from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.aiokits import aiotasks, aiotoggles
+from kopf._core.engines import posting
 
+from neuronfleet.controller import events
 from neuronfleet.controller.kube import KubeError
-from neuronfleet.controller.leadership import Leadership, Paused, pause_toggles
+from neuronfleet.controller.leadership import Leadership, Paused, kopf_event_posting, pause_toggles
 from neuronfleet.controller.state import FleetKey
 
 
@@ -79,3 +83,40 @@ async def test_pause_toggles_finds_the_set_in_the_arguments_of_kopfs_daemon_kill
     for task in (other, killer):
         task.cancel()
     inner.close()
+
+
+async def test_a_pass_started_outside_kopfs_handlers_posts_its_events_once_the_leadership_task_entered() -> None:
+    """Regression (chaos soak): passes unparked on resuming run from the leadership task, where
+    kopf's event queue was unset: every event of theirs failed with LookupError, and so did their
+    retries. kopf's own guarded poster task, never started here, holds the queue."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    poster = aiotasks.create_guarded_task(
+        posting.poster(event_queue=queue, backbone=None, settings=kopf.OperatorSettings()),  # type: ignore[arg-type]
+        "poster of events",
+        flag=asyncio.Event(),  # never set: the poster never runs, its arguments are what is read
+    )
+    body = {
+        "apiVersion": "neuronfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"namespace": "ml", "name": "llama", "uid": "u1"},
+    }
+    scaled = events.Event("Normal", "Scaled", "Scaled from 1 to 2 replicas")
+
+    async def a_pass() -> None:
+        events.post(body, [scaled])
+
+    with pytest.raises(LookupError):  # what the unparked passes hit before the fix
+        await asyncio.get_running_loop().create_task(a_pass(), context=contextvars.Context())
+
+    enter = kopf_event_posting([poster])
+
+    async def leadership_task() -> None:
+        enter()
+        await asyncio.create_task(a_pass())  # a pass it starts inherits the queue
+
+    await asyncio.get_running_loop().create_task(leadership_task(), context=contextvars.Context())
+    posted = queue.get_nowait()
+    assert (posted.reason, posted.message, posted.ref["name"]) == ("Scaled", scaled.message, "llama")
+    with pytest.raises(RuntimeError, match="kopf upgraded"):
+        kopf_event_posting([asyncio.create_task(asyncio.sleep(0), name="daemon killer")])
+    poster.cancel()
