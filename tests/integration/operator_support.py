@@ -200,6 +200,17 @@ class Cluster:
         ]
 
 
+SCALE_ON_CONCURRENCY: dict[str, Any] = {
+    "enabled": True,
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "metrics": {"concurrencyPerReplica": 8},
+    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+}
+"""Autoscaling on concurrency alone (8 per replica, 1-4 replicas, no scale-down window): a test moves
+the replica's load and reads the decision at once."""
+
+
 def scraped_replica(
     start_replica: Callable[..., Any],
     start_prometheus: Callable[..., Any],

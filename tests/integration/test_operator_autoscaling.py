@@ -16,7 +16,15 @@ from collections.abc import Callable
 
 import pytest
 from emulator_support import enable_cluster, enable_controllers
-from operator_support import Cluster, OperatorThread, alternations, http_text, make_md, scraped_replica
+from operator_support import (
+    SCALE_ON_CONCURRENCY,
+    Cluster,
+    OperatorThread,
+    alternations,
+    http_text,
+    make_md,
+    scraped_replica,
+)
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
@@ -28,13 +36,7 @@ pytestmark = pytest.mark.prometheus
 SCRAPE_SECONDS = 1.0
 SYNC_SECONDS = 0.5
 
-AUTOSCALING = {
-    "enabled": True,
-    "minReplicas": 1,
-    "maxReplicas": 4,
-    "metrics": {"concurrencyPerReplica": 8},
-    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-}
+AUTOSCALING = SCALE_ON_CONCURRENCY
 
 
 @pytest.fixture

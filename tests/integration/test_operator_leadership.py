@@ -14,11 +14,10 @@ from typing import Any
 
 import kubernetes
 import pytest
-from operator_support import Cluster, OperatorThread, make_md, operator_config
+from operator_support import SCALE_ON_CONCURRENCY, Cluster, OperatorThread, make_md, operator_config, scraped_replica
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
-from neuronfleet.demo.prometheus import pod_target_labels
 from neuronfleet.kube_emulator import write_kubeconfig
 from support.crds import schemaless_crd
 from support.waits import wait_for
@@ -29,13 +28,7 @@ PEERING_CRD = schemaless_crd(
     "kopf.dev", "clusterkopfpeerings", "ClusterKopfPeering", scope="Cluster", status_schema=True
 )
 SYNC_SECONDS = 0.5
-AUTOSCALING = {
-    "enabled": True,
-    "minReplicas": 1,
-    "maxReplicas": 4,
-    "metrics": {"concurrencyPerReplica": 8},
-    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-}
+AUTOSCALING = SCALE_ON_CONCURRENCY
 
 
 @pytest.fixture
@@ -75,14 +68,10 @@ def replica(
     start_replica: Callable[..., FakeVllmReplica],
     start_prometheus: Callable[..., prometheus_support.PrometheusServer],
 ) -> tuple[FakeVllmReplica, prometheus_support.PrometheusServer]:
-    replica = start_replica()
-    replica.set_load(running=4, waiting=0, tokens_per_second=100)
-    labels = pod_target_labels(
-        "ml", "llama-0", {"app.kubernetes.io/instance": "llama", "app.kubernetes.io/name": "vllm"}
-    )
-    server = start_prometheus([prometheus_support.Target(replica.address, labels)], scrape_interval="1s")
-    server.wait_for_scrapes(2)
-    return replica, server
+    def prepare(r: FakeVllmReplica) -> None:
+        r.set_load(running=4, waiting=0, tokens_per_second=100)
+
+    return scraped_replica(start_replica, start_prometheus, scrape_seconds=1.0, prepare=prepare)
 
 
 def _writes(cluster: Cluster, user: str, since: int) -> list[str]:
