@@ -221,8 +221,12 @@ def test_an_autoscaler_decision_sees_replicas_that_cannot_be_placed(
     )
     assert "cannot be placed" in limited["message"]
     assert cluster.condition("llama", "CapacityAvailable")["reason"] == "InsufficientNeuronCapacity"
-    # The two replicas without a node no longer count as capacity on its way; none was deleted.
+    # The two replicas without a node no longer count as capacity on its way; none was deleted, also by
+    # the decisions after the shift, which hold (the samples look 11 minutes old) what was asked.
+    seen = _decisions(op)
+    wait_for(lambda: _decisions(op) >= seen + 3, timeout=30, what="three more decisions")
     assert cluster.deployment("llama")["spec"]["replicas"] >= 5
+    assert cluster.condition("llama", "ScalingLimited").get("reason") == "LimitedByCapacity"
 
 
 def test_a_scale_is_announced_even_when_the_status_write_fails(

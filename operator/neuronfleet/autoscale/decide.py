@@ -70,6 +70,7 @@ def decide(
 ) -> types.Decision:
     """Desired replicas for the fleet now; store `Decision.recommended` in the history afterwards."""
     current = observation.current_replicas
+    held = current if observation.asked_replicas is None else observation.asked_replicas
     targets = policy.targets
     up_rules = policy.scale_up
     down_rules = policy.scale_down
@@ -77,10 +78,10 @@ def decide(
     # 1. Availability.
     sampled_at = observation.sampled_at
     if sampled_at is None:
-        return _hold(current, policy, "no metric sample at all")
+        return _hold(held, policy, "no metric sample at all")
     age = now - sampled_at
     if age > policy.max_metric_age_seconds:
-        return _hold(current, policy, f"newest sample is {age:.0f}s old (max {policy.max_metric_age_seconds:.0f}s)")
+        return _hold(held, policy, f"newest sample is {age:.0f}s old (max {policy.max_metric_age_seconds:.0f}s)")
 
     # 2. Per-signal sizes.
     per_signal: dict[str, float] = {}
@@ -108,8 +109,8 @@ def decide(
         per_signal[name] = float(size)
     if not per_signal:
         if not missing:
-            return _hold(current, policy, "no autoscaling signal is enabled")
-        return _hold(current, policy, f"no sample for {', '.join(missing)}")
+            return _hold(held, policy, "no autoscaling signal is enabled")
+        return _hold(held, policy, f"no sample for {', '.join(missing)}")
     recommended = int(max(per_signal.values()))
 
     # 3. Partial data never scales down.
@@ -218,7 +219,7 @@ def _in_flight_for(history: tuple[types.HistoryEntry, ...], now: float) -> float
 
 
 def _hold(current: int, policy: types.Policy, why: str) -> types.Decision:
-    """Keep the current count without usable metrics; only the bounds may still move it."""
+    """Keep the count in force without usable metrics; only the bounds may still move it."""
     final = min(max(current, policy.min_replicas), policy.max_replicas)
     if final > current:
         reason = types.Reason.LIMITED_MIN

@@ -40,6 +40,10 @@ class Observation:
     # replicas, typically the busiest (scrapes time out under load): never scale down on that.
     failing_scrapes: int | None = None
     prompt_tokens_per_second: float | None = None  # fleet sum of rate(vllm:prompt_tokens_total[w])
+    # The count in force (the last decision) when it differs from current_replicas: pods that waited
+    # past their placement deadline are not capacity, yet they stay asked for. A hold keeps this count,
+    # so unavailable or partial metrics never delete them. None: current_replicas.
+    asked_replicas: int | None = None
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,22 @@ def test_missing_or_stale_metrics_hold_the_current_count_instead_of_falling_to_m
     assert decision.recommended == 5
 
 
+def test_a_hold_keeps_replicas_asked_for_that_no_node_could_place() -> None:
+    """Five asked, two of them unschedulable past their deadline (so three count as capacity): stale
+    metrics hold the five; holding the three would delete the two pods that still wait for a node."""
+    stale = dataclasses.replace(observe(3, concurrency=100.0, sampled_at=NOW - 600), asked_replicas=5)
+    decision, history = step.step(stale, make_policy(scale_down=_unlimited_down()), steady(5, 5, since=0), NOW)
+    assert (decision.replicas, decision.reason, decision.recommended) == (5, Reason.METRICS_UNAVAILABLE, 5)
+    assert "5 -> 5 replicas" in decision.message
+    assert (history[-1].replicas_before, history[-1].replicas_after) == (5, 5)  # no change recorded
+
+
+def test_fresh_metrics_size_from_the_capacity_not_from_the_count_asked() -> None:
+    fresh = dataclasses.replace(observe(3, concurrency=24.0 * 5), asked_replicas=5)
+    decision = decide(fresh, make_policy(), steady(5, 5, since=0), NOW)
+    assert (decision.replicas, decision.reason) == (5, Reason.SCALED_UP)
+
+
 def test_a_fresh_sample_just_inside_the_max_age_is_used() -> None:
     decision = decide(observe(2, concurrency=96.0, sampled_at=NOW - 60), make_policy(), (), NOW)
     assert decision.replicas == 4
