@@ -14,7 +14,7 @@ from typing import Any
 import emulator_fixtures
 import kubernetes
 import pytest
-from operator_support import NAMESPACE, Cluster, OperatorThread, load_crd, operator_config
+from operator_support import NAMESPACE, Cluster, OperatorThread, load_crd, operator_config, stop_all
 
 from e2e import conftest as e2e_fixtures
 from neuronfleet.kube_emulator import ThreadedEmulator
@@ -52,11 +52,7 @@ def start_operator(emulator_kubeconfig: Path, crd: dict[str, Any]) -> Iterator[C
         return op
 
     yield start
-    for op in started:
-        if op.alive:
-            op.stop()
-    for op in started:
-        assert op.exception is None, f"the operator crashed: {op.exception!r}"
+    stop_all(started)
 
 
 @pytest.fixture

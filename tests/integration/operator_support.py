@@ -91,6 +91,15 @@ class OperatorThread:
         return self._thread.is_alive()
 
 
+def stop_all(started: list[OperatorThread]) -> None:
+    """Fixture teardown: stop every operator started, then fail if any of them crashed."""
+    for op in started:
+        if op.alive:
+            op.stop()
+    for op in started:
+        assert op.exception is None, f"the operator crashed: {op.exception!r}"
+
+
 def operator_config(kubeconfig: Path, *extra: str, **overrides: Any) -> OperatorConfig:
     """A config built by the real `neuronfleet run` argument parser, then test knobs applied."""
     from neuronfleet import cli

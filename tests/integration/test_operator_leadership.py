@@ -14,7 +14,15 @@ from typing import Any
 
 import kubernetes
 import pytest
-from operator_support import SCALE_ON_CONCURRENCY, Cluster, OperatorThread, make_md, operator_config, scraped_replica
+from operator_support import (
+    SCALE_ON_CONCURRENCY,
+    Cluster,
+    OperatorThread,
+    make_md,
+    operator_config,
+    scraped_replica,
+    stop_all,
+)
 
 from e2e import prometheus_support
 from e2e.vllm_exporter import FakeVllmReplica
@@ -56,11 +64,7 @@ def peered(
         return op
 
     yield start
-    for op in started:
-        if op.alive:
-            op.stop()
-    for op in started:
-        assert op.exception is None, f"the operator crashed: {op.exception!r}"
+    stop_all(started)
 
 
 @pytest.fixture

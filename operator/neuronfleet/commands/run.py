@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 
 from neuronfleet.controller.settings import DEFAULT_PEERING, OperatorConfig
 
@@ -107,26 +108,26 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     )
 
 
-def _lifetime(text: str) -> int:
-    """Whole seconds, at least 10: kopf heartbeats 5-10 s before an entry expires."""
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if not 10 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 10 and 3600 seconds, got {text}")
-    return seconds
+def _seconds(kind: type[int] | type[float], low: int, high: int) -> Callable[[str], float]:
+    """An argparse type for a number of seconds in [low, high], with argparse's wording on errors."""
+    noun = "whole number" if kind is int else "number"
+
+    def parse(text: str) -> float:
+        try:
+            seconds = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {noun} of seconds: {text!r}") from None
+        if not low <= seconds <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high} seconds, got {text}")
+        return seconds
+
+    return parse
 
 
-def _window(text: str) -> float:
-    """At least 10 s: a window of a few scrapes holds too few points for increase()."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 10 <= seconds <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 10 and 86400 seconds, got {text}")
-    return seconds
+# At least 10 s: kopf heartbeats 5-10 s before a peering entry expires.
+_lifetime = _seconds(int, 10, 3600)
+# At least 10 s: a window of a few scrapes holds too few points for increase().
+_window = _seconds(float, 10, 86400)
 
 
 def _run(args: argparse.Namespace) -> int:
