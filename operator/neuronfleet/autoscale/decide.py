@@ -6,8 +6,9 @@ exactly what production runs. It never reads a clock: `now` and sample times com
 How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and Neuron cold starts):
 
 1. Availability. No enabled signal, samples older than `policy.max_metric_age_seconds`, or every
-   enabled signal missing -> hold the current count (`Reason.METRICS_UNAVAILABLE`). Prometheus being
-   down must never shrink the fleet to `minReplicas`.
+   enabled signal missing -> hold the count in force (`Reason.METRICS_UNAVAILABLE`): the count asked
+   for, which may exceed the capacity when pods wait for a node past their deadline. Prometheus being
+   down must never shrink the fleet to `minReplicas`, nor delete pods that wait for a node.
 2. Per-signal size. Sum signals (generated and prompt tokens/s, concurrency = running + waiting,
    waiting) are fleet totals
    scraped from the *ready* replicas only, so a signal needs `total / per-replica target` replicas.
