@@ -71,7 +71,7 @@ def decide(
 ) -> types.Decision:
     """Desired replicas for the fleet now; store `Decision.recommended` in the history afterwards."""
     current = observation.current_replicas
-    held = current if observation.asked_replicas is None else observation.asked_replicas
+    held = observation.replicas_in_force
     targets = policy.targets
     up_rules = policy.scale_up
     down_rules = policy.scale_down

@@ -28,8 +28,8 @@ def entry(
     observation: types.Observation, decision: types.Decision, *, at: float, applied: bool = True
 ) -> types.HistoryEntry:
     """The record of one decision; `applied=False` when writing the replicas failed (no change made)."""
-    # The count in force: a decision that keeps pods asked for past their deadline changes nothing.
-    before = observation.current_replicas if observation.asked_replicas is None else observation.asked_replicas
+    # A decision that keeps pods asked for past their deadline changes nothing.
+    before = observation.replicas_in_force
     return types.HistoryEntry(
         at=at,
         recommended=decision.recommended,

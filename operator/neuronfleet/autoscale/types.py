@@ -40,10 +40,14 @@ class Observation:
     # replicas, typically the busiest (scrapes time out under load): never scale down on that.
     failing_scrapes: int | None = None
     prompt_tokens_per_second: float | None = None  # fleet sum of rate(vllm:prompt_tokens_total[w])
-    # The count in force (the last decision) when it differs from current_replicas: pods that waited
-    # past their placement deadline are not capacity, yet they stay asked for. A hold keeps this count,
-    # so unavailable or partial metrics never delete them. None: current_replicas.
+    # The count asked for (the decision in force). It exceeds current_replicas when pods waited past
+    # their placement deadline: not capacity, yet still asked for. None: current_replicas.
     asked_replicas: int | None = None
+
+    @property
+    def replicas_in_force(self) -> int:
+        """What a hold keeps and a change starts from, so missing or stale metrics never delete a pod."""
+        return self.current_replicas if self.asked_replicas is None else self.asked_replicas
 
 
 @dataclass(frozen=True)

@@ -236,8 +236,7 @@ class Autoscaler:
                 starting_replicas=max(0, current - ready),
                 unavailable=metrics_error or (None if url else NO_PROMETHEUS),
             )
-        if placed.desired_units != current:
-            observation = dataclasses.replace(observation, asked_replicas=placed.desired_units)
+        observation = dataclasses.replace(observation, asked_replicas=placed.desired_units)
         decision, self.histories[key] = step.step(observation, policy, self.histories.get(key, ()), now.timestamp())
         rt.decisions[key] = ScalingState(
             decision=decision,
