@@ -14,8 +14,10 @@ What is checked, and the error stated:
   `ERROR` (40 %: the tiny model steps in 1.3-2.2 ms on this CPU, and what else the 2 shared cores run
   moves that by tens of percent from phase to phase, not always upward with the batch; measured maxima
   over runs here: 13 % and 37 %);
-- it got there within `MAX_INTERVALS` fit updates (one per scrape interval): the test prints N, the
-  first update after which every later prediction stayed within the error;
+- it got there within `MAX_INTERVALS` fit updates (one per scrape interval) of the last phase's start:
+  the fit cannot know the curve at batch 8 before it is loaded, and how long the earlier phases take
+  depends on the machine's speed (CI's took 108 updates where this machine's took 30-40). The test
+  prints N, the updates after that start until every later prediction stayed within the error;
 - the service-level queries read the same server: `service_level.measure` counts every request of the
   window and finds it within a generous SLO.
 Tolerances are wall-clock-free: nothing asserts how long anything took.
@@ -43,7 +45,7 @@ FIT_WINDOW = "5s"  # rate window of the fit's increases: five scrapes
 INTERVAL_SECONDS = 1.0  # one fit update per scrape interval
 CHUNK = 2048  # vLLM's default --max-num-batched-tokens for online serving; the server does not set it
 ERROR = 0.40
-MAX_INTERVALS = 60
+MAX_INTERVALS = 30  # twice the longest seen: 15 on CI (converged 80 of 108 updates from the first phase)
 CONCURRENCY = (1, 2, 4, 8)
 MAX_TOKENS = 400  # with --max-model-len 512: long answers, so the batch is the concurrency most of the time
 
@@ -83,6 +85,7 @@ class Phase:
     """One fixed-concurrency phase as vLLM itself counted it."""
 
     concurrency: int
+    started: float  # wall-clock time the phase's load began
     decode_batch: float  # generated tokens per engine step
     itl_seconds: float  # mean inter-token latency
 
@@ -99,12 +102,14 @@ def _counters(server: vllm_support.VllmServer) -> dict[str, float]:
 
 def _phase(server: vllm_support.VllmServer, concurrency: int) -> Phase:
     before = _counters(server)
+    started = time.time()
     # About the same number of tokens per phase whatever the concurrency: a few dozen scrape intervals in all.
     vllm_support.closed_loop(server, workers=concurrency, per_worker=max(12, 96 // concurrency), max_tokens=MAX_TOKENS)
     after = _counters(server)
     steps = after["steps"] - before["steps"]
     return Phase(
         concurrency,
+        started,
         (after["generated"] - before["generated"]) / steps,
         (after["itl_sum"] - before["itl_sum"]) / (after["itl_count"] - before["itl_count"]),
     )
@@ -150,7 +155,8 @@ async def test_the_fitted_curve_predicts_the_real_replicas_inter_token_latency(
     final = fits[-1]
     errors = _errors(final, phases)
     within = [max(_errors(f, phases)) <= ERROR for f in fits]
-    converged = next((i + 1 for i in range(len(within)) if all(within[i:])), None)
+    last_start = sum(1 for f in fits if (f.updated_at or 0.0) < phases[-1].started)  # updates before the last phase
+    converged = next((i - last_start + 1 for i in range(last_start, len(within)) if all(within[i:])), None)
     alpha, beta, _ = capacity_fit.estimate(final)
     print(
         f"\nfitted step {alpha * 1e3:.2f} ms + {beta * 1e3:.3f} ms/seq (prior 6 + 1); per phase "
@@ -158,7 +164,8 @@ async def test_the_fitted_curve_predicts_the_real_replicas_inter_token_latency(
             f"B={p.decode_batch:.1f}: ITL {p.itl_seconds * 1e3:.2f} ms err {e:.1%}"
             for p, e in zip(phases, errors, strict=True)
         )
-        + f"; within {ERROR:.0%} from update {converged} of {len(fits)} (scrape interval {SCRAPE_SECONDS:g} s)"
+        + f"; within {ERROR:.0%} from update {converged} after the last phase began"
+        + f" ({last_start} updates before it, {len(fits)} in all; scrape interval {SCRAPE_SECONDS:g} s)"
     )
     assert max(errors) <= ERROR, f"fitted curve off by {max(errors):.1%} on {phases}"
     assert converged is not None and converged <= MAX_INTERVALS
