@@ -17,8 +17,11 @@ Echoes: `record_write` remembers the resourceVersion each write produced, so the
 echoes it (`Change.own`) need not start another pass; `record_delete` does the same for deletions.
 The echo often arrives before the write's answer (the server sends both at once), so a write is
 announced with `writing` first: an event for an object with a write in flight is taken in but
-starts no pass, and if it turns out newer than the write's answer, `record_write` says so and the
-writer looks again.
+starts no pass, and its resourceVersion is kept. When the answer comes, `record_write` compares: an
+event in flight that was neither this write's echo nor an earlier write's was someone else's change,
+made just before or after the write (an annotation, a hand edit of a field the write does not
+touch, a spec edit), and `record_write` says so, so that the writer looks again. Without that, a
+change landing on the server just before the operator's write had its event swallowed as an echo.
 A child deleted by someone else leaves a tombstone (`deleted_by_others`) until the operator writes
 it again, so the pass that recreates it can say it repaired it; only while its owner (by uid) is
 cached, since the garbage collector deletes the children of a deleted owner.
@@ -90,6 +93,7 @@ class Cache:
         self._tombstones: dict[ObjectKey, str] = {}  # deleted by someone else -> controlling owner name
         self._by_label: dict[tuple[str, str, str], set[str]] = {}  # (kind, namespace, instance) -> names
         self._in_flight: dict[ObjectKey, int] = {}  # writes sent and not answered yet
+        self._seen_in_flight: dict[ObjectKey, set[str]] = {}  # resourceVersions of events during a write
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -112,7 +116,10 @@ class Cache:
         if _older(body, previous):
             return Change(previous, previous, stale=True)
         rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
-        own = flying or (bool(rv) and self._own.get(key) == rv)
+        echo = bool(rv) and self._own.get(key) == rv
+        if flying and not echo and rv:
+            self._seen_in_flight.setdefault(key, set()).add(rv)  # judged when the write is answered
+        own = flying or echo
         current = _slim(body)
         self._store(key, current)
         return Change(previous, current, own=own)
@@ -121,6 +128,8 @@ class Cache:
     def writing(self, kind: str, namespace: str, name: str) -> Iterator[None]:
         """Mark a write to the object as in flight for the duration of the request."""
         key = (kind, namespace, name)
+        if not self._in_flight.get(key):
+            self._seen_in_flight.pop(key, None)  # left over from a write that failed
         self._in_flight[key] = self._in_flight.get(key, 0) + 1
         try:
             yield
@@ -134,18 +143,23 @@ class Cache:
     def record_write(self, kind: str, body: Mapping[str, Any]) -> bool:
         """The API server's answer to a create or patch by this operator.
 
-        False when the cache already holds a newer version (someone changed the object right after
-        the write, and its event arrived while the write was in flight): the writer must look again.
+        False when someone else changed the object while the write was in flight: the cache already
+        holds a newer version, or an event other than this write's echo arrived meanwhile (a change
+        made just before the write, which the write's answer includes but no pass has looked at).
+        The writer must look again.
         """
         key = _key(kind, body)
+        rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        seen = self._seen_in_flight.get(key, set())
+        if not self._in_flight.get(key):  # no other write of it still in flight: this one closes the record
+            self._seen_in_flight.pop(key, None)
         if _older(body, self._objects.get(key)):
             return False
         self._store(key, _slim(body))
         self._tombstones.pop(key, None)
-        rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
         if rv:
             self._own[key] = rv
-        return True
+        return not (seen - {rv})
 
     def record_delete(self, kind: str, namespace: str, name: str) -> None:
         """This operator is deleting the object (call it before the request): drop it; its DELETED event is an echo."""

@@ -232,10 +232,11 @@ async def write_status(
 ) -> bool:
     """Step 8: one merge patch of what changed, or none; the answer goes into the cache.
 
-    The spec may change while the patch is in flight. Its watch event then counts as this write's echo
-    (the cache cannot tell them apart) and starts no pass; the answer, applied on top of the new spec,
-    carries its generation. A generation other than the one this pass served, or a cache already
-    newer than the answer, queues another pass.
+    The ModelDeployment may change while the patch is in flight. Its watch event starts no pass then
+    (it cannot be told from this write's echo before the answer); the answer, applied on top of the
+    change, carries its generation and resourceVersion. A generation other than the one this pass
+    served, or an event in flight that was not this write's echo (`Cache.record_write`), queues
+    another pass.
     """
     patch = status.status_patch(previous, new)
     if patch is None:
