@@ -24,7 +24,11 @@ The loop is pure: `update(state, measured, now=..., ...)` returns the next `Stat
   `CEILING_SECONDS`, and later steps up stop one `INCREASE` under it: the loop does not probe a level it
   has seen fail. (A shortfall at a level the loop did not raise, a startup transient or a first burst,
   sets no ceiling.)
-- Bounds. `scale` stays in [MIN_SCALE, MAX_SCALE], and the resulting utilization within (0, 1].
+- Bounds and anti-windup. `scale` stays in [MIN_SCALE, MAX_SCALE], and within the range where it still
+  moves a target: the utilization is capped (`slo_policy.MAX_UTILIZATION`) and so is the slot share, so a
+  scale past both caps changes nothing, and a correction from there would change nothing either (a fleet
+  once sat at 0.9 utilization through two windows below its goal that way). The caller passes that range
+  (`slo_policy.effective_scales`) and the scale is clamped into it before each decision.
 - It does not fight `decide`'s stabilization and rate limits: it only moves the targets, slowly (at most
   one step per dead time), and `decide` turns the targets into replicas with its own windows and limits.
   While the decision is clamped at maxReplicas it does not take more headroom (more cannot be bought;
@@ -113,8 +117,13 @@ def update(
     startup_seconds: float,
     at_max_replicas: bool = False,
     starting_replicas: int = 0,
+    effective: tuple[float, float] | None = None,
 ) -> State:
-    """The loop's state after one tick with this measurement."""
+    """The loop's state after one tick with this measurement.
+
+    `effective`: the scales between which some target still moves (outside it the targets sit at
+    their utilization and slot bounds); the scale is kept inside it, so that a correction always bites.
+    """
     window = measured.window_seconds
     if measured.reason is service_level.Reason.HISTOGRAMS_MISSING:
         return dataclasses.replace(
@@ -128,6 +137,11 @@ def update(
         return dataclasses.replace(
             state, reason=str(measured.reason), message=f"{measured.message}; keeping target scale {state.scale:.2f}"
         )
+    lowest, highest = MIN_SCALE, MAX_SCALE
+    if effective is not None:
+        lowest, highest = max(MIN_SCALE, min(effective[0], MAX_SCALE)), min(MAX_SCALE, max(effective[1], MIN_SCALE))
+        # Anti-windup: a scale past the bounds changes no target, so a step back from there would not either.
+        state = dataclasses.replace(state, scale=min(highest, max(lowest, state.scale)))
     attainment = measured.attainment
     allowed = 1.0 - goal
     misses = 1.0 - attainment
@@ -142,11 +156,11 @@ def update(
             return _hold(
                 state, "AtMaxReplicas", f"{attainment:.2%} < {goal:.2%} at maxReplicas: no more headroom to buy"
             )
-        if state.scale <= MIN_SCALE:
+        if state.scale <= lowest:
             return _hold(state, "AtMinScale", f"{attainment:.2%} < {goal:.2%} with the most headroom allowed")
         if not settled:
             return _hold(state, "Settling", f"{attainment:.2%} < {goal:.2%}; the last change is not measurable yet")
-        scale = max(MIN_SCALE, state.scale * DECREASE)
+        scale = max(lowest, state.scale * DECREASE)
         return State(
             scale=scale,
             source="histograms",
@@ -171,7 +185,7 @@ def update(
     # Every window of the horizon above the margin, and the horizon wholly after the last change.
     relaxed = since >= horizon
     ceiling = state.ceiling if state.ceiling_at is not None and now - state.ceiling_at < CEILING_SECONDS else None
-    limit = MAX_SCALE if ceiling is None else min(MAX_SCALE, ceiling * INCREASE)
+    limit = highest if ceiling is None else min(highest, ceiling * INCREASE)
     if relaxed and starting_replicas == 0 and state.scale < limit:
         step = PROBE if worst_misses <= allowed / 10 else 1.0 / INCREASE
         scale = min(limit, state.scale * step)

@@ -51,6 +51,7 @@ __all__ = [
     "FleetState",
     "Traffic",
     "derive",
+    "effective_scales",
     "observe",
     "policy",
     "queue_utilization",
@@ -179,6 +180,22 @@ def derive(
     return Derivation(derived, curve, model_u, model_share, applied, planned_u, share)
 
 
+def effective_scales(
+    slo: slo_targets.ServiceLevel, curve: CapacityProfile, *, goal: float, traffic: Traffic | None
+) -> tuple[float, float] | None:
+    """The feedback scales between which some target moves: below the low end the utilization and the
+    slot share both sit at their floors, above the high end both at their caps. None if the SLO is
+    unreachable on this curve (nothing is derived then)."""
+    try:
+        model = derive(slo, curve, goal=goal, traffic=traffic)
+    except slo_targets.SloUnreachable:
+        return None
+    u, share, batch = model.model_utilization, model.model_slot_share, max(1, model.derived.batch)
+    low = min(MIN_UTILIZATION / u, (1.0 / batch) / share)
+    high = max(MAX_UTILIZATION / u, 1.0 / share)
+    return low, high
+
+
 def policy(base: types.Policy, derivation: Derivation, *, explicit: types.Targets | None = None) -> types.Policy:
     """`base` (the spec's behaviour and bounds) with the derived targets; explicit spec targets win."""
     targets = derivation.targets
@@ -257,6 +274,7 @@ def observe(
     )
     fit = capacity_fit.update(state.fit, samples, now=now)
     traffic = _traffic(state.traffic, measured, interval_seconds=interval_seconds, window_seconds=window_seconds)
+    curve = capacity_fit.curve(fit, state.prior.profile)
     loop = feedback.update(
         state.feedback,
         measured,
@@ -265,5 +283,6 @@ def observe(
         startup_seconds=startup_seconds,
         at_max_replicas=at_max_replicas,
         starting_replicas=starting_replicas,
+        effective=effective_scales(slo, curve, goal=goal, traffic=traffic),
     )
     return dataclasses.replace(state, fit=fit, feedback=loop, traffic=traffic, measurement=measured)

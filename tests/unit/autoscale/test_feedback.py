@@ -131,3 +131,23 @@ def test_the_state_is_plain_frozen_data():
     state = feedback.initial()
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.scale = 2.0  # type: ignore[misc]
+
+
+def test_the_scale_stays_where_it_moves_a_target_so_a_correction_always_bites():
+    """Anti-windup at the utilization cap: with the model at 0.31 and utilization capped at 0.9, any scale
+    above 2.9 gives the same targets; a step back from 3.75 to 3.0 changed nothing (seen in the
+    simulator: a steady fleet sat at 0.9 through two windows below its goal)."""
+    effective = (0.05 / 0.31, 0.9 / 0.31)
+    wound = dataclasses.replace(feedback.initial(), scale=3.75, source="histograms")
+    below = run(wound, 0.95, now=1000.0, effective=effective)
+    assert below.reason == "BelowGoal"
+    assert below.scale == pytest.approx(effective[1] * feedback.DECREASE), "the step starts from the cap"
+    assert 0.31 * below.scale < 0.9, "and moves the utilization"
+    # Stepping up never passes the cap either.
+    probe = feedback.State(scale=effective[1] * 0.9, source="histograms", changed_at=0.0)
+    up = run(probe, 1.0, now=10_000.0, effective=effective)
+    assert up.reason == "AboveGoal" and up.scale == pytest.approx(effective[1])
+    # At the floor end, more headroom cannot be bought: the loop says so instead of winding down.
+    floor = dataclasses.replace(feedback.initial(), scale=0.1, source="histograms")
+    held = run(floor, 0.95, now=1000.0, effective=(0.5, 3.0))
+    assert held.reason == "AtMinScale" and held.scale == pytest.approx(0.5)

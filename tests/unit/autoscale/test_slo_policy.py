@@ -64,6 +64,32 @@ def test_the_feedback_scale_multiplies_both_targets_within_bounds():
     assert hot.targets.concurrency <= hot.derived.batch
 
 
+def test_the_effective_scales_are_where_both_targets_reach_their_bounds():
+    low, high = slo_policy.effective_scales(SLO, CURVE, goal=0.99, traffic=CHAT)
+    model = slo_policy.derive(SLO, CURVE, traffic=CHAT)
+    inside = [slo_policy.derive(SLO, CURVE, traffic=CHAT, scale=s) for s in (low * 1.05, high * 0.95)]
+    beyond = [slo_policy.derive(SLO, CURVE, traffic=CHAT, scale=s) for s in (low * 0.5, high * 2.0)]
+    at = [slo_policy.derive(SLO, CURVE, traffic=CHAT, scale=s) for s in (low, high)]
+    assert low < 1.0 < high
+    assert inside[0].targets != at[0].targets and inside[1].targets != at[1].targets  # still moving inside
+    assert beyond[0].targets == at[0].targets and beyond[1].targets == at[1].targets  # nothing moves past
+    assert at[1].utilization == slo_policy.MAX_UTILIZATION or at[1].concurrency_share == 1.0
+    assert model.model_utilization * high >= slo_policy.MAX_UTILIZATION - 1e-9
+
+
+def test_a_tick_keeps_the_feedback_scale_inside_the_effective_range():
+    """The loop is told where the targets stop moving, so a scale wound past the cap comes back to it."""
+    state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
+    wound = feedback.State(scale=feedback.MAX_SCALE, source="histograms", changed_at=0.0)
+    state = slo_policy.FleetState(state.prior, state.fit, feedback=wound)
+    state = slo_policy.observe(
+        state, slo=SLO, service_level_results=answers(500.0, 1500.0), fit_results={}, now=300.0, startup_seconds=180.0
+    )
+    _, high = slo_policy.effective_scales(SLO, CURVE, goal=0.99, traffic=state.traffic)
+    assert high < feedback.MAX_SCALE, "the cap binds before the loop's own bound on this mix"
+    assert state.feedback.scale == pytest.approx(high)
+
+
 def test_an_explicit_utilization_is_used_as_given_and_never_scaled():
     derivation = slo_policy.derive(SLO, CURVE, traffic=CHAT, scale=0.5, utilization=0.4)
     assert derivation.utilization == 0.4 and derivation.scale == 1.0
