@@ -278,7 +278,7 @@ def observe(
     )
     fit = capacity_fit.update(state.fit, samples, now=now)
     traffic = _traffic(state.traffic, measured, interval_seconds=interval_seconds, window_seconds=window_seconds)
-    curve = capacity_fit.curve(fit, state.prior.profile)
+    state = dataclasses.replace(state, fit=fit, traffic=traffic, measurement=measured)
     loop = feedback.update(
         state.feedback,
         measured,
@@ -287,6 +287,6 @@ def observe(
         startup_seconds=startup_seconds,
         at_max_replicas=at_max_replicas,
         starting_replicas=starting_replicas,
-        effective=effective_scales(slo, curve, goal=goal, traffic=traffic),
+        effective=effective_scales(slo, state.curve(), goal=goal, traffic=traffic),
     )
-    return dataclasses.replace(state, fit=fit, feedback=loop, traffic=traffic, measurement=measured)
+    return dataclasses.replace(state, feedback=loop)
