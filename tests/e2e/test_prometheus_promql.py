@@ -105,6 +105,13 @@ def test_concurrency_is_running_plus_waiting_over_the_fleet_only(fleet: Fleet) -
     assert fleet.server.value(queries().concurrency) == sum(load[0] + load[1] for load in FLEET.values())
 
 
+def test_steady_gauges_grow_by_zero_and_nothing_finishes_without_requests(fleet: Fleet) -> None:
+    """The arrival queries parse on a real Prometheus and read a still fleet as still: deriv of constant
+    gauges is 0, and a replica that served nothing has a request-count histogram that does not move."""
+    assert fleet.server.value(queries().concurrency_growth) == pytest.approx(0.0, abs=1e-9)
+    assert fleet.server.value(queries().completions_per_second) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_waiting_and_kv_usage_are_the_fleet_sum_and_mean(fleet: Fleet) -> None:
     assert fleet.server.value(queries().waiting) == sum(load[1] for load in FLEET.values())
     assert fleet.server.value(queries().kv_cache_usage) == pytest.approx(0.5)

@@ -44,6 +44,7 @@ EXPECTED_TYPES = {
     "vllm:num_requests_running": "gauge",
     "vllm:num_requests_waiting": "gauge",
     "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:request_prompt_tokens_count": "histogram",  # one observation per finished request: completions/s
 }
 
 CONCURRENCY_TARGET = 4.0

@@ -395,6 +395,8 @@ _QUERY_KEYS = (
     "waiting",
     "kvCacheUsage",
     "promptTokensPerSecond",
+    "completionsPerSecond",
+    "concurrencyGrowth",
     "sampledAt",
     "failingScrapes",
 )
@@ -419,9 +421,10 @@ class PrometheusSpec(ApiModel):
     selector: str | None = Field(default=None, max_length=1024)
     """PromQL label matchers selecting this fleet's series (without braces), for clusters with other
     relabeling. Default: namespace="<ns>",app_kubernetes_io_instance="<name>"."""
-    queries: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=7)
+    queries: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=9)
     """Full PromQL overrides by signal (tokensPerSecond, concurrency, waiting, kvCacheUsage,
-    promptTokensPerSecond, sampledAt, failingScrapes); `$selector` and `$window` are substituted."""
+    promptTokensPerSecond, completionsPerSecond, concurrencyGrowth, sampledAt, failingScrapes); `$selector`
+    and `$window` are substituted."""
 
     @model_validator(mode="after")
     def _query_keys(self) -> PrometheusSpec:

@@ -31,23 +31,27 @@ How a decision is made (HPA's algorithm, adapted to fleet-wide vLLM signals and 
    changes recorded in `history`.
 6. Bounds: `minReplicas` / `maxReplicas` always win, even while metrics are unavailable.
 
-Known limit: while replicas start, the ready ones queue work, and `waiting` (hence concurrency) keeps
-growing with that backlog; sizing on it can buy more replicas than steady demand needs. The backlog is
-visible only as growth over time, which this function does not model. `Policy.hold_scale_up_while_starting`
-trades that overshoot for lateness on steep ramps (what llm-d WVA and Dynamo do): no scale-up while
+Arrivals, not gauges (`_arrival_demand`): running + waiting counts a backlog as if it were steady load,
+so a queue that builds while replicas start (and drains in seconds once they are ready) used to buy
+replicas for it. With the completions and growth series (`Observation.completions_per_second`,
+`concurrency_growth`), concurrency is what the arrival rate holds in the slots plus the backlog drained
+within one startup, and prompt tokens/s is scaled to the arrivals likewise. Measured in the simulator
+(`bench/autoscaler.py`): a flash crowd's cost fell 64-146 -> 39-42 NC-h and a diurnal ramp at 1200 s
+startups 144 -> 74 NC-h, at the same attainment but for the flash crowd at 180 s (71.9 -> 65.6 %).
+`Policy.hold_scale_up_while_starting` is the other answer (llm-d WVA, Dynamo): no scale-up while
 replicas start, until the last scale-up is older than `expected_startup_seconds` (they may be stuck).
-The simulator measures both.
 
 `history` must be in time order (oldest first); `neuronfleet.autoscale.history` builds and trims it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from neuronfleet.autoscale import types
 
-__all__ = ["SIGNALS", "decide"]
+__all__ = ["GROWTH_NOISE_SIGMAS", "SIGNALS", "decide"]
 
 SIGNALS = (
     "tokens_per_second",
@@ -58,6 +62,9 @@ SIGNALS = (
     "engine_load",
 )
 """Signal names, as fields of `Targets` (and of `Observation`, except the derived `engine_load`)."""
+
+GROWTH_NOISE_SIGMAS = 2.0
+"""Growth of running + waiting within this many standard deviations of its counting noise is read as none."""
 
 # ceil(3.0000000000000004) must be 3: float noise from rate() must not buy a replica.
 _EPSILON = 1e-9
@@ -89,6 +96,7 @@ def decide(
     missing: list[str] = []
     demand = 0.0  # largest need, in replicas, before tolerance (for the starting-replicas guard)
     ready = observation.ready_replicas
+    observation = _arrival_demand(observation, policy.expected_startup_seconds)
     for name in SIGNALS:
         target = getattr(targets, name)
         if target is None:
@@ -197,6 +205,36 @@ def decide(
         limited=limited,
         per_signal=per_signal,
     )
+
+
+def _arrival_demand(observation: types.Observation, horizon_seconds: float) -> types.Observation:
+    """The observation with concurrency and prompt tokens/s as the arrivals and the backlog need them.
+
+    Why: running + waiting counts a backlog as if it were steady load. Arrivals are what finishes plus
+    what piles up (lambda = completions + d(running + waiting)/dt); at that rate the slots hold
+    `lambda * hold` requests, `hold` being how long one holds a slot (Little's law over the running
+    ones: running / completions). A backlog of W requests needs `W * hold / H` slots to be gone within H,
+    and never more than W: H is one startup, because replicas ordered now only help with work still
+    there when they are ready. The growth is a difference of two counts, each with Poisson noise
+    (variance ~ completions * window each): only what exceeds `GROWTH_NOISE_SIGMAS` standard deviations
+    of that noise counts, so a steady fleet's jitter buys no replica. Without a completions or growth
+    series (or before anything finished) the observation is used as it is.
+    """
+    q, w = observation.concurrency, observation.waiting
+    mu, growth = observation.completions_per_second, observation.concurrency_growth
+    if q is None or w is None or mu is None or growth is None or not mu > 0 or growth != growth:
+        return observation
+    running = max(0.0, q - w)
+    hold = running / mu
+    noise = GROWTH_NOISE_SIGMAS * math.sqrt(2.0 * mu / observation.rate_window_seconds)
+    growth = math.copysign(max(0.0, abs(growth) - noise), growth)
+    horizon = max(horizon_seconds, observation.rate_window_seconds)
+    concurrency = max(0.0, running + hold * growth + w * min(1.0, hold / horizon))
+    prompt = observation.prompt_tokens_per_second
+    if prompt is not None:
+        # Prompt tokens/s counts what was prefilled: scale it to the arrivals, plus the backlog's prompts.
+        prompt = max(0.0, prompt * (mu + growth + w / horizon) / mu)
+    return dataclasses.replace(observation, concurrency=concurrency, prompt_tokens_per_second=prompt)
 
 
 def _engine_load(observation: types.Observation, model: types.LoadModel | None) -> float | None:

@@ -46,6 +46,8 @@ OVERRIDE_KEYS: Mapping[str, str] = {
     "waiting": "waiting",
     "kvCacheUsage": "kv_cache_usage",
     "promptTokensPerSecond": "prompt_tokens_per_second",
+    "completionsPerSecond": "completions_per_second",
+    "concurrencyGrowth": "concurrency_growth",
     "sampledAt": "sampled_at",
     "failingScrapes": "failing_scrapes",
 }
@@ -80,6 +82,11 @@ class Queries:
     # Fleet targets whose last scrape failed (a replica too busy to answer /metrics in time): the sums
     # above then miss exactly the busiest replicas.
     failing_scrapes: str = ""
+    # Requests finished per second, and how fast running + waiting grow: arrivals = the two summed
+    # (`decide` sizes concurrency on arrivals, a backlog apart).
+    completions_per_second: str = ""
+    concurrency_growth: str = ""
+    rate_window_seconds: float = 60.0  # the window of the rate() and deriv() queries above
 
     def by_signal(self) -> dict[str, str]:
         """Field name -> query, in a stable order."""
@@ -89,6 +96,8 @@ class Queries:
             "waiting": self.waiting,
             "kv_cache_usage": self.kv_cache_usage,
             "prompt_tokens_per_second": self.prompt_tokens_per_second,
+            "completions_per_second": self.completions_per_second,
+            "concurrency_growth": self.concurrency_growth,
             "sampled_at": self.sampled_at,
             "failing_scrapes": self.failing_scrapes,
         }
@@ -121,12 +130,17 @@ def build(namespace: str, name: str, config: QueryConfig | None = None) -> Queri
         "waiting": f"sum({series('num_requests_waiting')})",
         "kv_cache_usage": f"avg({series('kv_cache_usage_perc')})",
         "prompt_tokens_per_second": f"sum(rate({series('prompt_tokens_total')}[{window}]))",
+        "completions_per_second": f"sum(rate({series('request_prompt_tokens_count')}[{window}]))",
+        "concurrency_growth": (
+            f"sum(deriv({series('num_requests_running')}[{window}])) + "
+            f"sum(deriv({series('num_requests_waiting')}[{window}]))"
+        ),
         "sampled_at": f"max(timestamp({series('num_requests_running')}))",
         "failing_scrapes": f"count(up{{{matchers}}} == 0) or vector(0)",
     }
     for key, query in config.overrides.items():
         queries[OVERRIDE_KEYS[key]] = query.replace("$selector", matchers).replace("$window", window)
-    return Queries(**queries)
+    return Queries(**queries, rate_window_seconds=duration_seconds(window))
 
 
 def duration_seconds(text: str) -> float:

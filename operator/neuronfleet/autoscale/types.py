@@ -43,6 +43,12 @@ class Observation:
     # The count asked for (the decision in force). It exceeds current_replicas when pods waited past
     # their placement deadline: not capacity, yet still asked for. None: current_replicas.
     asked_replicas: int | None = None
+    # Fleet sum of rate(vllm:request_prompt_tokens_count[w]): requests finished per second (vLLM observes
+    # that histogram once per finished request).
+    completions_per_second: float | None = None
+    # Fleet sum of deriv(running[w]) + deriv(waiting[w]): how fast requests pile up (arrivals - completions).
+    concurrency_growth: float | None = None
+    rate_window_seconds: float = 60.0  # the w of the two series above (their counting noise depends on it)
 
     @property
     def replicas_in_force(self) -> int:

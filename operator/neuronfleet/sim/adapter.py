@@ -22,7 +22,7 @@ from neuronfleet.autoscale import service_level as measured
 from neuronfleet.autoscale import step as step_module
 from neuronfleet.neuron import capacity, planner
 from neuronfleet.sim import answers, profiles
-from neuronfleet.sim.observe import FleetView, last_sum, sum_rate
+from neuronfleet.sim.observe import FleetView, last_sum, sum_rate, sum_slope
 from neuronfleet.sim.profiles import EngineProfile
 from neuronfleet.sim.slo import Slo
 
@@ -150,6 +150,9 @@ def observation(view: FleetView, now: float) -> types.Observation:
         tokens_per_second=sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "generation_tokens"),
         concurrency=last_sum(view.scrapes, ("running", "waiting")),
         waiting=last_sum(view.scrapes, ("waiting",)),
+        completions_per_second=sum_rate(view.scrapes, now, RATE_WINDOW_SECONDS, "requests_finished"),
+        concurrency_growth=sum_slope(view.scrapes, now, RATE_WINDOW_SECONDS, ("running", "waiting")),
+        rate_window_seconds=RATE_WINDOW_SECONDS,
         kv_cache_usage=kv,
         sampled_at=None if newest is None else newest.at,
         current_replicas=view.current_replicas,

@@ -61,6 +61,7 @@ class Replica:
     kv_reserved: int = 0
     generation_tokens: int = 0  # vllm:generation_tokens_total at the last step boundary
     prompt_tokens: int = 0  # vllm:prompt_tokens_total at the last step boundary
+    requests_finished: int = 0  # vllm:request_prompt_tokens_count: requests finished
     # The step (or macro step of `step_count` identical decode steps) in progress.
     busy: bool = False
     step_start: float = 0.0
@@ -183,6 +184,7 @@ class Replica:
 
     def _observe_finished(self, request: SimRequest) -> None:
         """The per-request histograms vLLM fills when a request finishes."""
+        self.requests_finished += 1
         h = self.histograms
         h["request_queue_time_seconds"].observe(request.admitted - request.enqueued)
         h["request_prefill_time_seconds"].observe(request.first_token - request.admitted)

@@ -429,6 +429,7 @@ class _Fleet:
                 float(e.generation_tokens_at(now)),
                 float(e.prompt_tokens),
                 e.histograms_at(now) if with_histograms else {},
+                float(e.requests_finished),
             )
 
         samples = {rid: sample(e) for rid, e in self.ready.items()}

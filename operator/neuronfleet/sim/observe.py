@@ -27,6 +27,7 @@ __all__ = [
     "last_sum",
     "per_replica",
     "sum_rate",
+    "sum_slope",
 ]
 
 
@@ -41,6 +42,7 @@ class ReplicaSample:
     prompt_tokens: float  # vllm:prompt_tokens_total
     # vLLM's histograms by family (neuronfleet.sim.histograms.FAMILIES), when the policy reads them.
     histograms: Mapping[str, Snapshot] = field(default_factory=dict)
+    requests_finished: float = 0.0  # vllm:request_prompt_tokens_count: requests finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +82,27 @@ def sum_rate(scrapes: Iterable[Scrape], now: float, window: float, field: str) -
     Like Prometheus, a series needs two samples in the window; unlike it, no extrapolation to
     the window edges (a small, documented difference). None when no series has two samples.
     """
+    return sum_slope(scrapes, now, window, (field,))
+
+
+def sum_slope(scrapes: Iterable[Scrape], now: float, window: float, fields: tuple[str, ...]) -> float | None:
+    """`sum(deriv(gauge[window]))` over `fields` (or `rate` of one counter): each replica's change per second.
+
+    Per series, like `deriv` and `rate`, so a replica that joins or leaves the fleet is not a jump of the
+    sum; from the window's first and last samples (Prometheus fits a least-squares line for `deriv`, and
+    handles counter resets for `rate`: simulated counters never reset). None when no series has two samples.
+    """
     first: dict[int, tuple[float, float]] = {}
     last: dict[int, tuple[float, float]] = {}
     for scrape in scrapes:
         if scrape.at <= now - window or scrape.at > now:
             continue
         for rid, sample in scrape.replicas.items():
-            value = getattr(sample, field)
+            value = float(sum(getattr(sample, f) for f in fields))
             first.setdefault(rid, (scrape.at, value))
             last[rid] = (scrape.at, value)
-    total = 0.0
-    seen = False
-    for rid, (t0, v0) in first.items():
-        t1, v1 = last[rid]
-        if t1 > t0:
-            total += (v1 - v0) / (t1 - t0)
-            seen = True
-    return total if seen else None
+    slopes = [(last[rid][1] - v0) / (last[rid][0] - t0) for rid, (t0, v0) in first.items() if last[rid][0] > t0]
+    return sum(slopes) if slopes else None
 
 
 def last_sum(scrapes: deque[Scrape], fields: tuple[str, ...]) -> float | None:

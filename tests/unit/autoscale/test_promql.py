@@ -20,6 +20,11 @@ def test_default_queries_select_the_fleet_by_namespace_and_instance_label() -> N
     assert queries.kv_cache_usage == f"avg({series('kv_cache_usage_perc')})"
     assert queries.prompt_tokens_per_second == f"sum(rate({series('prompt_tokens_total')}[1m]))"
     assert queries.sampled_at == f"max(timestamp({series('num_requests_running')}))"
+    assert queries.completions_per_second == f"sum(rate({series('request_prompt_tokens_count')}[1m]))"
+    assert queries.concurrency_growth == (
+        f"sum(deriv({series('num_requests_running')}[1m])) + sum(deriv({series('num_requests_waiting')}[1m]))"
+    )
+    assert queries.rate_window_seconds == 60.0
 
 
 def test_a_selector_template_and_rate_window_can_be_changed() -> None:
@@ -28,6 +33,7 @@ def test_a_selector_template_and_rate_window_can_be_changed() -> None:
     assert queries.tokens_per_second == (
         'sum(rate({__name__=~"vllm[:_]generation_tokens_total",kubernetes_namespace="ml",app="m"}[30s]))'
     )
+    assert queries.rate_window_seconds == 30.0  # the growth's noise band is computed for this window
 
 
 def test_a_literal_selector_from_the_spec_replaces_the_template() -> None:

@@ -37,6 +37,40 @@ def test_the_observation_holds_fleet_sums_of_the_newest_scrape_and_the_token_rat
     assert (seen.current_replicas, seen.ready_replicas, seen.starting_replicas) == (3, 3, 0)
 
 
+def test_completions_and_the_growth_of_running_plus_waiting_are_per_replica_like_rate_and_deriv():
+    """Replica 0 finishes 2 requests a second and its queue grows by 3 over 30 s; replica 1 joins at the
+    last scrape with 9 queued: one sample is no slope (`deriv` needs two), so joining is not growth."""
+    scrapes: deque[Scrape] = deque()
+    for t, done, waiting in ((0.0, 0.0, 1), (15.0, 30.0, 2), (30.0, 60.0, 4)):
+        replicas = {0: ReplicaSample(5, waiting, 0.0, 0.0, 0.0, requests_finished=done)}
+        if t == 30.0:
+            replicas[1] = ReplicaSample(0, 9, 0.0, 0.0, 0.0, requests_finished=0.0)
+        scrapes.append(Scrape(t, replicas))
+    fleet = FleetView(scrapes, current_replicas=2, ready_replicas=2, starting_replicas=0)
+    seen = adapter.observation(fleet, 30.0)
+    assert seen.completions_per_second == pytest.approx(2.0)
+    assert seen.concurrency_growth == pytest.approx(3 / 30)
+    assert seen.rate_window_seconds == adapter.RATE_WINDOW_SECONDS
+
+
+def test_the_simulated_engine_counts_every_finished_request():
+    """The counter behind completions/s: each scrape reads exactly the requests finished by then."""
+    trace = [TraceRequest(arrival=0.5 * i, prompt_tokens=200, output_tokens=20) for i in range(200)]
+    scraped: list[tuple[float, float]] = []
+
+    class Spy(adapter.NeuronfleetPolicy):
+        def desired(self, view, now):
+            if view.scrapes:
+                newest = view.scrapes[-1]
+                scraped.append((newest.at, sum(s.requests_finished for s in newest.replicas.values())))
+            return super().desired(view, now)
+
+    result = simulate(trace, ROUND, Spy(ROUND, Slo(), startup_seconds=60.0), startup_seconds=60.0, initial_replicas=2)
+    assert len(scraped) > 3 and scraped[-1][1] > 0
+    for at, count in scraped:
+        assert count == sum(1 for r in result.requests if r.finish <= at)
+
+
 def test_the_policy_is_the_operators_decide_function_not_a_copy(monkeypatch):
     calls = []
     real = decide_module.decide
