@@ -96,6 +96,7 @@ def decide(
     missing: list[str] = []
     demand = 0.0  # largest need, in replicas, before tolerance (for the starting-replicas guard)
     ready = observation.ready_replicas
+    gauges = observation.concurrency
     observation = _arrival_demand(observation, policy.expected_startup_seconds)
     for name in SIGNALS:
         target = getattr(targets, name)
@@ -197,6 +198,8 @@ def decide(
         hi=hi,
     )
     sizes = ", ".join(f"{name} needs {int(size)}" for name, size in per_signal.items())
+    if gauges is not None and observation.concurrency is not None and observation.concurrency != gauges:
+        sizes += f"; concurrency {observation.concurrency:.1f} on arrivals, {gauges:.0f} running + waiting"
     return types.Decision(
         replicas=final,
         reason=reason,

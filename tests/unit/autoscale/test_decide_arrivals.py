@@ -68,6 +68,7 @@ def test_a_backlog_that_piles_up_while_replicas_start_is_not_sized_as_steady_loa
     assert recommended(backlog) == math.ceil((80 + 200 * 20 / 1200) / 20)
     decision = decide_module.decide(backlog, policy(), (), NOW)
     assert decision.replicas == 8  # no scale-up for a backlog the starting replicas will clear
+    assert "concurrency 83.3 on arrivals, 280 running + waiting" in decision.message  # why, for the event
 
 
 def test_the_same_backlog_weighs_more_when_replicas_start_fast() -> None:
