@@ -61,7 +61,6 @@ class Replica:
     kv_reserved: int = 0
     generation_tokens: int = 0  # vllm:generation_tokens_total at the last step boundary
     prompt_tokens: int = 0  # vllm:prompt_tokens_total at the last step boundary
-    requests_finished: int = 0  # vllm:request_prompt_tokens_count: requests finished
     # The step (or macro step of `step_count` identical decode steps) in progress.
     busy: bool = False
     step_start: float = 0.0
@@ -83,6 +82,11 @@ class Replica:
     def running(self) -> int:
         """vllm:num_requests_running: scheduled requests (prefilling or decoding)."""
         return len(self.prefilling) + len(self.decoding)
+
+    @property
+    def requests_finished(self) -> int:
+        """vllm:request_prompt_tokens_count, the series completions/s reads: one observation per finished request."""
+        return sum(self.histograms["request_prompt_tokens"].counts)
 
     def _steps_done_at(self, now: float) -> int:
         if not self.busy or self.step_count <= 1 or self.step_seconds <= 0:
@@ -184,7 +188,6 @@ class Replica:
 
     def _observe_finished(self, request: SimRequest) -> None:
         """The per-request histograms vLLM fills when a request finishes."""
-        self.requests_finished += 1
         h = self.histograms
         h["request_queue_time_seconds"].observe(request.admitted - request.enqueued)
         h["request_prefill_time_seconds"].observe(request.first_token - request.admitted)
