@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from neuronfleet.api import spec
 from neuronfleet.autoscale import promql
 
 
@@ -81,6 +82,12 @@ def test_label_values_are_escaped() -> None:
 def test_every_override_key_maps_to_a_query_field() -> None:
     fields = set(promql.build("ml", "m").by_signal())
     assert set(promql.OVERRIDE_KEYS.values()) == fields
+
+
+def test_the_api_accepts_exactly_the_override_keys_the_builder_knows() -> None:
+    """The CRD's CEL rule and the spec's validator list the keys apart from the builder (the API schema
+    imports nothing from the autoscaler): a key added to one and not the other would be refused, or ignored."""
+    assert tuple(promql.OVERRIDE_KEYS) == spec._QUERY_KEYS
 
 
 @pytest.mark.parametrize(
