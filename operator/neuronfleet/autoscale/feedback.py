@@ -14,12 +14,15 @@ The loop is pure: `update(state, measured, now=..., ...)` returns the next `Stat
 - Asymmetric steps. Below the goal it takes headroom at once: `scale x DECREASE` (0.8). It gives some
   back only when every window of the last `RELAX_WINDOWS` windows (or the dead time, if longer), all
   after the last change, stayed above the goal by a margin (misses under half the allowed rate):
-  `scale / INCREASE` (+11 %), or `scale x PROBE` (+50 %) when the worst of those windows missed under a
-  tenth of the allowed rate (the model's bounds are per replica and conservative, so a pooled fleet is
-  usually far above its goal at first). Judging the worst window of the horizon, not the last one,
-  keeps calm minutes between recurring bursts from talking the loop out of the headroom the bursts
-  need. Between goal and margin it holds (hysteresis), so a fleet right at its goal does not
-  oscillate. A miss costs users; a surplus costs only cores.
+  a step of 1 / INCREASE, or PROBE when the worst of those windows missed under a tenth of the
+  allowed rate (the model's bounds are per replica and conservative, so a pooled fleet is usually far
+  above its goal at first). A step multiplies u / (1 - u), the modelled M/G/1 queueing delay at the
+  planned utilization u, not u itself: at u = 0.05-0.3 that is +11 % or +50 % of u, but from u = 0.6 a
+  PROBE reaches 0.69, not 0.9 (+50 % of u there planned a steady fleet's engine at 0.87 with every
+  slot full, and a window fell to 27 % within the SLO in the benchmark). Judging the worst window of
+  the horizon, not the last one, keeps calm minutes between recurring bursts from talking the loop
+  out of the headroom the bursts need. Between goal and margin it holds (hysteresis), so a fleet
+  right at its goal does not oscillate. A miss costs users; a surplus costs only cores.
 - A ceiling. When a step up was followed by a shortfall, the scale it had reached is remembered for
   `CEILING_SECONDS`, and later steps up stop one `INCREASE` under it: the loop does not probe a level it
   has seen fail. (A shortfall at a level the loop did not raise, a startup transient or a first burst,
@@ -118,6 +121,7 @@ def update(
     at_max_replicas: bool = False,
     starting_replicas: int = 0,
     effective: tuple[float, float] | None = None,
+    model_utilization: float | None = None,
 ) -> State:
     """The loop's state after one tick with this measurement.
 
@@ -188,7 +192,7 @@ def update(
     limit = highest if ceiling is None else min(highest, ceiling * INCREASE)
     if relaxed and starting_replicas == 0 and state.scale < limit:
         step = PROBE if worst_misses <= allowed / 10 else 1.0 / INCREASE
-        scale = min(limit, state.scale * step)
+        scale = min(limit, _step_up(state.scale, step, model_utilization))
         return State(
             scale=scale,
             source="histograms",
@@ -201,6 +205,16 @@ def update(
             recent=recent,
         )
     return _hold(state, "AboveGoal", f"{attainment:.2%} above goal {goal:.2%}; waiting before giving headroom back")
+
+
+def _step_up(scale: float, step: float, model_utilization: float | None) -> float:
+    """The scale one step up: the planned utilization u moves so that u / (1 - u), the M/G/1 queueing
+    delay in service times, grows by `step`, not u itself (near a full engine, +50 % of u overloads it)."""
+    if not model_utilization or scale * model_utilization >= 1.0:
+        return scale * step
+    u = scale * model_utilization
+    delay = step * u / (1.0 - u)
+    return delay / (1.0 + delay) / model_utilization
 
 
 def _hold(state: State, reason: str, message: str) -> State:

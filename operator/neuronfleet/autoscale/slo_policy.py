@@ -8,15 +8,18 @@ Why: `spec.autoscaling.slo` says what users are promised; everything between tha
    (`slo_targets.derive`).
 2. The planned utilization, from a queueing bound instead of a constant. A prompt waits for the engine
    ahead of it, and must be done within its TTFT budget: with prefill service times S (prompt tokens over
-   the prefill speed, plus a step), Kingman's exponential approximation of the M/G/1 waiting time,
-   P(W > t) ~ rho exp(-2 (1 - rho) t E[S] / E[S^2]), must stay under the allowed miss rate (1 - goal)
-   at the slack t the budget leaves (T0 + p/kappa - S at the mean prompt). The largest such rho is the
-   utilization (`queue_utilization`). Long-tailed prompt mixes (E[S^2] / E[S] large) get more headroom
-   than chat: the Azure chat mix (mean 1155 tokens) gives about 0.5 on the 8B profile and the code mix
-   (mean 2048, heavier tail) about 0.2, the values a sweep of the benchmark had found by hand.
+   the prefill speed, plus a step), the M/G/1 waiting time must exceed the slack t the budget leaves
+   (T0 + p/kappa - S at the mean prompt) for at most the allowed miss rate (1 - goal). The largest such
+   rho is the utilization (`queue_utilization`). The tail is computed from the Pollaczek-Khinchine
+   formula (`queueing.mg1_waiting_tail`), not Kingman's heavy-traffic form, which overstates it 2.2-2.4x
+   for prompts of similar length two service times out. Long prompts get more headroom than chat: on the
+   8B profile as planned for a 10 tokens/s SLO (608-token chunks), about 0.43 for the Azure chat mix,
+   0.22 for the code mix and 0.11 for 4-16k prompts (Kingman: 0.41, 0.21, 0.09).
 3. The slot share: requests hold one of B* decode slots for their whole answer, so concurrency is sized
    like servers of an M/M/c queue: the largest load per slot whose Erlang-C probability of waiting is
-   within 1 - goal at c = B* (`slot_share`): 0.63 at B* = 32 for a 99 % goal.
+   within 1 - goal at c = B* (`slot_share`): 0.63 at B* = 32 for a 99 % goal. The feedback may raise it
+   up to the same bound over the whole fleet's N x B* slots (no router does better than one pool), never
+   to every slot full.
 4. The measured correction: `feedback.State.scale` multiplies both, as the measured attainment asks.
 
 Both bounds look at one replica (c = B*, one M/G/1 server); a fleet of N replicas behind one router pools
@@ -35,12 +38,13 @@ to `service_level.queries` and `capacity_fit.queries`, then `policy(...)` for th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from neuronfleet.autoscale import capacity_fit, feedback, service_level, slo_targets, types
+from neuronfleet.autoscale import capacity_fit, feedback, queueing, service_level, slo_targets, types
 from neuronfleet.neuron.capacity import CapacityProfile, Prior
 
 if TYPE_CHECKING:  # a type only: the pure core does not import the HTTP client
@@ -52,10 +56,13 @@ __all__ = [
     "NOMINAL_TRAFFIC",
     "TRAFFIC_SECONDS",
     "Derivation",
+    "FleetLoad",
     "FleetState",
     "Traffic",
     "derive",
     "effective_scales",
+    "engine_replicas",
+    "fleet_load",
     "observe",
     "policy",
     "queue_utilization",
@@ -88,20 +95,45 @@ NOMINAL_TRAFFIC = Traffic(2048.0, 2.0 * 2048.0**2)
 an exponential distribution), the capacity prior's nominal context (`capacity.NOMINAL_CONTEXT_TOKENS`)."""
 
 
+@dataclass(frozen=True)
+class FleetLoad:
+    """The fleet's load (fleet sums), for what one pool of the fleet's slots can take (`derive`)."""
+
+    running: float  # requests holding a decode slot
+    prompt_tokens_per_second: float
+
+
+def fleet_load(observation: types.Observation) -> FleetLoad | None:
+    """The fleet's running requests and prompt tokens/s from an observation; None while either is unknown."""
+    if observation.concurrency is None or observation.prompt_tokens_per_second is None:
+        return None
+    running = max(0.0, observation.concurrency - (observation.waiting or 0.0))
+    return FleetLoad(running, max(0.0, observation.prompt_tokens_per_second))
+
+
+def engine_replicas(load: FleetLoad | None, weights: types.LoadModel) -> float:
+    """The fleet's engine time in replicas at full use (`decide`'s engine load, summed); 0 without a load."""
+    if load is None or weights.available <= 0:
+        return 0.0
+    busy = load.running * weights.per_request + load.prompt_tokens_per_second * weights.per_prompt_token
+    return max(0.0, busy / weights.available)
+
+
 def queue_utilization(*, slack_seconds: float, service_mean: float, service_mean_square: float, goal: float) -> float:
-    """Largest rho with rho exp(-2 (1 - rho) t E[S] / E[S^2]) <= 1 - goal (Kingman, M/G/1 waiting-time tail)."""
+    """Largest rho whose M/G/1 waiting tail at the slack (`queueing.mg1_waiting_tail`) is within 1 - goal."""
     if service_mean <= 0 or service_mean_square <= 0:
         return MAX_UTILIZATION
     allowed = 1.0 - goal
-    rate = 2.0 * max(0.0, slack_seconds) * service_mean / service_mean_square
 
     def tail(rho: float) -> float:
-        return rho * math.exp(-(1.0 - rho) * rate)
+        return queueing.mg1_waiting_tail(
+            rho, wait_seconds=slack_seconds, service_mean=service_mean, service_mean_square=service_mean_square
+        )
 
     lo, hi = 0.0, 1.0
     if tail(MAX_UTILIZATION) <= allowed:
         return MAX_UTILIZATION
-    for _ in range(60):
+    for _ in range(40):
         mid = (lo + hi) / 2
         if tail(mid) <= allowed:
             lo = mid
@@ -110,6 +142,15 @@ def queue_utilization(*, slack_seconds: float, service_mean: float, service_mean
     return max(MIN_UTILIZATION, lo)
 
 
+def _pool_slots(slots: float) -> int:
+    """`slots` rounded down to 6 significant bits (at most 3 % fewer: a lower cap, the safe side), so that
+    `slot_share`'s cache answers a fleet whose load moves a little every tick."""
+    whole = max(1, int(slots))
+    drop = max(0, whole.bit_length() - 6)
+    return (whole >> drop) << drop
+
+
+@functools.lru_cache(maxsize=1024)
 def slot_share(batch: int, goal: float) -> float:
     """Largest load per slot a / c with Erlang-C probability of waiting <= 1 - goal, c = `batch` slots."""
     c = max(1, batch)
@@ -142,6 +183,7 @@ class Derivation:
     scale: float  # the feedback's factor
     utilization: float  # engine-load target in force
     concurrency_share: float  # concurrency target / B* in force
+    slot_cap: float = 1.0  # highest concurrency share: Erlang C over the whole fleet's slots
 
     @property
     def targets(self) -> types.Targets:
@@ -156,6 +198,7 @@ def derive(
     traffic: Traffic | None = None,
     scale: float = 1.0,
     utilization: float | None = None,
+    load: FleetLoad | None = None,
 ) -> Derivation:
     """Targets for `decide` on this curve; an explicit `utilization` (spec) is used as given, not scaled.
 
@@ -179,24 +222,38 @@ def derive(
     else:
         applied = scale
         planned_u = min(MAX_UTILIZATION, max(MIN_UTILIZATION, model_u * scale))
-        share = min(1.0, max(1.0 / max(1, base.batch), model_share * scale))
+        share = max(1.0 / max(1, base.batch), model_share * scale)
+    # However the router spreads requests, N replicas' slots queue no less than one pool of N x B* slots,
+    # so Erlang C over all of them caps the share the feedback may raise it to (1 without a load).
+    replicas = engine_replicas(load, base.load_model) / planned_u
+    slot_cap = slot_share(_pool_slots(replicas * base.batch), goal) if replicas >= 1 else 1.0
+    share = min(slot_cap, share)
     derived = slo_targets.derive(slo, curve, utilization=planned_u, slot_share=share)
-    return Derivation(derived, curve, model_u, model_share, applied, planned_u, share)
+    return Derivation(derived, curve, model_u, model_share, applied, planned_u, share, slot_cap)
 
 
 def effective_scales(
-    slo: slo_targets.ServiceLevel, curve: CapacityProfile, *, goal: float, traffic: Traffic | None
+    slo: slo_targets.ServiceLevel,
+    curve: CapacityProfile,
+    *,
+    goal: float,
+    traffic: Traffic | None,
+    load: FleetLoad | None = None,
 ) -> tuple[float, float] | None:
     """The feedback scales between which some target moves: below the low end the utilization and the
     slot share both sit at their floors, above the high end both at their caps. None if the SLO is
     unreachable on this curve (nothing is derived then)."""
     try:
-        model = derive(slo, curve, goal=goal, traffic=traffic)
+        model = derive(slo, curve, goal=goal, traffic=traffic, load=load)
     except slo_targets.SloUnreachable:
         return None
+    return _effective(model)
+
+
+def _effective(model: Derivation) -> tuple[float, float]:
     u, share, batch = model.model_utilization, model.model_slot_share, max(1, model.derived.batch)
     low = min(MIN_UTILIZATION / u, (1.0 / batch) / share)
-    high = max(MAX_UTILIZATION / u, 1.0 / share)
+    high = max(MAX_UTILIZATION / u, model.slot_cap / share)
     return low, high
 
 
@@ -220,6 +277,19 @@ class FleetState:
     feedback: feedback.State = dataclasses.field(default_factory=feedback.initial)
     traffic: Traffic | None = None
     measurement: service_level.Measurement | None = None
+    load: FleetLoad | None = None  # the fleet's load at the last tick
+    load_average: FleetLoad | None = None  # its average over `TRAFFIC_SECONDS`
+
+    @property
+    def pool_load(self) -> FleetLoad | None:
+        """The load the fleet's slot pool is sized for: the lower of now and the average, so that a burst
+        (more replicas, a larger pool) never raises the slot cap above the traffic's usual level."""
+        if self.load is None or self.load_average is None:
+            return None
+        now, usual = self.load, self.load_average
+        return FleetLoad(
+            min(now.running, usual.running), min(now.prompt_tokens_per_second, usual.prompt_tokens_per_second)
+        )
 
     def curve(self) -> CapacityProfile:
         """The capacity curve in force: the prior's limits with the fitted constants."""
@@ -267,8 +337,9 @@ def observe(
     window_seconds: float = service_level.WINDOW_SECONDS,
     at_max_replicas: bool = False,
     starting_replicas: int = 0,
+    load: FleetLoad | None = None,
 ) -> FleetState:
-    """One tick: measure the service level, learn the curve, run the feedback loop."""
+    """One tick: measure the service level, learn the curve, remember the load, run the feedback loop."""
     measured = service_level.measure(service_level_results, slo, goal=goal, window_seconds=window_seconds)
     samples = capacity_fit.observations(
         fit_results,
@@ -278,7 +349,21 @@ def observe(
     )
     fit = capacity_fit.update(state.fit, samples, now=now)
     traffic = _traffic(state.traffic, measured, interval_seconds=interval_seconds, window_seconds=window_seconds)
-    state = dataclasses.replace(state, fit=fit, traffic=traffic, measurement=measured)
+    average = state.load_average
+    if load is not None:
+        kept = math.exp(-interval_seconds / TRAFFIC_SECONDS) if average is not None else 0.0
+        average = FleetLoad(
+            kept * (average.running if average else 0.0) + (1.0 - kept) * load.running,
+            kept * (average.prompt_tokens_per_second if average else 0.0)
+            + (1.0 - kept) * load.prompt_tokens_per_second,
+        )
+    state = dataclasses.replace(
+        state, fit=fit, traffic=traffic, measurement=measured, load=load or state.load, load_average=average
+    )
+    try:
+        model = derive(slo, state.curve(), goal=goal, traffic=traffic, load=state.pool_load)
+    except slo_targets.SloUnreachable:
+        model = None
     loop = feedback.update(
         state.feedback,
         measured,
@@ -287,6 +372,7 @@ def observe(
         startup_seconds=startup_seconds,
         at_max_replicas=at_max_replicas,
         starting_replicas=starting_replicas,
-        effective=effective_scales(slo, state.curve(), goal=goal, traffic=traffic),
+        effective=_effective(model) if model is not None else None,
+        model_utilization=model.model_utilization if model is not None else None,
     )
     return dataclasses.replace(state, feedback=loop)

@@ -231,6 +231,7 @@ class Autoscaler:
                 shape,
                 policy,
                 answers,
+                load=slo_policy.fleet_load(observation),
                 now=now,
                 at_max_replicas=previous is not None and previous.decision.replicas >= policy.max_replicas,
                 starting_replicas=max(0, current - ready),
@@ -296,6 +297,7 @@ class Autoscaler:
         base: types.Policy,
         answers: tuple[dict[str, QueryResult | None], dict[str, QueryResult | None]] | None,
         *,
+        load: slo_policy.FleetLoad | None,
         now: datetime.datetime,
         at_max_replicas: bool,
         starting_replicas: int,
@@ -336,6 +338,7 @@ class Autoscaler:
                 window_seconds=self._service_level_window,
                 at_max_replicas=at_max_replicas,
                 starting_replicas=starting_replicas,
+                load=load,
             )
         else:  # Prometheus answered none of them: keep what was learned, measure nothing
             unavailable = unavailable or "every service-level query failed (the operator's log names the errors)"
@@ -349,6 +352,7 @@ class Autoscaler:
                 traffic=state.traffic,
                 scale=state.feedback.scale,
                 utilization=slo_spec.target_utilization,
+                load=state.pool_load,
             )
         except slo_targets.SloUnreachable as exc:
             unreachable = f"spec.autoscaling.slo cannot be met on the fleet's capacity curve: {exc}"

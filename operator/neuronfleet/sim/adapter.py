@@ -233,6 +233,7 @@ class NeuronfleetPolicy:
                 interval_seconds=self.sync_seconds,
                 at_max_replicas=self.last is not None and self.last.replicas >= self.policy.max_replicas,
                 starting_replicas=view.starting_replicas,
+                load=slo_policy.fleet_load(seen),
             )
             derivation = slo_policy.derive(
                 self.slo,
@@ -240,6 +241,7 @@ class NeuronfleetPolicy:
                 goal=self.goal,
                 traffic=self.state.traffic,
                 scale=self.state.feedback.scale * self.target_scale,
+                load=self.state.pool_load,
             )
             policy = slo_policy.policy(self.policy, derivation)
             self.trail.append((now, derivation.scale, derivation.utilization, self.state.feedback.reason))

@@ -151,3 +151,18 @@ def test_the_scale_stays_where_it_moves_a_target_so_a_correction_always_bites():
     floor = dataclasses.replace(feedback.initial(), scale=0.1, source="histograms")
     held = run(floor, 0.95, now=1000.0, effective=(0.5, 3.0))
     assert held.reason == "AtMinScale" and held.scale == pytest.approx(0.5)
+
+
+def test_a_step_up_grows_the_modelled_queueing_delay_by_the_step_not_the_utilization():
+    """Near a full engine, +50 % of the utilization overloads it (0.6 -> 0.9): the step moves u / (1 - u),
+    the M/G/1 delay in service times, by PROBE instead; far below, the two are nearly the same."""
+    horizon = max(feedback.RELAX_WINDOWS * WINDOW, DEAD)
+    busy = feedback.State(scale=2.0, source="histograms", changed_at=0.0)
+    stepped = run(busy, 0.9999, now=horizon, model_utilization=0.3)
+    u = stepped.scale * 0.3
+    assert u / (1 - u) == pytest.approx(feedback.PROBE * 0.6 / 0.4)
+    assert 0.6 < u < 0.7
+    assert run(busy, 0.9999, now=horizon).scale == pytest.approx(2.0 * feedback.PROBE), "no model: the plain step"
+    idle = feedback.State(scale=1.0, source="histograms", changed_at=0.0)
+    light = run(idle, 0.9999, now=horizon, model_utilization=0.05).scale
+    assert 0.97 * feedback.PROBE < light < feedback.PROBE
