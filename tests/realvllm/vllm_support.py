@@ -148,14 +148,17 @@ def start_server(
     env: dict[str, str],
     served_name: str = "tiny",
     max_num_seqs: int = 8,
-    kv_cache_bytes: int = 8 * 1024 * 1024,
+    kv_cache_bytes: int = 16 * 1024 * 1024,
     startup_timeout: float = 300.0,
 ) -> VllmServer:
     """Start `vllm serve` on a free loopback port and wait for /health; raise with the log on failure."""
     port = free_port()
     vllm = python.parent / "vllm"
     # --enforce-eager: no torch.compile warm-up (startup ~50 s instead of 80-115 s).
-    # A small KV cache (8 MiB = 8192 tokens of this model) so kv_cache_usage_perc moves.
+    # A small KV cache (16 MiB = 8192 tokens of this model in float32) so kv_cache_usage_perc moves.
+    # float32, not the model's bfloat16: vLLM's CPU attention takes its AMX kernel for bfloat16 only,
+    # and on one of our machines that kernel's worker died of SIGILL on some runs (faulthandler:
+    # "Illegal instruction" in cpu_attention_with_kv_cache) while the same server had served before.
     args = [
         "serve",
         str(model_dir),
@@ -168,7 +171,7 @@ def start_server(
         "--max-model-len",
         "512",
         "--dtype",
-        "bfloat16",
+        "float32",
         "--enforce-eager",
         "--max-num-seqs",
         str(max_num_seqs),
