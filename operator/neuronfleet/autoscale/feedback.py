@@ -18,8 +18,8 @@ The loop is pure: `update(state, measured, now=..., ...)` returns the next `Stat
   allowed rate (the model's bounds are per replica and conservative, so a pooled fleet is usually far
   above its goal at first). A step multiplies u / (1 - u), the modelled M/G/1 queueing delay at the
   planned utilization u, not u itself: at u = 0.05-0.3 that is +11 % or +50 % of u, but from u = 0.6 a
-  PROBE reaches 0.69, not 0.9 (+50 % of u there planned a steady fleet's engine at 0.87 with every
-  slot full, and a window fell to 27 % within the SLO in the benchmark). Judging the worst window of
+  PROBE reaches 0.69, not 0.9 (in the benchmark, steady fleets stepped from 0.76-0.79 to 0.87-0.9
+  with every slot planned full, and lost a window: to 27 % within the SLO at worst). Judging the worst window of
   the horizon, not the last one, keeps calm minutes between recurring bursts from talking the loop
   out of the headroom the bursts need. Between goal and margin it holds (hysteresis), so a fleet
   right at its goal does not oscillate. A miss costs users; a surplus costs only cores.
