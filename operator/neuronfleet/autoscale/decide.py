@@ -248,7 +248,7 @@ def _engine_load(observation: types.Observation, model: types.LoadModel | None) 
     prompt = observation.prompt_tokens_per_second
     if concurrency is None or prompt is None:
         return None
-    return (model.per_request * concurrency + model.per_prompt_token * prompt) / model.available
+    return model.replicas(concurrency, prompt)
 
 
 def _in_flight_for(history: tuple[types.HistoryEntry, ...], now: float) -> float:

@@ -115,8 +115,7 @@ def engine_replicas(load: FleetLoad | None, weights: types.LoadModel) -> float:
     """The fleet's engine time in replicas at full use (`decide`'s engine load, summed); 0 without a load."""
     if load is None or weights.available <= 0:
         return 0.0
-    busy = load.running * weights.per_request + load.prompt_tokens_per_second * weights.per_prompt_token
-    return max(0.0, busy / weights.available)
+    return max(0.0, weights.replicas(load.running, load.prompt_tokens_per_second))
 
 
 def queue_utilization(*, slack_seconds: float, service_mean: float, service_mean_square: float, goal: float) -> float:
@@ -350,12 +349,13 @@ def observe(
     fit = capacity_fit.update(state.fit, samples, now=now)
     traffic = _traffic(state.traffic, measured, interval_seconds=interval_seconds, window_seconds=window_seconds)
     average = state.load_average
-    if load is not None:
-        kept = math.exp(-interval_seconds / TRAFFIC_SECONDS) if average is not None else 0.0
+    if load is not None and average is None:
+        average = load
+    elif load is not None and average is not None:
+        kept = math.exp(-interval_seconds / TRAFFIC_SECONDS)
         average = FleetLoad(
-            kept * (average.running if average else 0.0) + (1.0 - kept) * load.running,
-            kept * (average.prompt_tokens_per_second if average else 0.0)
-            + (1.0 - kept) * load.prompt_tokens_per_second,
+            kept * average.running + (1.0 - kept) * load.running,
+            kept * average.prompt_tokens_per_second + (1.0 - kept) * load.prompt_tokens_per_second,
         )
     state = dataclasses.replace(
         state, fit=fit, traffic=traffic, measurement=measured, load=load or state.load, load_average=average

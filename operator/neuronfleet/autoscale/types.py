@@ -85,6 +85,10 @@ class LoadModel:
     per_prompt_token: float  # gamma
     available: float  # 1 - R * alpha
 
+    def replicas(self, concurrency: float, prompt_tokens_per_second: float) -> float:
+        """Replicas' worth of engine time this concurrency and prompt tokens/s need at the SLO's pace."""
+        return (self.per_request * concurrency + self.per_prompt_token * prompt_tokens_per_second) / self.available
+
 
 @dataclass(frozen=True)
 class ScalingPolicy:

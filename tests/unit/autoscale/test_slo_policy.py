@@ -187,41 +187,28 @@ def test_the_slot_share_is_capped_by_erlang_c_over_the_whole_fleets_slots():
 
 
 def test_the_pool_is_sized_on_the_lower_of_the_load_now_and_its_hourly_average():
-    state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
-    assert state.pool_load is None
-    usual = slo_policy.FleetLoad(40.0, 4000.0)
-    for k in range(8):
-        state = slo_policy.observe(
+    def tick(state: slo_policy.FleetState, now: float, load: slo_policy.FleetLoad) -> slo_policy.FleetState:
+        return slo_policy.observe(
             state,
             slo=SLO,
             service_level_results=answers(500.0, 1500.0),
             fit_results={},
-            now=300.0 + 15.0 * k,
+            now=now,
             startup_seconds=180.0,
-            load=usual,
+            load=load,
         )
+
+    state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
+    assert state.pool_load is None
+    usual = slo_policy.FleetLoad(40.0, 4000.0)
+    for k in range(8):
+        state = tick(state, 300.0 + 15.0 * k, usual)
     assert state.pool_load == usual
     burst = slo_policy.FleetLoad(400.0, 40000.0)
-    state = slo_policy.observe(
-        state,
-        slo=SLO,
-        service_level_results=answers(500.0, 1500.0),
-        fit_results={},
-        now=420.0,
-        startup_seconds=180.0,
-        load=burst,
-    )
+    state = tick(state, 420.0, burst)
     assert state.load == burst
     weight = 1 - math.exp(-15.0 / slo_policy.TRAFFIC_SECONDS)
     assert state.pool_load.running == pytest.approx(40.0 + weight * 360.0), "a burst moves the pool by its share"
     quiet = slo_policy.FleetLoad(4.0, 400.0)
-    state = slo_policy.observe(
-        state,
-        slo=SLO,
-        service_level_results=answers(500.0, 1500.0),
-        fit_results={},
-        now=435.0,
-        startup_seconds=180.0,
-        load=quiet,
-    )
+    state = tick(state, 435.0, quiet)
     assert state.pool_load == quiet, "below its usual level the fleet's pool is what it is now"
