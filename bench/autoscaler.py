@@ -15,8 +15,10 @@ or more seeds each) and each startup scenario (60/180/420/1200 s), one row:
 A second table compares neuronfleet's variants at their defaults (open loop: the SLO targets before
 measurement; hold: a one-hour scale-down window; roofline: the measured path from the roofline prior)
 with the default. Each policy runs on the engine its deployment would have (neuronfleet's planner cuts
-the prefill chunk for the SLO; the baselines keep vllm-neuron's default 2048); every policy starts from
-the oracle's warm fleet at t=0.
+the prefill chunk for the SLO; the baselines keep vllm-neuron's default 2048). Every policy starts the hour
+from OPT's fleet at t=0, warm, as OPT itself does (LB_L's where no OPT was found): a smaller start, such as
+LB_L's fluid count, decides the first startup's attainment before any policy acts (long answers hold a
+slot for minutes, and LB_L's t=0 count leaves them a third of the replicas they need).
 
 Prints figures; asserts nothing. Two worker processes. `--quick`: two startups, half the sweeps, seed 1.
 
@@ -98,21 +100,26 @@ def _warm(requests: list, slo: Slo) -> float:
     return met / len(late) if late else 1.0
 
 
-def _policy_job(job: tuple[str, str, float, str, float | None, Setup]) -> dict[str, object]:
-    key, traces, startup, kind, target, (name, share) = job
+PolicyJob = tuple[str, str, float, str, float | None, Setup, int | None]
+"""(trace key, traces dir, startup, policy kind, target, setup, replicas at t=0 or None for LB_L's)."""
+
+
+def _policy_job(job: PolicyJob) -> dict[str, object]:
+    key, traces, startup, kind, target, (name, share), initial = job
     trace = _trace(key, traces, share)
     slo = Slo()
     if kind in VARIANTS:
         profile = _profile(True, name)
         plan = plan_oracle(trace, profile, slo, startup)
         policy = adapter.NeuronfleetPolicy(profile, slo, startup_seconds=startup, target_scale=target, variant=kind)
-        result = simulate(
-            trace, profile, policy, startup_seconds=startup, initial_replicas=max(1, plan.replicas_at(0.0))
-        )
+        start = initial or max(1, plan.replicas_at(0.0))
+        result = simulate(trace, profile, policy, startup_seconds=startup, initial_replicas=start)
         report = summarize(result, slo, oracle_core_hours=plan.lbl_core_hours)
     else:
         profile = _profile(False, name)
-        run = run_policy(trace, profile, kind, startup_seconds=startup, target=target, planned_engine=False)
+        run = run_policy(
+            trace, profile, kind, startup_seconds=startup, target=target, planned_engine=False, initial_replicas=initial
+        )
         result, report = run.result, run.report
         plan = run.plan
     return {
@@ -159,6 +166,7 @@ def _opt_job(job: tuple[str, str, tuple[float, ...], list[opt.StaticRun], Setup]
                 "startup": startup,
                 "opt": best.report.core_hours,
                 "opt_attainment": best.report.attainment,
+                "initial": best.schedule[0] if best.schedule else None,
                 "static_replicas": static.replicas if static else None,
                 "static": static.report.core_hours if static else None,
                 "static_attainment": static.report.attainment if static else None,
@@ -268,13 +276,6 @@ def main() -> int:
         startups = (60.0, 420.0)
     slo, profile = Slo(), get_profile(args.profile)
     setup: Setup = (args.profile, args.share if args.share is not None else SHARE_BY_PROFILE.get(args.profile, 1.0))
-    jobs: list[tuple[str, str, float, str, float | None, Setup]] = []
-    for key in keys:
-        for startup in startups:
-            jobs += [(key, args.traces, startup, variant, None, setup) for variant in VARIANTS]
-            for name in BASELINES:
-                targets = sweep_targets(name, profile, slo)
-                jobs += [(key, args.traces, startup, name, t, setup) for t in (targets[::2] if args.quick else targets)]
     started = time.monotonic()
     with multiprocessing.Pool(args.workers) as pool:
         statics = dict(pool.imap_unordered(_static_job, [(k, args.traces, setup) for k in keys]))
@@ -282,6 +283,17 @@ def main() -> int:
         opt_jobs = [(k, args.traces, startups, statics[k], setup) for k in keys]
         opts = [row for rows in pool.imap_unordered(_opt_job, opt_jobs) for row in rows]
         print(f"OPT done, {time.monotonic() - started:.0f} s", file=sys.stderr)
+        # Every policy starts from OPT's fleet at t=0 (LB_L's where no OPT was found).
+        start = {(str(o["trace"]), float(o["startup"])): o.get("initial") for o in opts}
+        jobs: list[PolicyJob] = []
+        for key in keys:
+            for startup in startups:
+                initial = start.get((key, startup))
+                jobs += [(key, args.traces, startup, variant, None, setup, initial) for variant in VARIANTS]
+                for name in BASELINES:
+                    targets = sweep_targets(name, profile, slo)
+                    chosen = targets[::2] if args.quick else targets
+                    jobs += [(key, args.traces, startup, name, t, setup, initial) for t in chosen]
         rows = []
         for done, row in enumerate(pool.imap_unordered(_policy_job, jobs, chunksize=2), 1):
             rows.append(row)

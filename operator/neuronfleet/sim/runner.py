@@ -37,8 +37,9 @@ def run_policy(
     plan: OraclePlan | None = None,
     progress: Callable[[float, float], None] | None = None,
     planned_engine: bool = True,
+    initial_replicas: int | None = None,
 ) -> Run:
-    """Simulate one policy; every policy starts from the oracle's warm fleet at t=0.
+    """Simulate one policy; every policy starts from `initial_replicas` warm at t=0 (default: the oracle's).
 
     neuronfleet runs on the engine its planner configures for the SLO (`adapter.deployed_profile`);
     the baselines run on `profile` as given, the serving options a hand-written deployment keeps.
@@ -49,7 +50,7 @@ def run_policy(
     if policy_name == "neuronfleet" and planned_engine:
         profile = adapter.deployed_profile(profile, slo)
     policy = make_policy(policy_name, profile, slo, startup_seconds=startup_seconds, plan=plan, target=target)
-    initial = max(1, plan.replicas_at(0.0))
+    initial = initial_replicas or max(1, plan.replicas_at(0.0))
     if policy_name == "static":
         initial = int(getattr(policy, "replicas", initial))
     result = simulate(

@@ -106,3 +106,12 @@ def test_a_static_fleet_never_scales():
     assert result.decisions == []
     assert len(result.replicas) == 3
     assert StaticPolicy(3).desired(None, 0.0) == 3
+
+
+def test_a_run_starts_from_the_fleet_it_is_given_warm_and_from_the_oracles_otherwise():
+    """The benchmark starts every policy from OPT's t=0 fleet; without one, from LB_L's."""
+    trace = bursty_trace(3, seconds=300.0)
+    given = run_policy(trace, ROUND, "hpa", startup_seconds=600.0, target=1.0, initial_replicas=7)
+    assert given.result.replica_series[0][1:] == (7, 7)  # billed and ready at t=0
+    default = run_policy(trace, ROUND, "hpa", startup_seconds=600.0, target=1.0)
+    assert default.result.replica_series[0][1] == max(1, default.plan.replicas_at(0.0)) != 7
