@@ -191,6 +191,12 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
                 per_worker=per_worker,
                 max_tokens=max_tokens,
                 at_least_seconds=30.0,
+                # A starved API server can hold the requests from the engine, whose gauges then read 0
+                # for a while: the load goes on (at most 120 s) until one decision has read half of it.
+                until=lambda: any(
+                    s.observation.concurrency is not None and s.observation.concurrency >= workers / 2
+                    for s in list(loop.steps)[1:]
+                ),
             )
         )
         while not load_task.done():
@@ -259,7 +265,8 @@ async def test_real_load_reads_back_as_sent_scales_the_fleet_up_and_back_down_af
     # in it, and scrapes of /metrics itself read 0 running under this very load (seen here), so
     # half the workers is what the readings must reach, never more than the workers. A gauge needs
     # no rate window to fill: any step under load counts (later ones were seen reading 0 and 5 of 16
-    # while the starved API server held the requests).
+    # while the starved API server held the requests), and the load lasts until one
+    # step has read it, for at most 120 s.
     present = [c for c in conc if c is not None]
     assert len(present) >= 0.8 * len(conc), conc
     assert all(c <= workers for c in present)

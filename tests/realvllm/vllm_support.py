@@ -302,6 +302,8 @@ def closed_loop(
     max_tokens: int,
     prompt: str = "the fleet scales",
     at_least_seconds: float = 0.0,
+    until: Callable[[], bool] | None = None,
+    at_most_seconds: float = 120.0,
 ) -> LoadResult:
     """`workers` clients, each sending its next completion as soon as the previous one returns.
 
@@ -309,7 +311,9 @@ def closed_loop(
     the concurrency a reader sees a known number rather than a burst that drains. Each client sends
     `per_worker` requests, and keeps sending until `at_least_seconds` have passed: how many tokens a
     machine serves in a given time varies several-fold between machines and loads, so a test that
-    needs the load to last says how long, not how many requests.
+    needs the load to last says how long, not how many requests. `until`, when given, also keeps them
+    sending until it returns True or `at_most_seconds` have passed: a reader that must see the load
+    (a starved 2-core machine can hide it from the gauges for a while) says what it waits for.
     """
     body = _completion_body(server, max_tokens, prompt)
     url = f"{server.base_url}/v1/completions"
@@ -317,7 +321,11 @@ def closed_loop(
 
     def worker(_: int) -> tuple[list[tuple[int, int]], float]:
         usages = []
-        while len(usages) < per_worker or time.time() < started + at_least_seconds:
+        while (
+            len(usages) < per_worker
+            or time.time() < started + at_least_seconds
+            or (until is not None and not until() and time.time() < started + at_most_seconds)
+        ):
             usages.append(get_json(url, body)["usage"])
         pairs = [(int(u["completion_tokens"]), int(u["prompt_tokens"])) for u in usages]  # type: ignore[index]
         return pairs, time.time()
