@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["mg1_waiting_tail", "regularized_gamma_q"]
+__all__ = ["mg1_waiting_tail", "regularized_gamma_q", "routed_wait_probability"]
 
 _EPS = 1e-12
 _TINY = 1e-300
@@ -89,3 +89,41 @@ def mg1_waiting_tail(rho: float, *, wait_seconds: float, service_mean: float, se
         total += weight * regularized_gamma_q(n * residual_shape, t / residual_scale)
     return min(rho, total)
 
+
+def _poisson(count: int, mean: float) -> float:
+    if count < 0:
+        return 0.0
+    if mean <= 0:
+        return 1.0 if count == 0 else 0.0
+    return math.exp(-mean + count * math.log(mean) - math.lgamma(count + 1))
+
+
+def routed_wait_probability(rho: float, *, decoding_per_replica: float, replicas: float) -> float:
+    """P(an arrival lands on a replica whose prefill engine is busy) behind a least-outstanding router.
+
+    Why: the router compares outstanding requests, and a replica busy with a prefill counts one more
+    than its decoding requests alone. Decoding counts spread like a Poisson law (requests hold a slot
+    for their whole answer, M/M/infinity occupancy), so that one extra request steers arrivals away
+    from busy replicas only when the counts are few: a fleet of long prompts and short answers pools
+    its prefill queues, a chat fleet full of decodes hardly does. Each replica's count is
+    D + B with D ~ Poisson(d) and B busy with probability rho, independently; the router picks
+    uniformly among the replicas at the lowest count, so P(busy) = sum_c P(min = c) P(B = 1 | D + B = c).
+    One replica (or counts that swamp the extra one) gives rho, random routing's answer; no decodes
+    at all gives rho^N, every replica busy.
+    """
+    if rho <= 0:
+        return 0.0
+    if rho >= 1:
+        return 1.0
+    n = max(1.0, replicas)
+    d = max(0.0, decoding_per_replica)
+    top = int(d + 12.0 * math.sqrt(d) + 12.0)
+    count = [(1.0 - rho) * _poisson(c, d) + rho * _poisson(c - 1, d) for c in range(top + 2)]
+    survival = [0.0] * (top + 3)
+    for c in range(top + 1, -1, -1):
+        survival[c] = min(1.0, survival[c + 1] + count[c])
+    total = 0.0
+    for c in range(top + 2):
+        if count[c] > 0:
+            total += (survival[c] ** n - survival[c + 1] ** n) * rho * _poisson(c - 1, d) / count[c]
+    return min(rho, max(0.0, total))

@@ -63,7 +63,10 @@ def report(
     """
     loop = state.feedback
     utilization = None if derivation is None else derivation.utilization
-    extra = {"utilization": utilization, "feedback": f"{loop.reason}: {loop.message}", "sampledAt": sampled_at}
+    basis = ""
+    if derivation is not None and derivation.pooled_rise is not None:
+        basis = f"; utilization planned on the router's pooling, for a rise of x{derivation.pooled_rise:.2f}"
+    extra = {"utilization": utilization, "feedback": f"{loop.reason}: {loop.message}{basis}", "sampledAt": sampled_at}
     measurement = state.measurement
     if unavailable is not None or measurement is None:
         unavailable = unavailable or "nothing measured yet"

@@ -339,6 +339,7 @@ class Autoscaler:
                 at_max_replicas=at_max_replicas,
                 starting_replicas=starting_replicas,
                 load=load,
+                hold_seconds=base.scale_down.stabilization_seconds,
             )
         else:  # Prometheus answered none of them: keep what was learned, measure nothing
             unavailable = unavailable or "every service-level query failed (the operator's log names the errors)"
@@ -353,6 +354,7 @@ class Autoscaler:
                 scale=state.feedback.scale,
                 utilization=slo_spec.target_utilization,
                 load=state.pool_load,
+                rise=state.rise,
             )
         except slo_targets.SloUnreachable as exc:
             unreachable = f"spec.autoscaling.slo cannot be met on the fleet's capacity curve: {exc}"

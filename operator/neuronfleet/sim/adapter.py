@@ -234,6 +234,7 @@ class NeuronfleetPolicy:
                 at_max_replicas=self.last is not None and self.last.replicas >= self.policy.max_replicas,
                 starting_replicas=view.starting_replicas,
                 load=slo_policy.fleet_load(seen),
+                hold_seconds=self.policy.scale_down.stabilization_seconds,
             )
             derivation = slo_policy.derive(
                 self.slo,
@@ -242,6 +243,7 @@ class NeuronfleetPolicy:
                 traffic=self.state.traffic,
                 scale=self.state.feedback.scale * self.target_scale,
                 load=self.state.pool_load,
+                rise=self.state.rise,
             )
             policy = slo_policy.policy(self.policy, derivation)
             self.trail.append((now, derivation.scale, derivation.utilization, self.state.feedback.reason))

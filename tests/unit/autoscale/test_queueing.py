@@ -75,3 +75,44 @@ def test_the_tail_grows_with_the_load_and_shrinks_with_the_wait():
     assert by_wait[0] == pytest.approx(0.5, rel=1e-6), "P(W > 0) is the load (PASTA)"
     assert queueing.mg1_waiting_tail(0.0, wait_seconds=1.0, **common) == 0.0
     assert queueing.mg1_waiting_tail(1.0, wait_seconds=1.0, **common) == 1.0
+
+
+def _routed_by_sampling(rho: float, d: float, n: int, draws: int, rng: random.Random) -> float:
+    """The router's rule on the model's own assumptions, sampled: counts D + B per replica (D Poisson(d),
+    B busy with probability rho), the arrival goes to a replica at the lowest count chosen at random."""
+
+    def poisson(mean: float) -> int:
+        k, p, limit = 0, 1.0, math.exp(-mean)
+        while True:
+            p *= rng.random()
+            if p <= limit:
+                return k
+            k += 1
+
+    busy_hits = 0
+    for _ in range(draws):
+        replicas = [(poisson(d) + (b := rng.random() < rho), b) for _ in range(n)]
+        low = min(count for count, _ in replicas)
+        busy_hits += rng.choice([b for count, b in replicas if count == low])
+    return busy_hits / draws
+
+
+@pytest.mark.parametrize(("rho", "d", "n"), [(0.3, 0.5, 4), (0.2, 2.0, 12), (0.5, 8.0, 6), (0.1, 0.0, 3)])
+def test_the_routed_wait_probability_is_the_routers_rule_on_its_assumptions(rho, d, n):
+    """The sum over the lowest count is what picking a replica at the lowest count gives, sampled."""
+    computed = queueing.routed_wait_probability(rho, decoding_per_replica=d, replicas=n)
+    sampled = _routed_by_sampling(rho, d, n, 40_000, random.Random(7))
+    assert computed == pytest.approx(sampled, abs=4 * math.sqrt(sampled * (1 - sampled) / 40_000) + 1e-3)
+
+
+def test_the_routed_wait_probability_spans_random_routing_to_a_full_pool():
+    """One replica, or decode counts that swamp the one extra request, route at random (rho); without
+    decodes a busy replica is avoided unless every one is busy (rho^N); more replicas pool more."""
+    assert queueing.routed_wait_probability(0.3, decoding_per_replica=2.0, replicas=1) == pytest.approx(0.3)
+    assert queueing.routed_wait_probability(0.3, decoding_per_replica=0.0, replicas=4) == pytest.approx(0.3**4)
+    chat = queueing.routed_wait_probability(0.3, decoding_per_replica=60.0, replicas=8)
+    assert 0.2 < chat <= 0.3
+    few = [queueing.routed_wait_probability(0.3, decoding_per_replica=1.0, replicas=n) for n in (1, 2, 4, 8, 16)]
+    assert few == sorted(few, reverse=True) and few[-1] < 0.1
+    assert queueing.routed_wait_probability(0.0, decoding_per_replica=1.0, replicas=4) == 0.0
+    assert queueing.routed_wait_probability(1.0, decoding_per_replica=1.0, replicas=4) == 1.0

@@ -212,3 +212,66 @@ def test_the_pool_is_sized_on_the_lower_of_the_load_now_and_its_hourly_average()
     quiet = slo_policy.FleetLoad(4.0, 400.0)
     state = tick(state, 435.0, quiet)
     assert state.pool_load == quiet, "below its usual level the fleet's pool is what it is now"
+
+
+LONG = slo_policy.Traffic(8656.0, 8656.0**2 * 1.16)  # 4-16k prompts, log-uniform
+
+
+def test_the_routers_pooling_raises_the_utilization_as_far_as_the_rise_allowance_leaves_it():
+    """Long prompts with short answers: few decodes, so the least-outstanding router steers prompts away from
+    busy prefills and the fleet queues far less than one replica. The fleet grows only a startup after a
+    rise, so the pooled utilization is divided by the rise; never below one replica's own bound."""
+    load = slo_policy.FleetLoad(running=20.0, prompt_tokens_per_second=40000.0)
+    alone = slo_policy.derive(SLO, CURVE, traffic=LONG, load=load)
+    steady = slo_policy.derive(SLO, CURVE, traffic=LONG, load=load, rise=1.0)
+    drifting = slo_policy.derive(SLO, CURVE, traffic=LONG, load=load, rise=1.5)
+    bursty = slo_policy.derive(SLO, CURVE, traffic=LONG, load=load, rise=12.0)
+    assert steady.model_utilization > 2 * alone.model_utilization, "a dozen replicas pool their prefill queues"
+    assert steady.model_utilization > drifting.model_utilization > alone.model_utilization
+    assert drifting.model_utilization == pytest.approx(steady.model_utilization / 1.5)
+    assert bursty.model_utilization == alone.model_utilization, "one replica's queue is the floor"
+    assert (alone.pooled_rise, steady.pooled_rise, drifting.pooled_rise, bursty.pooled_rise) == (None, 1.0, 1.5, None)
+    assert slo_policy.derive(SLO, CURVE, traffic=LONG, rise=1.0).model_utilization == alone.model_utilization
+    # Chat: a replica holds dozens of decodes, which hide a prefill from the router: little pooling.
+    chat = slo_policy.FleetLoad(running=400.0, prompt_tokens_per_second=20000.0)
+    chat_alone = slo_policy.derive(SLO, CURVE, traffic=CHAT, load=chat)
+    chat_pooled = slo_policy.derive(SLO, CURVE, traffic=CHAT, load=chat, rise=1.0)
+    assert chat_alone.model_utilization <= chat_pooled.model_utilization < 1.3 * chat_alone.model_utilization
+
+
+def test_the_rise_is_the_demand_now_over_the_most_the_fleet_was_held_at_one_reaction_time_before():
+    startup, interval, hold = 180.0, 15.0, 600.0
+
+    def tick(state: slo_policy.FleetState, now: float, level: float) -> slo_policy.FleetState:
+        return slo_policy.observe(
+            state,
+            slo=SLO,
+            service_level_results=answers(500.0, 1500.0),
+            fit_results={},
+            now=now,
+            startup_seconds=startup,
+            interval_seconds=interval,
+            load=slo_policy.FleetLoad(40.0 * level, 4000.0 * level),
+            hold_seconds=hold,
+        )
+
+    state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
+    now = 0.0
+    while now < startup + interval:
+        state = tick(state, now, 1.0)
+        assert state.rise is None, "no rise is known before one reaction time has passed"
+        now += interval
+    for level in [1.0] * 30 + [0.3] * 8 + [1.0] * 20:  # a dip and a return within the hold window
+        state = tick(state, now, level)
+        now += interval
+    assert state.rise == pytest.approx(1.0), "coming back to the level held is no rise"
+    for _ in range(4):
+        state = tick(state, now, 3.0)
+        now += interval
+    assert state.rise == pytest.approx(3.0)
+    risen_at = now
+    while now < risen_at + slo_policy.TRAFFIC_SECONDS:
+        state = tick(state, now, 1.0)
+        now += interval
+    assert state.rise == pytest.approx(1.0), "a rise is forgotten after an hour"
+    assert all(at >= now - interval - startup - interval - hold for at, _ in state.demand), "old samples are dropped"

@@ -119,3 +119,14 @@ def test_the_same_tick_gives_the_same_report():
     derivation = slo_policy.derive(SLO, state.curve(), goal=0.99, traffic=state.traffic, scale=state.feedback.scale)
     again = slo_status.report(state, derivation, slo=SLO, goal=0.99, sampled_at=AT)
     assert again == first
+
+
+def test_the_feedback_says_when_the_utilization_was_planned_on_the_routers_pooling():
+    state, _ = tick(slo_policy.start(PRIOR), answers(1.0))
+    traffic = slo_policy.Traffic(8656.0, 8656.0**2 * 1.16)  # long prompts, short answers: pooling pays
+    load = slo_policy.FleetLoad(running=20.0, prompt_tokens_per_second=40000.0)
+    pooled = slo_policy.derive(SLO, state.curve(), goal=0.99, traffic=traffic, load=load, rise=1.25)
+    alone = slo_policy.derive(SLO, state.curve(), goal=0.99, traffic=traffic, load=load)
+    shown = slo_status.report(state, pooled, slo=SLO, goal=0.99, sampled_at=AT).service_level["feedback"]
+    assert shown.endswith("utilization planned on the router's pooling, for a rise of x1.25")
+    assert "pooling" not in slo_status.report(state, alone, slo=SLO, goal=0.99, sampled_at=AT).service_level["feedback"]
