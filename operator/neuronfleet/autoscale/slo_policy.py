@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from neuronfleet.autoscale import capacity_fit, feedback, queueing, service_level, slo_targets, types
+from neuronfleet.autoscale import capacity_fit, defaults, feedback, queueing, service_level, slo_targets, types
 from neuronfleet.neuron.capacity import CapacityProfile, Prior
 
 if TYPE_CHECKING:  # a type only: the pure core does not import the HTTP client
@@ -246,24 +246,15 @@ def derive(
     slack = max(0.1 * slo.ttft_seconds, slack)
     demand = engine_replicas(load, base.load_model)
     pooled_rise = None
-    model_u = queue_utilization(
-        slack_seconds=slack,
-        service_mean=mean,
-        service_mean_square=mean_square,
-        goal=goal,
+    queue = functools.partial(
+        queue_utilization, slack_seconds=slack, service_mean=mean, service_mean_square=mean_square, goal=goal
     )
+    model_u = queue()
     if demand > 0 and rise is not None:
         # The router pools the replicas' prefill queues (for Poisson arrivals at the rate now), but the
         # fleet cannot grow faster than a startup: plan the pooled utilization for the largest rise the
         # last hour showed within one, never with less headroom than one replica's queue alone.
-        pooled = queue_utilization(
-            slack_seconds=slack,
-            service_mean=mean,
-            service_mean_square=mean_square,
-            goal=goal,
-            engine_demand=demand,
-            decoding=load.running if load is not None else 0.0,
-        )
+        pooled = queue(engine_demand=demand, decoding=load.running if load is not None else 0.0)
         if pooled / rise > model_u:
             model_u, pooled_rise = pooled / rise, rise
     model_share = slot_share(base.batch, goal)
@@ -396,12 +387,12 @@ def observe(
     at_max_replicas: bool = False,
     starting_replicas: int = 0,
     load: FleetLoad | None = None,
-    hold_seconds: float = 600.0,
+    hold_seconds: float = defaults.SCALE_DOWN.stabilization_seconds,
 ) -> FleetState:
     """One tick: measure the service level, learn the curve, remember the load, run the feedback loop.
 
     `hold_seconds`: the scale-down stabilization window, over which `decide` holds the largest count it
-    recommended (the level a rise is measured from, `_rise`).
+    recommended (the level a rise is measured from, `_remember_demand`).
     """
     measured = service_level.measure(service_level_results, slo, goal=goal, window_seconds=window_seconds)
     samples = capacity_fit.observations(

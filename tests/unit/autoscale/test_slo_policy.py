@@ -186,18 +186,17 @@ def test_the_slot_share_is_capped_by_erlang_c_over_the_whole_fleets_slots():
     assert alone.slot_cap == 1.0 and alone.concurrency_share == 1.0, "without a load: one replica's slots"
 
 
-def test_the_pool_is_sized_on_the_lower_of_the_load_now_and_its_hourly_average():
-    def tick(state: slo_policy.FleetState, now: float, load: slo_policy.FleetLoad) -> slo_policy.FleetState:
-        return slo_policy.observe(
-            state,
-            slo=SLO,
-            service_level_results=answers(500.0, 1500.0),
-            fit_results={},
-            now=now,
-            startup_seconds=180.0,
-            load=load,
-        )
+def tick(
+    state: slo_policy.FleetState, now: float, load: slo_policy.FleetLoad, **options: float
+) -> slo_policy.FleetState:
+    """One tick of a fleet with this load, its window well within the SLO."""
+    options.setdefault("startup_seconds", 180.0)
+    return slo_policy.observe(
+        state, slo=SLO, service_level_results=answers(500.0, 1500.0), fit_results={}, now=now, load=load, **options
+    )
 
+
+def test_the_pool_is_sized_on_the_lower_of_the_load_now_and_its_hourly_average():
     state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
     assert state.pool_load is None
     usual = slo_policy.FleetLoad(40.0, 4000.0)
@@ -242,36 +241,27 @@ def test_the_routers_pooling_raises_the_utilization_as_far_as_the_rise_allowance
 def test_the_rise_is_the_demand_now_over_the_most_the_fleet_was_held_at_one_reaction_time_before():
     startup, interval, hold = 180.0, 15.0, 600.0
 
-    def tick(state: slo_policy.FleetState, now: float, level: float) -> slo_policy.FleetState:
-        return slo_policy.observe(
-            state,
-            slo=SLO,
-            service_level_results=answers(500.0, 1500.0),
-            fit_results={},
-            now=now,
-            startup_seconds=startup,
-            interval_seconds=interval,
-            load=slo_policy.FleetLoad(40.0 * level, 4000.0 * level),
-            hold_seconds=hold,
-        )
+    def at(state: slo_policy.FleetState, now: float, level: float) -> slo_policy.FleetState:
+        load = slo_policy.FleetLoad(40.0 * level, 4000.0 * level)
+        return tick(state, now, load, startup_seconds=startup, interval_seconds=interval, hold_seconds=hold)
 
     state = slo_policy.start(capacity.Prior(CURVE, "calibrated", 0.25))
     now = 0.0
     while now < startup + interval:
-        state = tick(state, now, 1.0)
+        state = at(state, now, 1.0)
         assert state.rise is None, "no rise is known before one reaction time has passed"
         now += interval
     for level in [1.0] * 30 + [0.3] * 8 + [1.0] * 20:  # a dip and a return within the hold window
-        state = tick(state, now, level)
+        state = at(state, now, level)
         now += interval
     assert state.rise == pytest.approx(1.0), "coming back to the level held is no rise"
     for _ in range(4):
-        state = tick(state, now, 3.0)
+        state = at(state, now, 3.0)
         now += interval
     assert state.rise == pytest.approx(3.0)
     risen_at = now
     while now < risen_at + slo_policy.TRAFFIC_SECONDS:
-        state = tick(state, now, 1.0)
+        state = at(state, now, 1.0)
         now += interval
     assert state.rise == pytest.approx(1.0), "a rise is forgotten after an hour"
     assert all(at >= now - interval - startup - interval - hold for at, _ in state.demand), "old samples are dropped"
